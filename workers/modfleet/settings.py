@@ -1,0 +1,135 @@
+"""The one reader of the environment.
+
+Every knob of the fleet is a field here; the environment variable is the field name upper-cased
+with the ``MODFLEET_`` prefix (``batch_max`` -> ``MODFLEET_BATCH_MAX``). Compose files and the Helm
+chart set exactly these names, and tests check that they do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from modfleet.resources import default_policy_path
+
+ENV_PREFIX = "MODFLEET_"
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+ClassifierBackend = Literal["embedded"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class Settings(BaseSettings):
+    """Frozen runtime settings of a modfleet process."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    # --- Kafka -------------------------------------------------------------------------------
+    broker_url: str = Field(
+        "kafka://localhost:9092",
+        description="Kafka bootstrap servers as faust URLs, ';'-separated (kafka://host:port).",
+    )
+    kafka_security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT", description="How the worker talks to the brokers."
+    )
+    kafka_sasl_mechanism: SaslMechanism = Field(
+        "PLAIN", description="SASL mechanism when the protocol is SASL_*."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle that signed the brokers.")
+    kafka_ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS).")
+    kafka_ssl_keyfile: Path | None = Field(None, description="Client private key (mutual TLS).")
+    consumer_group: str = Field(
+        "modfleet-worker",
+        min_length=1,
+        max_length=249,
+        description="Consumer group (and faust app id) that stream workers share.",
+    )
+    broker_session_timeout_s: float = Field(
+        30.0,
+        ge=1.0,
+        le=300.0,
+        description="Kafka group session timeout; the embedded stack sets about 6 s (see README).",
+    )
+    broker_heartbeat_interval_s: float = Field(
+        3.0, ge=0.1, le=60.0, description="Kafka group heartbeat interval."
+    )
+    posts_topic: str = Field("modfleet.posts.v1", description="Topic the posts arrive on.")
+    decisions_topic: str = Field("modfleet.decisions.v1", description="Topic of decisions.")
+    escalations_topic: str = Field(
+        "modfleet.escalations.v1", description="Topic of posts sent to human review."
+    )
+    dead_letter_topic: str = Field(
+        "modfleet.dead-letter.v1", description="Topic of input that could not be decided."
+    )
+
+    # --- Redis verdict cache ------------------------------------------------------------------
+    redis_url: SecretStr = Field(
+        SecretStr("redis://localhost:6379/0"),
+        description="Redis URL (rediss:// for TLS); may carry credentials, hence secret.",
+    )
+    redis_password: SecretStr | None = Field(None, description="Redis AUTH password.")
+    redis_ssl_ca_certs: Path | None = Field(None, description="CA bundle for rediss:// URLs.")
+    redis_timeout_s: float = Field(
+        1.0, gt=0.0, le=30.0, description="Per-command Redis timeout; past it the cache is skipped."
+    )
+    cache_enabled: bool = Field(True, description="Look verdicts up in Redis before inference.")
+    cache_ttl_s: int = Field(
+        86_400, ge=1, le=30 * 86_400, description="Lifetime of a cached verdict in seconds."
+    )
+
+    # --- Micro-batching and retries -------------------------------------------------------------
+    batch_max: int = Field(256, ge=1, le=10_000, description="Most posts in one micro-batch.")
+    batch_within_s: float = Field(
+        0.05, gt=0.0, le=10.0, description="Longest wait to fill a micro-batch, in seconds."
+    )
+    classify_attempts: int = Field(
+        3, ge=1, le=10, description="Tries of one batch's inference before posts are isolated."
+    )
+    retry_backoff_s: float = Field(
+        0.2, ge=0.0, le=30.0, description="First retry delay; doubles on each further try."
+    )
+    emit_attempts: int = Field(
+        5, ge=1, le=100, description="Tries to deliver one batch's output before the worker stops."
+    )
+
+    # --- Model and policy ---------------------------------------------------------------------
+    classifier_backend: ClassifierBackend = Field(
+        "embedded", description="Inference backend: 'embedded' is the CPU model shipped with us."
+    )
+    policy_path: Path = Field(
+        default_factory=default_policy_path, description="Policy pack file (YAML) to enforce."
+    )
+
+    # --- Process ------------------------------------------------------------------------------
+    web_host: str = Field(
+        "127.0.0.1", description="Bind address of the health and metrics endpoint."
+    )
+    web_port: int = Field(6066, ge=1, le=65_535, description="Port of health and metrics.")
+    log_level: LogLevel = Field("INFO", description="Log level of the worker.")
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "kafka_security_protocol is SASL_* but kafka_sasl_username or "
+                "kafka_sasl_password is missing"
+            )
+        return self
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """Broker addresses in host:port form, for plain aiokafka clients."""
+        return [u.strip().removeprefix("kafka://") for u in self.broker_url.split(";") if u.strip()]
+
+
+def env_names() -> set[str]:
+    """Every environment variable name Settings reads."""
+    return {ENV_PREFIX + name.upper() for name in Settings.model_fields}
