@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     classifier_backend: ClassifierBackend = Field(
         "embedded", description="Inference backend: 'embedded' is the CPU model shipped with us."
     )
+    classifier_plugin: str | None = Field(
+        None,
+        description="Third-party backend as 'package.module:factory'; overrides the backend.",
+    )
     policy_path: Path = Field(
         default_factory=default_policy_path, description="Policy pack file (YAML) to enforce."
     )

@@ -1,10 +1,67 @@
-"""``modfleet policy ...`` (placeholder until the policy package lands)."""
+"""``modfleet policy ...``: check and read policy packs from the command line."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
+
 import click
+
+from modfleet.policy.load import PolicyInvalid, load_policy
+
+_SUFFIXES = (".yaml", ".yml")
 
 
 @click.group()
 def policy() -> None:
     """Work with policy packs."""
+
+
+@policy.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def validate(paths: tuple[Path, ...]) -> None:
+    """Check policy pack files, or every *.yaml/*.yml file in a folder.
+
+    Prints each problem as FILE:LINE:COLUMN: FIELD: MESSAGE and exits 1 if there are any.
+    """
+    failed = False
+    for path in _pack_files(paths):
+        try:
+            pack = load_policy(path)
+        except PolicyInvalid as exc:
+            _echo_problems(exc)
+            failed = True
+            continue
+        click.echo(f"ok: {path} ({pack.id} {pack.version}, {len(pack.categories)} categories)")
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@policy.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def show(path: Path) -> None:
+    """Print a pack as the policy prompt a safety LLM reads."""
+    try:
+        pack = load_policy(path)
+    except PolicyInvalid as exc:
+        _echo_problems(exc)
+        raise click.exceptions.Exit(1) from exc
+    click.echo(pack.prompt_text(), nl=False)
+
+
+def _pack_files(paths: Iterable[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+            continue
+        found = sorted(p for p in path.iterdir() if p.suffix in _SUFFIXES and p.is_file())
+        if not found:
+            raise click.UsageError(f"{path} holds no *.yaml or *.yml files")
+        files += found
+    return files
+
+
+def _echo_problems(exc: PolicyInvalid) -> None:
+    for problem in exc.problems:
+        click.echo(str(problem), err=True)

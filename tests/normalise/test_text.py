@@ -1,0 +1,29 @@
+from modfleet.normalise import normalise
+
+
+def test_invisible_characters_and_spacing_do_not_change_the_hash() -> None:
+    plain = normalise("buy cheap pills now", 1000)
+    dodged = normalise("  buy\u200b cheap\n\tpills \u2060now ", 1000)
+    assert dodged.text == "buy cheap pills now"
+    assert dodged.content_hash == plain.content_hash
+
+
+def test_compatibility_forms_fold_to_the_same_text() -> None:
+    assert normalise("ｆｒｅｅ　ｍｏｎｅｙ", 1000).text == "free money"
+
+
+def test_different_texts_hash_differently() -> None:
+    assert normalise("hello there", 100).content_hash != normalise("hello where", 100).content_hash
+
+
+def test_long_text_is_cut_and_says_so() -> None:
+    result = normalise("a" * 50, 10)
+    assert result.text == "a" * 10
+    assert result.truncated
+    assert not normalise("short", 10).truncated
+
+
+def test_huge_body_is_cut_without_folding_all_of_it() -> None:
+    result = normalise("x" * 10_000_000, 100)
+    assert len(result.text) == 100
+    assert result.truncated

@@ -1,0 +1,47 @@
+"""Classifier plugins that fail on purpose, loaded by a real worker through
+MODFLEET_CLASSIFIER_PLUGIN to show that failures lose no post."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from modfleet.errors import RecoverableError
+from modfleet.inference.base import Classifier, Verdict
+from modfleet.inference.embedded import EmbeddedClassifier
+from modfleet.policy import Policy
+from modfleet.settings import Settings
+
+POISON = "this text always breaks the model"
+
+
+class FailsOnce(Classifier):
+    """The real embedded model, except that its first call raises."""
+
+    def __init__(self) -> None:
+        self.inner = EmbeddedClassifier()
+        self.model_id = self.inner.model_id
+        self.calls = 0
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        self.calls += 1
+        if self.calls == 1:
+            raise RecoverableError("injected failure on the first batch")
+        return await self.inner.classify(texts, policy)
+
+
+class BreaksOnPoison(FailsOnce):
+    """Fails every call whose batch holds the POISON text."""
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        self.calls += 1
+        if POISON in texts:
+            raise RecoverableError("injected failure: poison text")
+        return await self.inner.classify(texts, policy)
+
+
+def fails_once(settings: Settings) -> Classifier:
+    return FailsOnce()
+
+
+def breaks_on_poison(settings: Settings) -> Classifier:
+    return BreaksOnPoison()

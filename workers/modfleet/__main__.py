@@ -1,0 +1,3 @@
+from modfleet.cli import main
+
+main()

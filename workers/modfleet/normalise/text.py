@@ -1,0 +1,42 @@
+"""Canonical form of a post's text, and the hash that keys the verdict cache.
+
+The model sees exactly the canonical text, and the hash is taken over exactly that text, so a
+cached verdict is always the verdict for the text it is served for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+
+# Zero-width and bidi-control characters are invisible to a reader; spammers insert them to dodge
+# exact-match filters, so they must not make two identical-looking posts hash differently.
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+# Remaining C0/C1 controls (tab, newline and CR become spaces below).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class Normalised:
+    text: str
+    content_hash: str
+    truncated: bool
+
+
+def normalise(text: str, max_chars: int) -> Normalised:
+    """NFKC-fold, strip invisible and control characters, collapse whitespace, cut to max_chars."""
+    # Bound the work on hostile multi-megabyte bodies: folding can shrink text, but not by 4x
+    # in practice, so a raw cut at 4x the limit keeps every character that could survive.
+    raw_cut = len(text) > 4 * max_chars
+    canon = unicodedata.normalize("NFKC", text[: 4 * max_chars] if raw_cut else text)
+    canon = _INVISIBLE.sub("", canon)
+    canon = _CONTROL.sub("", canon)
+    canon = _SPACE.sub(" ", canon).strip()
+    truncated = raw_cut or len(canon) > max_chars
+    if truncated:
+        canon = canon[:max_chars]
+    digest = hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest()
+    return Normalised(text=canon, content_hash=digest, truncated=truncated)

@@ -1,0 +1,201 @@
+"""What a policy pack is, and the one function that turns scores into an action.
+
+A pack is written by Trust & Safety staff in YAML (see ``policies/README.md``); these models are
+its schema. The category layout (Definition / Key Terms / VIOLATES / DOES NOT VIOLATE / Examples)
+follows ROOST's gpt-oss-safeguard policy template, so the same pack both drives the thresholds of
+a scoring model and, rendered by :meth:`Policy.prompt_text`, is the policy an LLM reads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from modfleet.errors import FatalError
+
+Action = Literal["allow", "label", "restrict", "escalate", "remove"]
+
+# Order matters: when categories disagree, the most severe action wins.
+SEVERITY: dict[str, int] = {
+    "allow": 0,
+    "label": 1,
+    "restrict": 2,
+    "escalate": 3,
+    "remove": 4,
+}
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+# Date-like (2026.11.0) or semver-like (1.2.3), optionally with a suffix (1.2.3-rc1).
+VERSION_PATTERN = r"^\d+(\.\d+){1,3}(-[0-9A-Za-z][0-9A-Za-z.-]*)?$"
+
+Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+# Staff write prose in YAML block scalars, which end in a newline; strip it so the rendered
+# prompt does not depend on whether `|` or `|-` was used.
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Example(_Frozen):
+    """A worked case that shows reviewers and the LLM where the line is."""
+
+    text: Text
+    violates: bool
+    note: Text | None = None
+
+
+class Threshold(_Frozen):
+    """At or above ``min_score``, the category's action is ``action``."""
+
+    min_score: float = Field(ge=0.0, le=1.0)
+    action: Action
+
+    @field_validator("action")
+    @classmethod
+    def _not_allow(cls, action: Action) -> Action:
+        # "allow" is implied below the lowest threshold; listing it would shadow lower rows.
+        if action == "allow":
+            raise ValueError("'allow' is not a threshold action: it is what falls below them all")
+        return action
+
+
+class Category(_Frozen):
+    """One kind of harm, defined for people and for models."""
+
+    title: Text
+    definition: Text
+    key_terms: dict[Text, Text] = Field(default_factory=dict)
+    violates: list[Text] = Field(min_length=1)
+    does_not_violate: list[Text] = Field(min_length=1)
+    examples: list[Example] = Field(min_length=1)
+    model_labels: list[Text] = Field(default_factory=list)
+    thresholds: list[Threshold] = Field(min_length=1)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _descending(cls, thresholds: list[Threshold]) -> list[Threshold]:
+        # First match wins in decide(), so an out-of-order row would never be reached.
+        for i in range(1, len(thresholds)):
+            above, here = thresholds[i - 1].min_score, thresholds[i].min_score
+            if here >= above:
+                raise ValueError(
+                    "list thresholds from the highest min_score to the lowest, each lower than "
+                    f"the one before: [{i}] has {here}, not below [{i - 1}] with {above}"
+                )
+        return thresholds
+
+    def action_for(self, score: float) -> Action:
+        for threshold in self.thresholds:
+            if score >= threshold.min_score:
+                return threshold.action
+        return "allow"
+
+
+class ModelRef(_Frozen):
+    """Which model serves the pack."""
+
+    backend: Text = "embedded"
+    id: Text
+    reasoning_effort: Literal["low", "medium", "high"] = "low"
+
+
+class Limits(_Frozen):
+    max_text_chars: int = Field(20_000, ge=1, le=1_000_000)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The pack's verdict on one post."""
+
+    action: Action
+    labels: tuple[str, ...]
+    per_category: dict[str, Action]
+
+
+class Policy(_Frozen):
+    """A whole policy pack."""
+
+    id: Identifier
+    version: Annotated[str, StringConstraints(pattern=VERSION_PATTERN)]
+    title: Text
+    description: Text
+    model: ModelRef
+    limits: Limits = Field(default_factory=Limits)
+    categories: dict[Identifier, Category] = Field(min_length=1)
+
+    def category_scores(self, model_scores: Mapping[str, float]) -> dict[str, float]:
+        """Each category's score: the highest of its model labels that the model reported.
+
+        A category none of whose labels is present is left out rather than scored 0, so that
+        "not judged by this model" stays distinguishable from "judged harmless".
+        """
+        scores: dict[str, float] = {}
+        for name, category in self.categories.items():
+            present = [
+                _finite(model_scores[label], label)
+                for label in category.model_labels
+                if label in model_scores
+            ]
+            if present:
+                scores[name] = min(1.0, max(0.0, max(present)))
+        return scores
+
+    def decide(self, category_scores: Mapping[str, float]) -> Judgement:
+        """Apply each scored category's thresholds; the most severe action is the verdict."""
+        unknown = sorted(set(category_scores) - set(self.categories))
+        if unknown:
+            # A misspelt category would otherwise be silently allowed.
+            raise FatalError(f"policy {self.id!r} has no categories named {unknown}")
+        per_category: dict[str, Action] = {
+            name: self.categories[name].action_for(_finite(score, name))
+            for name, score in category_scores.items()
+        }
+        action: Action = max(per_category.values(), key=SEVERITY.__getitem__, default="allow")
+        labels = tuple(sorted(name for name, act in per_category.items() if act != "allow"))
+        return Judgement(action=action, labels=labels, per_category=per_category)
+
+    def prompt_text(self) -> str:
+        """The pack as the policy prompt a safety LLM reads.
+
+        Byte-identical for the same pack (no dates, no set ordering) so that serving stacks can
+        cache it as a prompt prefix.
+        """
+        lines = [f"# {self.title}", "", f"Policy `{self.id}`, version {self.version}.", ""]
+        lines += [self.description, ""]
+        for name, category in self.categories.items():
+            lines += _render_category(name, category)
+        return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _finite(score: float, name: str) -> float:
+    # NaN compares false with every threshold and would quietly become "allow".
+    if math.isnan(score):
+        raise FatalError(f"score for {name!r} is NaN")
+    return float(score)
+
+
+def _render_category(name: str, category: Category) -> list[str]:
+    lines = [f"## {category.title} (`{name}`)", "", "### Definition", "", category.definition, ""]
+    if category.key_terms:
+        lines += ["### Key Terms", ""]
+        lines += [f"- **{term}**: {meaning}" for term, meaning in category.key_terms.items()]
+        lines.append("")
+    lines += ["### VIOLATES", ""]
+    lines += [f"- {item}" for item in category.violates]
+    lines += ["", "### DOES NOT VIOLATE", ""]
+    lines += [f"- {item}" for item in category.does_not_violate]
+    lines += ["", "### Examples", ""]
+    for example in category.examples:
+        verdict = "VIOLATES" if example.violates else "DOES NOT VIOLATE"
+        note = f". {example.note}" if example.note else ""
+        # JSON quoting keeps a multi-line example on one line and its quotes unambiguous.
+        lines.append(f"- {json.dumps(example.text, ensure_ascii=False)}: {verdict}{note}")
+    lines.append("")
+    return lines

@@ -1,0 +1,99 @@
+"""Kafka clients for replaying posts and reading back decisions, escalations and dead-letters."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from modfleet.kafka import client_options
+from modfleet.settings import Settings
+
+
+def post_key(value: bytes) -> bytes | None:
+    """Key a raw post by its post id, as platforms are asked to; None when it has none."""
+    try:
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    post_id = data.get("post_id") if isinstance(data, dict) else None
+    return post_id.encode("utf-8", "surrogatepass") if isinstance(post_id, str) else None
+
+
+async def produce_posts(
+    settings: Settings,
+    values: Iterable[bytes],
+    headers: list[tuple[str, bytes]] | None = None,
+) -> int:
+    """Send each raw value to the posts topic keyed by its post id; returns how many were sent."""
+    producer = AIOKafkaProducer(**client_options(settings), linger_ms=5, acks="all")
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(settings.posts_topic, v, key=post_key(v), headers=headers)
+            for v in values
+        ]
+        await asyncio.gather(*futures)
+        return len(futures)
+    finally:
+        await producer.stop()
+
+
+@dataclass
+class Outcomes:
+    """What came back, by topic, in arrival order, with when each arrived."""
+
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    escalations: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    headers: dict[str, list[list[tuple[str, bytes]]]] = field(default_factory=dict)
+    first_at: float | None = None
+    last_at: float | None = None
+
+    @property
+    def settled(self) -> int:
+        """Posts with an outcome: a decision or a dead-letter (escalations come with a decision)."""
+        return len(self.decisions) + len(self.dead_letters)
+
+
+async def collect_outcomes(
+    settings: Settings, expected: int, timeout_s: float, group: str | None = None
+) -> Outcomes:
+    """Read the output topics from the start until ``expected`` posts are settled or time is up."""
+    topics = {
+        settings.decisions_topic: "decisions",
+        settings.escalations_topic: "escalations",
+        settings.dead_letter_topic: "dead_letters",
+    }
+    consumer = AIOKafkaConsumer(
+        *topics,
+        **client_options(settings),
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=group is not None,
+    )
+    await consumer.start()
+    outcomes = Outcomes()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while outcomes.settled < expected and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for tp, records in batches.items():
+                for record in records:
+                    _add(outcomes, topics[tp.topic], record)
+    finally:
+        await consumer.stop()
+    return outcomes
+
+
+def _add(outcomes: Outcomes, kind: str, record: Any) -> None:
+    now = time.monotonic()
+    outcomes.first_at = outcomes.first_at or now
+    outcomes.last_at = now
+    getattr(outcomes, kind).append(orjson.loads(record.value))
+    outcomes.headers.setdefault(kind, []).append(list(record.headers or ()))

@@ -1,0 +1,180 @@
+"""``modfleet dev``: the whole fleet on this machine, a sample replayed through it, a summary.
+
+It starts a broker and Redis on free loopback ports, creates the catalogue's topics, starts a
+stream worker as a child process (as it runs in production), replays posts, waits until every
+post has an outcome, prints a summary and stops everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from modfleet.contracts.admin import create_topics
+from modfleet.errors import FatalError
+from modfleet.replay import Outcomes, collect_outcomes, produce_posts
+from modfleet.settings import ENV_PREFIX, Settings
+from modfleet.stack.services import LocalBroker, LocalRedis, free_port, redis_hint
+
+log = logging.getLogger(__name__)
+
+SAMPLE_POSTS = Path(__file__).with_name("sample_posts.jsonl")
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    posts_file: Path = SAMPLE_POSTS
+    timeout_s: float = 300.0
+    base: Settings | None = None  # batch size, policy and the like come from here
+
+
+def stack_settings(broker: LocalBroker, redis: LocalRedis | None, base: Settings) -> Settings:
+    """The base settings pointed at the local services, with group timings Tansu needs.
+
+    Tansu holds each group join for half the session timeout, so the faust default (60 s)
+    would leave a fresh worker idle for half a minute.
+    """
+    overrides: dict[str, object] = {
+        "broker_url": broker.url,
+        "kafka_security_protocol": "PLAINTEXT",
+        "broker_session_timeout_s": 6.0,
+        "broker_heartbeat_interval_s": 1.0,
+        "web_host": "127.0.0.1",
+        "web_port": free_port(),
+        "cache_enabled": redis is not None and base.cache_enabled,
+    }
+    if redis is not None:
+        overrides["redis_url"] = redis.url
+    return Settings.model_validate({**dict(base), **overrides})
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Settings as the MODFLEET_* environment a child worker process reads back."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        secret = getattr(settings, name)
+        if hasattr(secret, "get_secret_value"):
+            value = secret.get_secret_value()
+        env[ENV_PREFIX + name.upper()] = str(value)
+    return env
+
+
+@contextlib.contextmanager
+def worker_process(settings: Settings, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A ``modfleet worker`` child; SIGTERM on exit, as an orchestrator would stop it."""
+    env = {**os.environ, **settings_env(settings)}
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modfleet", "worker"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        wait_healthy(settings, proc, log_path)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def wait_healthy(
+    settings: Settings, proc: subprocess.Popen[bytes], log_path: Path, timeout_s: float = 60
+) -> None:
+    url = f"http://{settings.web_host}:{settings.web_port}/health"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise FatalError(f"worker exited with {proc.returncode}:\n{tail}")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback
+                if response.status == 200:
+                    return
+        time.sleep(0.2)
+    tail = log_path.read_text(errors="replace")[-3000:]
+    raise FatalError(f"worker did not answer {url} within {timeout_s:.0f} s:\n{tail}")
+
+
+def run_stack(options: StackOptions) -> Outcomes:
+    base = options.base or Settings()
+    values = [line for line in options.posts_file.read_bytes().splitlines() if line.strip()]
+    with contextlib.ExitStack() as stack:
+        broker = stack.enter_context(LocalBroker())
+        redis = _maybe_redis(stack, base)
+        settings = stack_settings(broker, redis, base)
+        asyncio.run(create_topics(settings, replication_factor=1))
+        log_path = Path(broker.log_path).with_name("worker.log")
+        stack.enter_context(worker_process(settings, log_path))
+        started = time.monotonic()
+        outcomes = asyncio.run(_replay(settings, values, options.timeout_s))
+        print_summary(outcomes, len(values), time.monotonic() - started, redis is not None)
+        if outcomes.settled < len(values):
+            raise FatalError(
+                f"only {outcomes.settled} of {len(values)} posts had an outcome; "
+                f"worker log: {log_path.read_text(errors='replace')[-3000:]}"
+            )
+        return outcomes
+
+
+def _maybe_redis(stack: contextlib.ExitStack, base: Settings) -> LocalRedis | None:
+    if not base.cache_enabled:
+        return None
+    if not LocalRedis.available():
+        print(f"WARNING: running without the verdict cache. {redis_hint()}", file=sys.stderr)
+        return None
+    return stack.enter_context(LocalRedis())
+
+
+async def _replay(settings: Settings, values: list[bytes], timeout_s: float) -> Outcomes:
+    collector = asyncio.create_task(collect_outcomes(settings, len(values), timeout_s))
+    await produce_posts(settings, values)
+    return await collector
+
+
+def print_summary(outcomes: Outcomes, sent: int, wall_s: float, cached: bool) -> None:
+    actions = collections.Counter(d["action"] for d in outcomes.decisions)
+    reasons = collections.Counter(d["reason"]["code"] for d in outcomes.dead_letters)
+    hits = sum(1 for d in outcomes.decisions if d["from_cache"])
+    span = (outcomes.last_at or 0) - (outcomes.first_at or 0)
+    lines = [
+        "modfleet embedded stack: summary",
+        f"  posts sent          {sent}",
+        f"  decisions           {len(outcomes.decisions)}",
+        *(f"    {a:<17} {n}" for a, n in sorted(actions.items())),
+        f"  escalations         {len(outcomes.escalations)}",
+        f"  dead-letters        {len(outcomes.dead_letters)}",
+        *(f"    {r:<17} {n}" for r, n in sorted(reasons.items())),
+        f"  cache hits          {hits} ({_ratio(hits, len(outcomes.decisions))})"
+        + ("" if cached else "  [cache disabled]"),
+        f"  throughput          {_rate(outcomes.settled, span)} posts/s (first to last outcome)",
+        f"  wall time           {wall_s:.1f} s (worker ready to last outcome)",
+    ]
+    print("\n".join(lines))
+
+
+def _ratio(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "n/a"
+
+
+def _rate(count: int, seconds: float) -> str:
+    return f"{count / seconds:,.0f}" if seconds > 0 else "n/a"
+

@@ -1,0 +1,158 @@
+"""The faust app: one agent that turns micro-batches of posts into decisions.
+
+At-least-once: faust's ``take_events()`` acks a batch as soon as the loop body returns or
+raises, so the body never raises. Every record leaves with a decision or a dead-letter, and the
+body waits until the broker has acknowledged all of them before it returns. When even that
+cannot be done, the process exits without acking, and the batch is redelivered to whichever
+worker takes the partition over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from modfleet.cache import VerdictCache, connect_cache
+from modfleet.emit.messages import Outbound, Topics
+from modfleet.inference import Classifier, create_classifier
+from modfleet.ingest.decode import Record
+from modfleet.metrics import Metrics
+from modfleet.policy import Policy, load_policy
+from modfleet.settings import Settings
+from modfleet.kafka import faust_credentials
+from modfleet.stream.pipeline import Pipeline, Retry
+
+log = logging.getLogger(__name__)
+
+# os._exit status when output cannot be delivered: EX_TEMPFAIL, "try again later".
+_EXIT_UNDELIVERABLE = 75
+_EMIT_BACKOFF_CAP_S = 5.0
+
+
+class StreamWorker:
+    """Owns the faust app, the pipeline and the parts the pipeline is built from."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        policy: Policy | None = None,
+        classifier: Classifier | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.policy = policy or load_policy(settings.policy_path)
+        self.classifier = classifier or create_classifier(settings)
+        self.cache: VerdictCache = connect_cache(settings, self.metrics)
+        retry = Retry(settings.classify_attempts, settings.retry_backoff_s)
+        topics = Topics.from_settings(settings)
+        self.pipeline = Pipeline(
+            self.policy, self.classifier, self.cache, self.metrics, topics, retry
+        )
+        self.app = self._build_app()
+
+    def _build_app(self) -> faust.App:
+        s = self.settings
+        app = faust.App(
+            s.consumer_group,
+            broker=s.broker_url,
+            broker_credentials=faust_credentials(s),
+            broker_session_timeout=s.broker_session_timeout_s,
+            broker_heartbeat_interval=s.broker_heartbeat_interval_s,
+            store="memory://",
+            autodiscover=False,
+            # Topics come from the catalogue (topic-init job or `modfleet topics create`); a
+            # worker must never create one with the wrong partition count by accident.
+            topic_allow_declare=False,
+            topic_disable_leader=True,
+            consumer_auto_offset_reset="earliest",
+            web_enabled=True,
+            web_bind=s.web_host,
+            web_host=s.web_host,
+            web_port=s.web_port,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        posts = app.topic(s.posts_topic, key_type=bytes, value_type=bytes)
+        app.agent(posts, name="moderate")(self._moderate)
+        self._add_pages(app)
+        return app
+
+    async def _moderate(self, stream: faust.StreamT[bytes]) -> None:
+        s = self.settings
+        async for events in stream.take_events(s.batch_max, within=s.batch_within_s):
+            await self.handle_batch([_record(e) for e in events])
+
+    async def handle_batch(self, records: Sequence[Record]) -> None:
+        """Decide the batch and deliver every outcome; returns only when all are delivered."""
+        outbound = await self._outcomes(records)
+        await self._deliver(outbound)
+
+    async def _outcomes(self, records: Sequence[Record]) -> list[Outbound]:
+        retry = self.pipeline.retry
+        for attempt in range(retry.attempts):
+            try:
+                return await self.pipeline.process(records)
+            except Exception as exc:  # noqa: BLE001 - a bug must not lose the batch
+                log.exception("processing a batch failed (attempt %d)", attempt + 1)
+                last = f"{type(exc).__name__}: {exc}"
+                await asyncio.sleep(retry.delay(attempt))
+        return self.pipeline.dead_letter_all(records, f"batch failed {retry.attempts}x: {last}")
+
+    async def _deliver(self, outbound: Sequence[Outbound]) -> None:
+        producer = self.app.producer
+        for attempt in range(self.settings.emit_attempts):
+            try:
+                futures = [
+                    await producer.send(m.topic, m.key, m.value, None, None, list(m.headers))
+                    for m in outbound
+                ]
+                await asyncio.gather(*futures)
+                return
+            except Exception as exc:  # noqa: BLE001 - retried, and fatal below
+                delay = min(_EMIT_BACKOFF_CAP_S, self.settings.retry_backoff_s * 2**attempt)
+                log.warning("delivering %d messages failed (%s)", len(outbound), exc)
+                await asyncio.sleep(delay)
+        log.critical(
+            "could not deliver a batch's output after %d attempts; exiting without acking it "
+            "so that it is redelivered",
+            self.settings.emit_attempts,
+        )
+        logging.shutdown()
+        # A normal shutdown would run take_events()' finally clause, which acks the batch.
+        os._exit(_EXIT_UNDELIVERABLE)
+
+    def _add_pages(self, app: faust.App) -> None:
+        # faust binds page handlers to its View class, so they must be plain functions.
+        policy = f"{self.policy.id}@{self.policy.version}"
+        metrics = self.metrics
+
+        async def health(web: Any, request: Any) -> Any:
+            return web.json({"status": "ok", "policy": policy})
+
+        async def prometheus(web: Any, request: Any) -> Any:
+            return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
+
+        app.page("/health")(health)
+        app.page("/metrics")(prometheus)
+
+
+def _record(event: EventT) -> Record:
+    m = event.message
+    headers = m.headers.items() if isinstance(m.headers, dict) else (m.headers or ())
+    return Record(
+        topic=m.topic,
+        partition=m.partition,
+        offset=m.offset,
+        timestamp=m.timestamp,
+        key=m.key,
+        value=m.value,
+        headers=tuple((str(k), bytes(v or b"")) for k, v in headers),
+    )

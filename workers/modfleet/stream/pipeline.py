@@ -1,0 +1,221 @@
+"""One micro-batch, post -> decision: decode, normalise, cache, classify, decide, build messages.
+
+Nothing here knows faust: the agent hands in records and sends back what ``process`` returns,
+which is exactly one outcome per record (a decision, possibly with an escalation, or a
+dead-letter), so that no post is lost however a step fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from modfleet.cache import VerdictCache, cache_key
+from modfleet.emit.messages import (
+    Decided,
+    Outbound,
+    Topics,
+    carried_headers,
+    dead_letter_message,
+    decision_message,
+    escalation_message,
+    new_trace_id,
+    trace_id_of,
+)
+from modfleet.errors import FatalError
+from modfleet.inference.base import Classifier, Verdict
+from modfleet.ingest.decode import Post, Record, Rejection, decode
+from modfleet.metrics import Metrics
+from modfleet.normalise import Normalised, normalise
+from modfleet.policy import Policy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    attempts: int
+    backoff_s: float
+
+    def delay(self, attempt: int) -> float:
+        return float(self.backoff_s * (2**attempt))
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """A valid post on its way through the batch."""
+
+    record: Record
+    post: Post
+    norm: Normalised
+    key: str
+    trace_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdicts:
+    found: dict[str, Verdict]
+    cached: frozenset[str]
+    failed: dict[str, str]  # cache key -> why inference gave up on that text
+
+
+class Pipeline:
+    def __init__(
+        self,
+        policy: Policy,
+        classifier: Classifier,
+        cache: VerdictCache,
+        metrics: Metrics,
+        topics: Topics,
+        retry: Retry,
+    ) -> None:
+        self.policy = policy
+        self.classifier = classifier
+        self.cache = cache
+        self.metrics = metrics
+        self.topics = topics
+        self.retry = retry
+
+    async def process(self, records: Sequence[Record]) -> list[Outbound]:
+        self.metrics.posts_consumed.inc(len(records))
+        self.metrics.batch_size.observe(len(records))
+        out: list[Outbound] = []
+        items: list[_Item] = []
+        for record in records:
+            decoded = decode(record)
+            if isinstance(decoded, Rejection):
+                out.append(self._dead_letter(record, decoded))
+            else:
+                items.append(self._prepare(record, decoded))
+        verdicts = await self._verdicts(items)
+        for item in items:
+            out.extend(self._outcome(item, verdicts))
+        return out
+
+    def dead_letter_all(self, records: Sequence[Record], why: str) -> list[Outbound]:
+        """The last resort for a batch that failed in a way the steps above did not foresee."""
+        return [self._dead_letter(r, Rejection("internal_error", why)) for r in records]
+
+    def _prepare(self, record: Record, post: Post) -> _Item:
+        norm = normalise(post.text, self.policy.limits.max_text_chars)
+        key = cache_key(self.policy.id, self.policy.version, self.classifier.model_id, norm.content_hash)
+        return _Item(record, post, norm, key, trace_id_of(record) or new_trace_id())
+
+    async def _verdicts(self, items: Sequence[_Item]) -> _Verdicts:
+        texts = {item.key: item.norm.text for item in items}  # one entry per distinct text
+        keys = list(texts)
+        cached = await self.cache.get_many(keys)
+        found = {k: v for k, v in zip(keys, cached, strict=True) if v is not None}
+        misses = [k for k in keys if k not in found]
+        self._count_cache(items, found, len(misses))
+        fresh, failed = await self._classify(misses, [texts[k] for k in misses])
+        await self.cache.put_many(fresh)
+        return _Verdicts({**found, **fresh}, frozenset(found), failed)
+
+    def _count_cache(self, items: Sequence[_Item], found: dict[str, Verdict], misses: int) -> None:
+        hits = sum(1 for item in items if item.key in found)
+        self.metrics.cache_hits.inc(hits)
+        self.metrics.cache_misses.inc(misses)
+        self.metrics.inflight_dedup.inc(len(items) - hits - misses)
+
+    async def _classify(
+        self, keys: list[str], texts: list[str]
+    ) -> tuple[dict[str, Verdict], dict[str, str]]:
+        if not keys:
+            return {}, {}
+        try:
+            verdicts = await self._with_retries(texts)
+        except Exception as exc:  # noqa: BLE001 - any backend failure; the posts are isolated next
+            log.warning("inference failed for a batch of %d texts (%s); isolating", len(texts), exc)
+            return await self._isolate(keys, texts)
+        return dict(zip(keys, verdicts, strict=True)), {}
+
+    async def _with_retries(self, texts: list[str]) -> list[Verdict]:
+        for attempt in range(self.retry.attempts):
+            try:
+                return await self._call(texts)
+            except FatalError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - recoverable or unknown: worth a retry
+                if attempt + 1 == self.retry.attempts:
+                    raise
+                self.metrics.inference_retries.inc()
+                log.warning("inference attempt %d failed (%s); retrying", attempt + 1, exc)
+                await asyncio.sleep(self.retry.delay(attempt))
+        raise AssertionError("unreachable: attempts >= 1")
+
+    async def _call(self, texts: list[str]) -> list[Verdict]:
+        started = time.perf_counter()
+        verdicts = await self.classifier.classify(texts, self.policy)
+        self.metrics.inference_seconds.observe(time.perf_counter() - started)
+        if len(verdicts) != len(texts):
+            raise FatalError(f"backend returned {len(verdicts)} verdicts for {len(texts)} texts")
+        return verdicts
+
+    async def _isolate(
+        self, keys: list[str], texts: list[str]
+    ) -> tuple[dict[str, Verdict], dict[str, str]]:
+        """Classify one text at a time, so one poison post cannot take its batch with it."""
+        found: dict[str, Verdict] = {}
+        failed: dict[str, str] = {}
+        for key, text in zip(keys, texts, strict=True):
+            try:
+                found[key] = (await self._call([text]))[0]
+            except Exception as exc:  # noqa: BLE001 - recorded as the post's dead-letter reason
+                failed[key] = f"{type(exc).__name__}: {exc}"
+        return found, failed
+
+    def _outcome(self, item: _Item, verdicts: _Verdicts) -> list[Outbound]:
+        if item.key in verdicts.failed:
+            why = Rejection(
+                "inference_failed",
+                f"model {self.classifier.model_id} failed after "
+                f"{self.retry.attempts} attempts: {verdicts.failed[item.key]}",
+                post_id=item.post.post_id,
+                tenant=item.post.tenant,
+            )
+            return [self._dead_letter(item.record, why)]
+        decided = self._decide(item, verdicts.found[item.key], item.key in verdicts.cached)
+        model_id = self.classifier.model_id
+        out = [decision_message(decided, self.policy, model_id, self.topics.decisions)]
+        self.metrics.decisions.labels(action=decided.judgement.action).inc()
+        if decided.judgement.action == "escalate":
+            reason = "policy_threshold"
+            out.append(
+                escalation_message(decided, self.policy, model_id, self.topics.escalations, reason)
+            )
+            self.metrics.escalations.labels(reason=reason).inc()
+        return out
+
+    def _decide(self, item: _Item, verdict: Verdict, from_cache: bool) -> Decided:
+        scores = self.policy.category_scores(verdict.scores)
+        return Decided(
+            post_id=item.post.post_id,
+            tenant=item.post.tenant,
+            text=item.norm.text,
+            content_hash=item.norm.content_hash,
+            truncated=item.norm.truncated,
+            verdict=verdict,
+            scores=scores,
+            judgement=self.policy.decide(scores),
+            from_cache=from_cache,
+            produced_at=item.record.timestamp,
+            trace_id=item.trace_id,
+            headers=carried_headers(item.record),
+        )
+
+    def _dead_letter(self, record: Record, why: Rejection) -> Outbound:
+        self.metrics.dead_letters.labels(reason=why.code).inc()
+        log.info(
+            "dead-lettered %s[%d]@%d: %s at %s: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            why.code,
+            why.field or "record",
+            why.message,
+        )
+        return dead_letter_message(record, why, self.topics.dead_letter)

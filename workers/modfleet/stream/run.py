@@ -1,0 +1,18 @@
+"""``modfleet worker``: run one stream worker in the foreground until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import faust
+
+from modfleet.settings import Settings
+from modfleet.stream.app import StreamWorker
+
+
+def run_worker(settings: Settings) -> None:
+    worker = StreamWorker(settings)
+    faust.Worker(
+        worker.app,
+        loglevel=settings.log_level.lower(),
+        quiet=True,
+        redirect_stdouts=False,
+    ).execute_from_commandline()
