@@ -87,7 +87,7 @@ def test_every_shipped_file_is_catalogued(specs: tuple[TopicSpec, ...]) -> None:
 
 
 def test_topic_names_follow_settings_overrides() -> None:
-    renamed = Settings(**{field: f"acme.{field}" for field in TOPIC_FIELDS})
+    renamed = Settings.model_validate({field: f"acme.{field}" for field in TOPIC_FIELDS})
     assert topic_names(renamed) == {field: f"acme.{field}" for field in TOPIC_FIELDS}
 
 
