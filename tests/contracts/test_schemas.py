@@ -22,7 +22,7 @@ from modfleet.contracts import (
     validator,
     violations,
 )
-from modfleet.contracts.schemas import _accepts, _reject_all
+from modfleet.contracts.schemas import _accepts, _reject_all, _require_format_checks
 from modfleet.errors import FatalError
 from modfleet.resources import topics_dir
 
@@ -287,9 +287,15 @@ def test_pattern_messages_quote_the_shipped_pattern() -> None:
     assert "^[A-Za-z0-9._-]+$" in violation.message
 
 
+def test_formats_that_cannot_be_checked_are_refused() -> None:
+    # jsonschema skips a format whose checker is missing; we must fail instead (rfc3339-validator).
+    with pytest.raises(FatalError, match="date-time"):
+        _require_format_checks(schema("post"), FormatChecker(formats=()))
+
+
 def test_unknown_message_type_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown message type"):
-        validator("tweet")
+        validator("tweet")  # type: ignore[arg-type]
 
 
 # --- The fast path agrees with jsonschema -------------------------------------------------------

@@ -21,7 +21,7 @@ def test_valid_post_decodes() -> None:
         (b"\xff\xfe not utf-8", "not_utf8", None),
         (b'{"post_id": ', "not_json", None),
         (None, "not_json", None),
-        (b"[1, 2]", "schema_invalid", "/"),
+        (b"[1, 2]", "schema_invalid", ""),
         (b'{"schema_version": 1, "post_id": "p", "tenant": "t"}', "schema_invalid", "/text"),
         (
             b'{"schema_version": 1, "post_id": "p", "tenant": "t", "text": ["x"]}',

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -68,7 +69,7 @@ class VerdictCache:
         if self._client is not None:
             await self._client.aclose()
 
-    def _decode(self, item: bytes | None) -> Verdict | None:
+    def _decode(self, item: bytes | str | None) -> Verdict | None:
         if item is None:
             return None
         try:
@@ -96,18 +97,15 @@ def connect_cache(settings: Settings, metrics: Metrics) -> VerdictCache:
     """A cache on settings.redis_url, or a pass-through one when the cache is disabled."""
     if not settings.cache_enabled:
         return VerdictCache(None, settings.cache_ttl_s, metrics)
-    client = aioredis.Redis.from_url(
-        settings.redis_url.get_secret_value(),
-        password=settings.redis_password.get_secret_value() if settings.redis_password else None,
-        socket_timeout=settings.redis_timeout_s,
-        socket_connect_timeout=settings.redis_timeout_s,
-        health_check_interval=30,
-        **_tls_options(settings),
-    )
+    options: dict[str, Any] = {
+        "socket_timeout": settings.redis_timeout_s,
+        "socket_connect_timeout": settings.redis_timeout_s,
+        "health_check_interval": 30,
+    }
+    if settings.redis_password is not None:
+        options["password"] = settings.redis_password.get_secret_value()
+    if settings.redis_ssl_ca_certs is not None:  # only rediss:// connections accept it
+        options["ssl_ca_certs"] = str(settings.redis_ssl_ca_certs)
+    client = aioredis.Redis.from_url(settings.redis_url.get_secret_value(), **options)
     return VerdictCache(client, settings.cache_ttl_s, metrics)
 
-
-def _tls_options(settings: Settings) -> dict[str, str]:
-    if settings.redis_ssl_ca_certs is None:
-        return {}
-    return {"ssl_ca_certs": str(settings.redis_ssl_ca_certs)}

@@ -30,10 +30,7 @@ def _new_topic(
         name,
         num_partitions=partitions or spec.partitions,
         replication_factor=replication or spec.replication_factor,
-        topic_configs={
-            "retention.ms": str(spec.retention_ms),
-            "cleanup.policy": spec.cleanup_policy,
-        },
+        topic_configs=spec.topic_configs(replication),
     )
 
 

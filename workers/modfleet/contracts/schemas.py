@@ -62,9 +62,19 @@ def schema_path(message_type: MessageType) -> Path:
     return topics_dir() / "schemas" / f"{message_type}.v1.schema.json"
 
 
-@cache
 def schema(message_type: MessageType) -> Mapping[str, Any]:
     """The parsed schema of a message type, exactly as shipped."""
+    return _schema(message_type)
+
+
+def validator(message_type: MessageType) -> Draft202012Validator:
+    """The validator of a message type, built once: formats are checked, not just annotated."""
+    return _validator(message_type)
+
+
+# The cached builders sit behind typed wrappers: functools.cache hides parameter types from mypy.
+@cache
+def _schema(message_type: MessageType) -> Mapping[str, Any]:
     if message_type not in MESSAGE_TYPES:
         raise ValueError(f"unknown message type {message_type!r}; expected one of {MESSAGE_TYPES}")
     loaded: dict[str, Any] = json.loads(schema_path(message_type).read_text(encoding="utf-8"))
@@ -72,8 +82,7 @@ def schema(message_type: MessageType) -> Mapping[str, Any]:
 
 
 @cache
-def validator(message_type: MessageType) -> Draft202012Validator:
-    """The validator of a message type, built once: formats are checked, not just annotated."""
+def _validator(message_type: MessageType) -> Draft202012Validator:
     shipped = schema(message_type)
     Draft202012Validator.check_schema(shipped)
     checker = FormatChecker()

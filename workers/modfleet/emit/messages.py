@@ -17,16 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from modfleet.ingest.decode import Record, Rejection
 from modfleet.inference.base import Verdict
+from modfleet.ingest.decode import Record, Rejection
 
 if TYPE_CHECKING:
     from modfleet.policy import Judgement, Policy
     from modfleet.settings import Settings
 
 SCHEMA_VERSION = 1
-# Kafka's default max.message.bytes is 1 MB: a dead-letter record must fit, envelope included.
-_ORIGINAL_LIMIT = 512 * 1024
+# The dead-letter contract keeps up to 1 MiB of the original; base64 grows it by a third, which
+# the topic's max.message.bytes (2 MiB, see the catalogue) and PRODUCER_MAX_REQUEST allow.
+_ORIGINAL_LIMIT = 1024 * 1024
+PRODUCER_MAX_REQUEST = 2 * 1024 * 1024
 _JSON_HEADERS: tuple[tuple[str, bytes], ...] = (("content-type", b"application/json"),)
 
 
@@ -56,7 +58,7 @@ class Decided:
 
     post_id: str
     tenant: str
-    text: str
+    original_text: str  # as received: the reviewer reads all of it, the model maybe a part
     content_hash: str
     truncated: bool
     verdict: Verdict
@@ -112,7 +114,7 @@ def escalation_message(
         "policy_id": policy.id,
         "policy_version": policy.version,
         "model_id": model_id,
-        "text": d.text,
+        "text": d.original_text,
         "rationale": d.verdict.rationale,
         "post_produced_at": iso_time(d.produced_at),
         "escalated_at": iso_time(None),

@@ -43,7 +43,10 @@ class Post:
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """Why a record cannot be decided. ``field`` is a JSON pointer, or None for the whole record."""
+    """Why a record cannot be decided.
+
+    ``field`` is a JSON pointer ("" is the whole document), or None when the record is not JSON.
+    """
 
     code: str
     message: str
@@ -70,7 +73,7 @@ def decode(record: Record) -> Post | Rejection:
             "schema_invalid",
             # Validators quote the offending value, which may be megabytes of hostile input.
             _clip(violation.message),
-            field=violation.pointer or "/",
+            field=violation.pointer,
             post_id=_str_or_none(known.get("post_id")),
             tenant=_str_or_none(known.get("tenant")),
         )

@@ -105,10 +105,9 @@ def wait_healthy(
         if proc.poll() is not None:
             tail = log_path.read_text(errors="replace")[-3000:]
             raise FatalError(f"worker exited with {proc.returncode}:\n{tail}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback
-                if response.status == 200:
-                    return
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
+            if response.status == 200:
+                return
         time.sleep(0.2)
     tail = log_path.read_text(errors="replace")[-3000:]
     raise FatalError(f"worker did not answer {url} within {timeout_s:.0f} s:\n{tail}")

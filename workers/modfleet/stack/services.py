@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from modfleet.errors import FatalError
 
@@ -79,7 +80,7 @@ class _Process:
         self._proc = None
         self._dir.cleanup()
 
-    def __enter__(self) -> _Process:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

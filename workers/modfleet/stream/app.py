@@ -12,20 +12,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import faust
 from faust.types import EventT
 
 from modfleet.cache import VerdictCache, connect_cache
-from modfleet.emit.messages import Outbound, Topics
+from modfleet.emit.messages import PRODUCER_MAX_REQUEST, Outbound, Topics
 from modfleet.inference import Classifier, create_classifier
 from modfleet.ingest.decode import Record
+from modfleet.kafka import faust_credentials
 from modfleet.metrics import Metrics
 from modfleet.policy import Policy, load_policy
 from modfleet.settings import Settings
-from modfleet.kafka import faust_credentials
 from modfleet.stream.pipeline import Pipeline, Retry
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ class StreamWorker:
             web_bind=s.web_host,
             web_host=s.web_host,
             web_port=s.web_port,
+            producer_max_request_size=PRODUCER_MAX_REQUEST,
             key_serializer="raw",
             value_serializer="raw",
         )
@@ -87,7 +88,11 @@ class StreamWorker:
 
     async def _moderate(self, stream: faust.StreamT[bytes]) -> None:
         s = self.settings
-        async for events in stream.take_events(s.batch_max, within=s.batch_within_s):
+        # take_events() is faust's; its type stubs lag behind and only know take().
+        batches = stream.take_events(  # type: ignore[attr-defined]
+            s.batch_max, within=s.batch_within_s
+        )
+        async for events in batches:
             await self.handle_batch([_record(e) for e in events])
 
     async def handle_batch(self, records: Sequence[Record]) -> None:
@@ -100,7 +105,7 @@ class StreamWorker:
         for attempt in range(retry.attempts):
             try:
                 return await self.pipeline.process(records)
-            except Exception as exc:  # noqa: BLE001 - a bug must not lose the batch
+            except Exception as exc:
                 log.exception("processing a batch failed (attempt %d)", attempt + 1)
                 last = f"{type(exc).__name__}: {exc}"
                 await asyncio.sleep(retry.delay(attempt))
@@ -144,9 +149,10 @@ class StreamWorker:
         app.page("/metrics")(prometheus)
 
 
-def _record(event: EventT) -> Record:
+def _record(event: EventT[bytes]) -> Record:
     m = event.message
-    headers = m.headers.items() if isinstance(m.headers, dict) else (m.headers or ())
+    raw = m.headers or ()
+    headers: Iterable[tuple[str, Any]] = raw.items() if isinstance(raw, Mapping) else raw
     return Record(
         topic=m.topic,
         partition=m.partition,
@@ -154,5 +160,11 @@ def _record(event: EventT) -> Record:
         timestamp=m.timestamp,
         key=m.key,
         value=m.value,
-        headers=tuple((str(k), bytes(v or b"")) for k, v in headers),
+        headers=tuple((str(k), _as_bytes(v)) for k, v in headers),
     )
+
+
+def _as_bytes(value: object) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return b"" if value is None else str(value).encode()

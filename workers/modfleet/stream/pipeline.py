@@ -101,7 +101,8 @@ class Pipeline:
 
     def _prepare(self, record: Record, post: Post) -> _Item:
         norm = normalise(post.text, self.policy.limits.max_text_chars)
-        key = cache_key(self.policy.id, self.policy.version, self.classifier.model_id, norm.content_hash)
+        p = self.policy
+        key = cache_key(p.id, p.version, self.classifier.model_id, norm.content_hash)
         return _Item(record, post, norm, key, trace_id_of(record) or new_trace_id())
 
     async def _verdicts(self, items: Sequence[_Item]) -> _Verdicts:
@@ -139,7 +140,7 @@ class Pipeline:
                 return await self._call(texts)
             except FatalError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - recoverable or unknown: worth a retry
+            except Exception as exc:
                 if attempt + 1 == self.retry.attempts:
                     raise
                 self.metrics.inference_retries.inc()
@@ -195,7 +196,7 @@ class Pipeline:
         return Decided(
             post_id=item.post.post_id,
             tenant=item.post.tenant,
-            text=item.norm.text,
+            original_text=item.post.text,
             content_hash=item.norm.content_hash,
             truncated=item.norm.truncated,
             verdict=verdict,
