@@ -1,0 +1,83 @@
+"""The pipeline over one micro-batch, with the real model and a real Redis (no broker)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import orjson
+import pytest
+from posts import encode, post
+
+from modfleet.cache import connect_cache
+from modfleet.emit import Topics
+from modfleet.inference import Classifier, Verdict
+from modfleet.inference.embedded import EmbeddedClassifier
+from modfleet.ingest import Record
+from modfleet.metrics import Metrics
+from modfleet.policy import Policy, load_policy
+from modfleet.settings import Settings
+from modfleet.stream import Pipeline, Retry
+
+pytestmark = pytest.mark.integration
+
+
+class Counting(Classifier):
+    """The embedded model, recording every text it is asked about."""
+
+    def __init__(self) -> None:
+        self.inner = EmbeddedClassifier()
+        self.model_id = self.inner.model_id
+        self.seen: list[str] = []
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        self.seen.extend(texts)
+        return await self.inner.classify(texts, policy)
+
+
+def records(values: list[bytes]) -> list[Record]:
+    return [Record("posts", 0, i, 1_700_000_000.0, None, v) for i, v in enumerate(values)]
+
+
+def pipeline(settings: Settings, classifier: Classifier) -> Pipeline:
+    metrics = Metrics()
+    return Pipeline(
+        load_policy(settings.policy_path),
+        classifier,
+        connect_cache(settings, metrics),
+        metrics,
+        Topics.from_settings(settings),
+        Retry(2, 0.01),
+    )
+
+
+async def test_identical_posts_in_one_batch_are_classified_once(
+    make_settings: Callable[..., Settings],
+) -> None:
+    classifier = Counting()
+    pipe = pipeline(make_settings(cache_enabled=False), classifier)
+    text = "you are a complete idiot"
+    out = await pipe.process(records([encode(post(f"d-{i}", text)) for i in range(5)]))
+    assert classifier.seen == [text]
+    decisions = [orjson.loads(m.value) for m in out if m.kind == "decision"]
+    assert len(decisions) == 5
+    assert len({orjson.dumps(d["scores"]) for d in decisions}) == 1
+
+
+async def test_second_batch_is_served_from_redis(make_settings: Callable[..., Settings]) -> None:
+    classifier = Counting()
+    pipe = pipeline(make_settings(), classifier)
+    first = await pipe.process(records([encode(post("a-1", "a fresh text about gardens"))]))
+    again = await pipe.process(records([encode(post("a-2", "a fresh  text about gardens\u200b"))]))
+    assert classifier.seen == ["a fresh text about gardens"]
+    one, two = (orjson.loads(m[0].value) for m in (first, again))
+    assert (one["from_cache"], two["from_cache"]) == (False, True)
+    assert one["content_hash"] == two["content_hash"]
+
+
+async def test_every_record_gets_exactly_one_outcome(make_settings: Callable[..., Settings]) -> None:
+    pipe = pipeline(make_settings(), Counting())
+    values = [encode(post("ok-1", "hello")), b"not json", encode({"post_id": "x"})]
+    out = await pipe.process(records(values))
+    kinds = sorted(m.kind for m in out)
+    assert kinds == ["dead_letter", "dead_letter", "decision"]
+    assert {m.key for m in out if m.kind == "decision"} == {b"ok-1"}

@@ -1,0 +1,43 @@
+import pytest
+from pydantic import ValidationError
+
+from modfleet.settings import Settings, env_names
+
+
+def test_fields_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODFLEET_BATCH_MAX", "64")
+    monkeypatch.setenv("MODFLEET_REDIS_URL", "redis://:hunter2@cache:6379/1")
+    settings = Settings()
+    assert settings.batch_max == 64
+    assert "hunter2" not in repr(settings)
+    assert settings.redis_url.get_secret_value().endswith("cache:6379/1")
+
+
+def test_out_of_range_values_are_refused_with_the_field_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MODFLEET_BATCH_MAX", "0")
+    with pytest.raises(ValidationError, match="batch_max"):
+        Settings()
+
+
+def test_sasl_without_credentials_is_refused() -> None:
+    with pytest.raises(ValidationError, match="kafka_sasl_username"):
+        Settings(kafka_security_protocol="SASL_SSL")
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(ValidationError):
+        settings.batch_max = 5  # type: ignore[misc]
+
+
+def test_env_names_cover_every_field() -> None:
+    names = env_names()
+    assert "MODFLEET_BROKER_URL" in names
+    assert len(names) == len(Settings.model_fields)
+
+
+def test_bootstrap_servers_strip_the_scheme() -> None:
+    settings = Settings(broker_url="kafka://a:9092;kafka://b:9093")
+    assert settings.bootstrap_servers == ["a:9092", "b:9093"]
