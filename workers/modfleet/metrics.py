@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 
 
@@ -41,7 +42,34 @@ class Metrics:
             "modfleet_batch_size", "Posts per micro-batch.", buckets=_BATCH_BUCKETS, registry=r
         )
         self.inference_seconds = Histogram(
-            "modfleet_inference_seconds", "Time of one inference call.", registry=r
+            "modfleet_inference_seconds",
+            "Time of one inference call.",
+            ["backend", "model"],
+            registry=r,
+        )
+        self.inference_in_flight = Gauge(
+            "modfleet_inference_in_flight", "Inference calls under way.", registry=r
+        )
+        self.decision_labels = Counter(
+            "modfleet_decision_labels", "Categories flagged in decisions.", ["category"], registry=r
+        )
+        self.batch_wait = Histogram(
+            "modfleet_batch_wait_seconds",
+            "Time the agent waited for a micro-batch to fill.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.end_to_end = Histogram(
+            "modfleet_end_to_end_seconds",
+            "Post produced (record timestamp) to its outcome delivered.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "modfleet_consumer_lag",
+            "Records behind the partition's end after the last batch.",
+            ["topic", "partition"],
+            registry=r,
         )
 
     def render(self) -> bytes:

@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     retry_backoff_s: float = Field(
         0.2, ge=0.0, le=30.0, description="First retry delay; doubles on each further try."
     )
+    shutdown_grace_s: float = Field(
+        30.0, ge=1.0, le=600.0, description="On SIGTERM, time to finish the batch in hand."
+    )
     emit_attempts: int = Field(
         5, ge=1, le=100, description="Tries to deliver one batch's output before the worker stops."
     )
@@ -116,6 +119,22 @@ class Settings(BaseSettings):
     )
     web_port: int = Field(6066, ge=1, le=65_535, description="Port of health and metrics.")
     log_level: LogLevel = Field("INFO", description="Log level of the worker.")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="json: one JSON object per line, for log pipelines."
+    )
+    log_post_text: bool = Field(
+        False, description="Allow post text in logs (debugging only; it is user content)."
+    )
+
+    # --- Telemetry ----------------------------------------------------------------------------
+    otel_enabled: bool = Field(False, description="Export traces over OTLP/HTTP.")
+    otel_exporter_otlp_endpoint: str = Field(
+        "http://localhost:4318/v1/traces", description="OTLP/HTTP traces endpoint."
+    )
+    otel_service_name: str = Field("modfleet-worker", description="service.name of the spans.")
+    otel_sample_ratio: float = Field(
+        1.0, ge=0.0, le=1.0, description="Share of new traces kept (parent decisions win)."
+    )
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:

@@ -123,9 +123,15 @@ def escalation_message(
     return _outbound(topic, d, body, "escalation")
 
 
-def dead_letter_message(record: Record, why: Rejection, topic: str) -> Outbound:
+def dead_letter_message(
+    record: Record,
+    why: Rejection,
+    topic: str,
+    trace_id: str | None = None,
+    headers: Sequence[tuple[str, bytes]] = (),
+) -> Outbound:
     value = record.value or b""
-    trace = trace_id_of(record)
+    trace = trace_id or trace_id_of(record)
     body = {
         "schema_version": SCHEMA_VERSION,
         "reason": {"code": why.code, "field": why.field, "message": why.message},
@@ -144,7 +150,8 @@ def dead_letter_message(record: Record, why: Rejection, topic: str) -> Outbound:
         "trace_id": trace,
     }
     key = why.post_id.encode("utf-8", "surrogatepass") if why.post_id else record.key
-    return Outbound(topic, key, orjson.dumps(body), carried_headers(record), "dead_letter")
+    headers = headers or carried_headers(record)
+    return Outbound(topic, key, orjson.dumps(body), headers, "dead_letter")
 
 
 def trace_id_of(record: Record) -> str | None:

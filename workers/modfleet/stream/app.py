@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from typing import Any, NoReturn
 
 import faust
 from faust.types import EventT
@@ -26,7 +26,9 @@ from modfleet.kafka import faust_credentials
 from modfleet.metrics import Metrics
 from modfleet.policy import Policy, load_policy
 from modfleet.settings import Settings
+from modfleet.stream.observe import BatchObserver
 from modfleet.stream.pipeline import Pipeline, Retry
+from modfleet.telemetry.tracing import BatchTrace, Tracing, setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ class StreamWorker:
         policy: Policy | None = None,
         classifier: Classifier | None = None,
         metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
@@ -56,7 +59,9 @@ class StreamWorker:
         self.pipeline = Pipeline(
             self.policy, self.classifier, self.cache, self.metrics, topics, retry
         )
+        self.tracing = tracing or setup_tracing(settings)
         self.app = self._build_app()
+        self.observer = BatchObserver(self.metrics, self.app)
 
     def _build_app(self) -> faust.App:
         s = self.settings
@@ -93,18 +98,37 @@ class StreamWorker:
             s.batch_max, within=s.batch_within_s
         )
         async for events in batches:
-            await self.handle_batch([_record(e) for e in events])
+            await self._finish_even_if_cancelled(self.handle_batch([_record(e) for e in events]))
+
+    async def _finish_even_if_cancelled(self, work: Coroutine[Any, Any, None]) -> None:
+        """On shutdown faust cancels the agent, and take_events() then acks the batch in hand:
+        finish that batch first, so that what is acked has been decided."""
+        task = asyncio.ensure_future(work)
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            log.info("stopping: finishing the batch in hand before it is acked")
+            try:
+                await asyncio.wait_for(task, self.settings.shutdown_grace_s)
+            except TimeoutError:
+                _exit_unacked("the batch in hand did not finish within shutdown_grace_s")
+            raise
 
     async def handle_batch(self, records: Sequence[Record]) -> None:
         """Decide the batch and deliver every outcome; returns only when all are delivered."""
-        outbound = await self._outcomes(records)
-        await self._deliver(outbound)
+        trace = self.tracing.batch()
+        self.observer.batch_started(trace)
+        outbound = await self._outcomes(records, trace)
+        with trace.stage("emit"):
+            await self._deliver(outbound)
+        trace.finish()
+        self.observer.batch_done(records)
 
-    async def _outcomes(self, records: Sequence[Record]) -> list[Outbound]:
+    async def _outcomes(self, records: Sequence[Record], trace: BatchTrace) -> list[Outbound]:
         retry = self.pipeline.retry
         for attempt in range(retry.attempts):
             try:
-                return await self.pipeline.process(records)
+                return await self.pipeline.process(records, trace)
             except Exception as exc:
                 log.exception("processing a batch failed (attempt %d)", attempt + 1)
                 last = f"{type(exc).__name__}: {exc}"
@@ -125,14 +149,7 @@ class StreamWorker:
                 delay = min(_EMIT_BACKOFF_CAP_S, self.settings.retry_backoff_s * 2**attempt)
                 log.warning("delivering %d messages failed (%s)", len(outbound), exc)
                 await asyncio.sleep(delay)
-        log.critical(
-            "could not deliver a batch's output after %d attempts; exiting without acking it "
-            "so that it is redelivered",
-            self.settings.emit_attempts,
-        )
-        logging.shutdown()
-        # A normal shutdown would run take_events()' finally clause, which acks the batch.
-        os._exit(_EXIT_UNDELIVERABLE)
+        _exit_unacked(f"could not deliver a batch's output in {self.settings.emit_attempts} tries")
 
     def _add_pages(self, app: faust.App) -> None:
         # faust binds page handlers to its View class, so they must be plain functions.
@@ -147,6 +164,14 @@ class StreamWorker:
 
         app.page("/health")(health)
         app.page("/metrics")(prometheus)
+
+
+def _exit_unacked(why: str) -> NoReturn:
+    """Stop now, without acking: the batch is redelivered to whoever takes the partitions."""
+    log.critical("%s; exiting without acking the batch so that it is redelivered", why)
+    logging.shutdown()
+    # Any orderly exit runs take_events()' finally clause, which acks the batch.
+    os._exit(_EXIT_UNDELIVERABLE)
 
 
 def _record(event: EventT[bytes]) -> Record:

@@ -31,8 +31,17 @@ from modfleet.ingest.decode import Post, Record, Rejection, decode
 from modfleet.metrics import Metrics
 from modfleet.normalise import Normalised, normalise
 from modfleet.policy import Policy
+from modfleet.telemetry.tracing import BatchTrace, Headers, Tracing
 
 log = logging.getLogger(__name__)
+
+_UNTRACED = Tracing(None).batch()
+
+
+def _traced(trace: BatchTrace, record: Record) -> tuple[str, Headers]:
+    """The post's trace id and its outputs' headers, under the post's span when tracing."""
+    trace_id, headers = trace.post(record, carried_headers(record))
+    return trace_id or trace_id_of(record) or new_trace_id(), headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +62,7 @@ class _Item:
     norm: Normalised
     key: str
     trace_id: str
+    headers: Headers  # for the post's outputs: content type and trace context
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,42 +88,52 @@ class Pipeline:
         self.metrics = metrics
         self.topics = topics
         self.retry = retry
+        self._inference_seconds = metrics.inference_seconds.labels(
+            backend=type(classifier).__name__, model=classifier.model_id
+        )
 
-    async def process(self, records: Sequence[Record]) -> list[Outbound]:
+    async def process(
+        self, records: Sequence[Record], trace: BatchTrace = _UNTRACED
+    ) -> list[Outbound]:
         self.metrics.posts_consumed.inc(len(records))
         self.metrics.batch_size.observe(len(records))
         out: list[Outbound] = []
         items: list[_Item] = []
-        for record in records:
-            decoded = decode(record)
-            if isinstance(decoded, Rejection):
-                out.append(self._dead_letter(record, decoded))
-            else:
-                items.append(self._prepare(record, decoded))
-        verdicts = await self._verdicts(items)
-        for item in items:
-            out.extend(self._outcome(item, verdicts))
+        with trace.stage("validate"):
+            for record in records:
+                decoded = decode(record)
+                if isinstance(decoded, Rejection):
+                    out.append(self._dead_letter(record, decoded, *_traced(trace, record)))
+                else:
+                    items.append(self._prepare(record, decoded, trace))
+        verdicts = await self._verdicts(items, trace)
+        with trace.stage("policy"):
+            for item in items:
+                out.extend(self._outcome(item, verdicts))
         return out
 
     def dead_letter_all(self, records: Sequence[Record], why: str) -> list[Outbound]:
         """The last resort for a batch that failed in a way the steps above did not foresee."""
         return [self._dead_letter(r, Rejection("internal_error", why)) for r in records]
 
-    def _prepare(self, record: Record, post: Post) -> _Item:
+    def _prepare(self, record: Record, post: Post, trace: BatchTrace) -> _Item:
         norm = normalise(post.text, self.policy.limits.max_text_chars)
         p = self.policy
         key = cache_key(p.id, p.version, self.classifier.model_id, norm.content_hash)
-        return _Item(record, post, norm, key, trace_id_of(record) or new_trace_id())
+        return _Item(record, post, norm, key, *_traced(trace, record))
 
-    async def _verdicts(self, items: Sequence[_Item]) -> _Verdicts:
+    async def _verdicts(self, items: Sequence[_Item], trace: BatchTrace) -> _Verdicts:
         texts = {item.key: item.norm.text for item in items}  # one entry per distinct text
         keys = list(texts)
-        cached = await self.cache.get_many(keys)
+        with trace.stage("cache lookup"):
+            cached = await self.cache.get_many(keys)
         found = {k: v for k, v in zip(keys, cached, strict=True) if v is not None}
         misses = [k for k in keys if k not in found]
         self._count_cache(items, found, len(misses))
-        fresh, failed = await self._classify(misses, [texts[k] for k in misses])
-        await self.cache.put_many(fresh)
+        with trace.stage("inference"):
+            fresh, failed = await self._classify(misses, [texts[k] for k in misses])
+        with trace.stage("cache write"):
+            await self.cache.put_many(fresh)
         return _Verdicts({**found, **fresh}, frozenset(found), failed)
 
     def _count_cache(self, items: Sequence[_Item], found: dict[str, Verdict], misses: int) -> None:
@@ -150,8 +170,12 @@ class Pipeline:
 
     async def _call(self, texts: list[str]) -> list[Verdict]:
         started = time.perf_counter()
-        verdicts = await self.classifier.classify(texts, self.policy)
-        self.metrics.inference_seconds.observe(time.perf_counter() - started)
+        self.metrics.inference_in_flight.inc()
+        try:
+            verdicts = await self.classifier.classify(texts, self.policy)
+        finally:
+            self.metrics.inference_in_flight.dec()
+        self._inference_seconds.observe(time.perf_counter() - started)
         if len(verdicts) != len(texts):
             raise FatalError(f"backend returned {len(verdicts)} verdicts for {len(texts)} texts")
         return verdicts
@@ -178,11 +202,13 @@ class Pipeline:
                 post_id=item.post.post_id,
                 tenant=item.post.tenant,
             )
-            return [self._dead_letter(item.record, why)]
+            return [self._dead_letter(item.record, why, item.trace_id, item.headers)]
         decided = self._decide(item, verdicts.found[item.key], item.key in verdicts.cached)
         model_id = self.classifier.model_id
         out = [decision_message(decided, self.policy, model_id, self.topics.decisions)]
         self.metrics.decisions.labels(action=decided.judgement.action).inc()
+        for category in decided.judgement.labels:
+            self.metrics.decision_labels.labels(category=category).inc()
         if decided.judgement.action == "escalate":
             reason = "policy_threshold"
             out.append(
@@ -205,18 +231,22 @@ class Pipeline:
             from_cache=from_cache,
             produced_at=item.record.timestamp,
             trace_id=item.trace_id,
-            headers=carried_headers(item.record),
+            headers=item.headers,
         )
 
-    def _dead_letter(self, record: Record, why: Rejection) -> Outbound:
+    def _dead_letter(
+        self, record: Record, why: Rejection, trace_id: str | None = None, headers: Headers = ()
+    ) -> Outbound:
         self.metrics.dead_letters.labels(reason=why.code).inc()
+        # The reason's message can quote the offending value, which may be post text: it goes to
+        # the dead-letter record, not to the logs.
         log.info(
-            "dead-lettered %s[%d]@%d: %s at %s: %s",
+            "dead-lettered %s[%d]@%d: %s at %s",
             record.topic,
             record.partition,
             record.offset,
             why.code,
-            why.field or "record",
-            why.message,
+            why.field if why.field is not None else "record",
         )
-        return dead_letter_message(record, why, self.topics.dead_letter)
+        headers = headers or carried_headers(record)
+        return dead_letter_message(record, why, self.topics.dead_letter, trace_id, headers)

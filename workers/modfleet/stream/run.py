@@ -6,6 +6,7 @@ import faust
 
 from modfleet.settings import Settings
 from modfleet.stream.app import StreamWorker
+from modfleet.telemetry import logging_config
 
 
 def run_worker(settings: Settings) -> None:
@@ -13,6 +14,7 @@ def run_worker(settings: Settings) -> None:
     faust.Worker(
         worker.app,
         loglevel=settings.log_level.lower(),
+        logging_config=logging_config(settings),
         quiet=True,
         redirect_stdouts=False,
     ).execute_from_commandline()
