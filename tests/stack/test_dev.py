@@ -34,5 +34,6 @@ def test_modfleet_dev_replays_the_sample_and_prints_the_summary(tmp_path: Path) 
     assert numbers["decisions"] + numbers["dead-letters"] == 2000
     assert numbers["dead-letters"] == 20  # the sample's malformed lines
     hits = re.search(r"^  cache hits\s+(\d+)", out, re.M)
-    assert hits and int(hits.group(1)) > 0
+    assert hits
+    assert int(hits.group(1)) > 0
     assert re.search(r"^  throughput\s+[\d,]+ posts/s", out, re.M)

@@ -74,7 +74,9 @@ async def test_second_batch_is_served_from_redis(make_settings: Callable[..., Se
     assert one["content_hash"] == two["content_hash"]
 
 
-async def test_every_record_gets_exactly_one_outcome(make_settings: Callable[..., Settings]) -> None:
+async def test_every_record_gets_exactly_one_outcome(
+    make_settings: Callable[..., Settings],
+) -> None:
     pipe = pipeline(make_settings(), Counting())
     values = [encode(post("ok-1", "hello")), b"not json", encode({"post_id": "x"})]
     out = await pipe.process(records(values))

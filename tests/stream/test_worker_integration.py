@@ -26,7 +26,7 @@ def scrape(settings: Settings, name: str) -> float:
     url = f"http://{settings.web_host}:{settings.web_port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
-    match = re.search(rf"^{name} ([0-9.e+]+)$", text, re.MULTILINE)
+    match = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.MULTILINE)
     assert match, f"{name} missing from /metrics"
     return float(match.group(1))
 
@@ -61,6 +61,9 @@ async def test_2000_posts_every_one_decided_or_dead_lettered(
         await produce_posts(settings, [encode(p) for p in repeats])
         outcomes = await collect_outcomes(settings, len(first) + DUPLICATES, timeout_s=120)
         cache_hits = scrape(settings, "modfleet_cache_hits_total")
+        consumed = scrape(settings, "modfleet_posts_consumed_total")
+        dead = scrape(settings, 'modfleet_dead_letters_total{reason="schema_invalid"}')
+        allowed = scrape(settings, 'modfleet_decisions_total{action="allow"}')
 
     decided = {d["post_id"] for d in outcomes.decisions}
     valid_ids = {p["post_id"] for p in originals + repeats}
@@ -77,6 +80,9 @@ async def test_2000_posts_every_one_decided_or_dead_lettered(
     by_id = {d["post_id"]: d for d in outcomes.decisions}
     assert all(by_id[p["post_id"]]["from_cache"] for p in repeats)
     assert cache_hits >= DUPLICATES
+    assert consumed == UNIQUE + BAD + DUPLICATES
+    assert dead == BAD
+    assert allowed == sum(1 for d in outcomes.decisions if d["action"] == "allow")
     # A repeat gets the verdict its original got.
     for i, p in enumerate(repeats):
         assert by_id[p["post_id"]]["scores"] == by_id[f"p-{i * 3}"]["scores"]

@@ -15,9 +15,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.posts_consumed = Counter("modfleet_posts_consumed", "Post records read.", registry=r)
-        self.decisions = Counter(
-            "modfleet_decisions", "Decisions emitted.", ["action"], registry=r
-        )
+        self.decisions = Counter("modfleet_decisions", "Decisions emitted.", ["action"], registry=r)
         self.escalations = Counter(
             "modfleet_escalations", "Escalations emitted.", ["reason"], registry=r
         )

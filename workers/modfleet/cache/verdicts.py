@@ -108,4 +108,3 @@ def connect_cache(settings: Settings, metrics: Metrics) -> VerdictCache:
         options["ssl_ca_certs"] = str(settings.redis_ssl_ca_certs)
     client = aioredis.Redis.from_url(settings.redis_url.get_secret_value(), **options)
     return VerdictCache(client, settings.cache_ttl_s, metrics)
-

@@ -176,4 +176,3 @@ def _ratio(part: int, whole: int) -> str:
 
 def _rate(count: int, seconds: float) -> str:
     return f"{count / seconds:,.0f}" if seconds > 0 else "n/a"
-

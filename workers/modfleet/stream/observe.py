@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
 from modfleet.ingest.decode import Record
@@ -39,7 +40,10 @@ class BatchObserver:
         for r in records:
             last[(r.topic, r.partition)] = max(r.offset, last.get((r.topic, r.partition), -1))
         for (topic, partition), offset in last.items():
-            highwater = self.app.consumer.highwater(TP(topic, partition))
+            try:
+                highwater = self.app.consumer.highwater(TP(topic, partition))
+            except ConsumerNotStarted:  # a batch handled outside a running worker (tests, tools)
+                return
             if highwater is not None:
                 lag = max(0, int(highwater) - offset - 1)
                 self.metrics.consumer_lag.labels(topic=topic, partition=str(partition)).set(lag)

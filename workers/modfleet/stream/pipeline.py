@@ -215,6 +215,11 @@ class Pipeline:
                 escalation_message(decided, self.policy, model_id, self.topics.escalations, reason)
             )
             self.metrics.escalations.labels(reason=reason).inc()
+            log.info(
+                "escalated post %s for review",
+                decided.post_id,
+                extra={"trace_id": decided.trace_id, "labels": list(decided.judgement.labels)},
+            )
         return out
 
     def _decide(self, item: _Item, verdict: Verdict, from_cache: bool) -> Decided:
@@ -247,6 +252,7 @@ class Pipeline:
             record.offset,
             why.code,
             why.field if why.field is not None else "record",
+            extra={"trace_id": trace_id, "post_id": why.post_id, "reason": why.code},
         )
         headers = headers or carried_headers(record)
         return dead_letter_message(record, why, self.topics.dead_letter, trace_id, headers)
