@@ -3,6 +3,8 @@ MODFLEET_CLASSIFIER_PLUGIN to show that failures lose no post."""
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Sequence
 
 from modfleet.errors import RecoverableError
@@ -45,3 +47,24 @@ def fails_once(settings: Settings) -> Classifier:
 
 def breaks_on_poison(settings: Settings) -> Classifier:
     return BreaksOnPoison()
+
+
+class HalfBroken(FailsOnce):
+    """Fails half of all calls and hangs on one in ten, as an overloaded model server does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rng = random.Random(5)
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        self.calls += 1
+        roll = self.rng.random()
+        if roll < 0.1:
+            await asyncio.sleep(3600)  # past any timeout: the pipeline must give up on it
+        if roll < 0.5:
+            raise RecoverableError("injected failure: server busy")
+        return await self.inner.classify(texts, policy)
+
+
+def half_broken(settings: Settings) -> Classifier:
+    return HalfBroken()

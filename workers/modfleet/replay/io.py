@@ -54,11 +54,13 @@ class Outcomes:
     headers: dict[str, list[list[tuple[str, bytes]]]] = field(default_factory=dict)
     first_at: float | None = None
     last_at: float | None = None
+    _settled_keys: set[str] = field(default_factory=set)
 
     @property
     def settled(self) -> int:
-        """Posts with an outcome: a decision or a dead-letter (escalations come with a decision)."""
-        return len(self.decisions) + len(self.dead_letters)
+        """Distinct posts with an outcome: a decision or a dead-letter (escalations come with a
+        decision). A post decided twice after a redelivery counts once."""
+        return len(self._settled_keys)
 
 
 async def collect_outcomes(
@@ -95,5 +97,12 @@ def _add(outcomes: Outcomes, kind: str, record: Any) -> None:
     now = time.monotonic()
     outcomes.first_at = outcomes.first_at or now
     outcomes.last_at = now
-    getattr(outcomes, kind).append(orjson.loads(record.value))
+    message = orjson.loads(record.value)
+    getattr(outcomes, kind).append(message)
+    if kind == "decisions":
+        outcomes._settled_keys.add(message["post_id"])
+    elif kind == "dead_letters":
+        source = message["source"]
+        where = f"{source['topic']}/{source['partition']}/{source['offset']}"
+        outcomes._settled_keys.add(message["post_id"] or where)
     outcomes.headers.setdefault(kind, []).append(list(record.headers or ()))

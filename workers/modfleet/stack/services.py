@@ -63,13 +63,14 @@ class _Process:
         raise NotImplementedError
 
     def start(self) -> None:
-        with self.log_path.open("wb") as log:
+        with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 self._argv(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
         _wait_for_port(self.port, self._proc, self.what, self.log_path)
 
     def stop(self) -> None:
+        """Stop the process; ``start()`` brings it back on the same port (fault tests)."""
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:
@@ -78,6 +79,9 @@ class _Process:
                 self._proc.kill()
                 self._proc.wait()
         self._proc = None
+
+    def close(self) -> None:
+        self.stop()
         self._dir.cleanup()
 
     def __enter__(self) -> Self:
@@ -90,7 +94,7 @@ class _Process:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
+        self.close()
 
 
 class LocalBroker(_Process):

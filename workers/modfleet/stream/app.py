@@ -54,7 +54,9 @@ class StreamWorker:
         self.policy = policy or load_policy(settings.policy_path)
         self.classifier = classifier or create_classifier(settings)
         self.cache: VerdictCache = connect_cache(settings, self.metrics)
-        retry = Retry(settings.classify_attempts, settings.retry_backoff_s)
+        retry = Retry(
+            settings.classify_attempts, settings.retry_backoff_s, settings.classify_timeout_s
+        )
         topics = Topics.from_settings(settings)
         self.pipeline = Pipeline(
             self.policy, self.classifier, self.cache, self.metrics, topics, retry

@@ -25,15 +25,16 @@ from modfleet.emit.messages import (
     new_trace_id,
     trace_id_of,
 )
-from modfleet.errors import FatalError
+from modfleet.errors import FatalError, RecoverableError
 from modfleet.inference.base import Classifier, Verdict
 from modfleet.ingest.decode import Post, Record, Rejection, decode
 from modfleet.metrics import Metrics
 from modfleet.normalise import Normalised, normalise
-from modfleet.policy import Policy
+from modfleet.policy import Judgement, Policy
 from modfleet.telemetry.tracing import BatchTrace, Headers, Tracing
 
 log = logging.getLogger(__name__)
+_UNREADABLE = Judgement(action="escalate", labels=(), per_category={})
 
 _UNTRACED = Tracing(None).batch()
 
@@ -48,6 +49,7 @@ def _traced(trace: BatchTrace, record: Record) -> tuple[str, Headers]:
 class Retry:
     attempts: int
     backoff_s: float
+    timeout_s: float = 30.0  # one inference call; a hung backend must not wedge the worker
 
     def delay(self, attempt: int) -> float:
         return float(self.backoff_s * (2**attempt))
@@ -133,7 +135,8 @@ class Pipeline:
         with trace.stage("inference"):
             fresh, failed = await self._classify(misses, [texts[k] for k in misses])
         with trace.stage("cache write"):
-            await self.cache.put_many(fresh)
+            # An unreadable answer is asked again next time, never served from the cache.
+            await self.cache.put_many({k: v for k, v in fresh.items() if not v.unparseable})
         return _Verdicts({**found, **fresh}, frozenset(found), failed)
 
     def _count_cache(self, items: Sequence[_Item], found: dict[str, Verdict], misses: int) -> None:
@@ -172,7 +175,11 @@ class Pipeline:
         started = time.perf_counter()
         self.metrics.inference_in_flight.inc()
         try:
-            verdicts = await self.classifier.classify(texts, self.policy)
+            verdicts = await asyncio.wait_for(
+                self.classifier.classify(texts, self.policy), self.retry.timeout_s
+            )
+        except TimeoutError as exc:
+            raise RecoverableError(f"inference took over {self.retry.timeout_s} s") from exc
         finally:
             self.metrics.inference_in_flight.dec()
         self._inference_seconds.observe(time.perf_counter() - started)
@@ -210,7 +217,8 @@ class Pipeline:
         for category in decided.judgement.labels:
             self.metrics.decision_labels.labels(category=category).inc()
         if decided.judgement.action == "escalate":
-            reason = "policy_threshold"
+            unread = decided.verdict.unparseable
+            reason = "unparseable_verdict" if unread else "policy_threshold"
             out.append(
                 escalation_message(decided, self.policy, model_id, self.topics.escalations, reason)
             )
@@ -223,7 +231,9 @@ class Pipeline:
         return out
 
     def _decide(self, item: _Item, verdict: Verdict, from_cache: bool) -> Decided:
-        scores = self.policy.category_scores(verdict.scores)
+        scores = verdict.policy_scores(self.policy)
+        # A model answer that could not be read is never "allow": a person reviews the post.
+        judgement = _UNREADABLE if verdict.unparseable else self.policy.decide(scores)
         return Decided(
             post_id=item.post.post_id,
             tenant=item.post.tenant,
@@ -232,7 +242,7 @@ class Pipeline:
             truncated=item.norm.truncated,
             verdict=verdict,
             scores=scores,
-            judgement=self.policy.decide(scores),
+            judgement=judgement,
             from_cache=from_cache,
             produced_at=item.record.timestamp,
             trace_id=item.trace_id,

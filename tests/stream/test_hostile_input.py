@@ -1,0 +1,163 @@
+"""Malformed and hostile posts: each is decided or dead-lettered with a reason, and nothing
+crashes, on the pipeline (10,000 generated records) and on a real worker."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+from hostile import INJECTIONS, hostile_records
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from posts import encode, post
+
+from modfleet.cache import connect_cache
+from modfleet.contracts.admin import create_topics
+from modfleet.contracts.schemas import violations
+from modfleet.emit import Outbound, Topics
+from modfleet.inference.embedded import EmbeddedClassifier
+from modfleet.ingest import Record
+from modfleet.metrics import Metrics
+from modfleet.policy import load_policy
+from modfleet.replay import collect_outcomes, produce_posts
+from modfleet.settings import Settings
+from modfleet.stack.dev import worker_process
+from modfleet.stream import Pipeline, Retry
+
+pytestmark = pytest.mark.integration
+
+DEAD_LETTER_CODES = {"not_utf8", "not_json", "schema_invalid", "inference_failed"}
+
+
+@pytest.fixture(scope="module")
+def make_pipeline(redis_url: str) -> Callable[[], Pipeline]:
+    """The real model and Redis; one pipeline per event loop, as Redis clients bind to one."""
+    settings = Settings(redis_url=redis_url)
+    policy, classifier = load_policy(settings.policy_path), EmbeddedClassifier()
+
+    def make() -> Pipeline:
+        metrics = Metrics()
+        cache = connect_cache(settings, metrics)
+        return Pipeline(
+            policy, classifier, cache, metrics, Topics.from_settings(settings), Retry(2, 0.01)
+        )
+
+    return make
+
+
+@pytest.fixture
+def pipeline(make_pipeline: Callable[[], Pipeline]) -> Pipeline:
+    return make_pipeline()
+
+
+def check_one_outcome_each(
+    records: list[Record], out: list[Outbound], offsets: dict[str, int]
+) -> None:
+    outcomes: collections.Counter[int] = collections.Counter()
+    for message in out:
+        kind = message.kind
+        body = orjson.loads(message.value)
+        assert violations(kind, body) == [], (kind, body)
+        if kind == "dead_letter":
+            assert body["reason"]["code"] in DEAD_LETTER_CODES
+            assert body["reason"]["message"]
+            outcomes[body["source"]["offset"]] += 1
+        elif kind == "decision":
+            outcomes[offsets[body["post_id"]]] += 1
+    assert sorted(outcomes) == [r.offset for r in records]
+    assert set(outcomes.values()) == {1}
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(values=st.lists(hostile_records(), min_size=10, max_size=10))  # 10,000 records
+def test_every_hostile_record_gets_one_outcome(
+    make_pipeline: Callable[[], Pipeline], values: list[bytes]
+) -> None:
+    # Unique ids, so that each decision can be traced back to its record.
+    records, offsets = [], {}
+    for offset, value in enumerate(values):
+        try:
+            body = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("post_id"), str):
+            body["post_id"] = f"{body['post_id']}#{offset}"
+            offsets[body["post_id"]] = offset
+            value = orjson.dumps(body)
+        records.append(Record("posts", 0, offset, 1.7e9, None, value))
+    out = asyncio.run(_process_once(make_pipeline(), records))
+    check_one_outcome_each(records, out, offsets)
+
+
+async def _process_once(pipeline: Pipeline, records: list[Record]) -> list[Outbound]:
+    try:
+        return await pipeline.process(records)
+    finally:
+        await pipeline.cache.close()
+
+
+async def test_a_10_mb_post_is_cut_to_the_policy_limit_and_says_so(pipeline: Pipeline) -> None:
+    body = encode(post("big-1", "you idiot " * 1_000_000))
+    assert len(body) > 10_000_000
+    [decision] = await pipeline.process([Record("posts", 0, 0, 1.7e9, None, body)])
+    message = orjson.loads(decision.value)
+    assert message["truncated"] is True
+    assert message["action"] != "allow"
+
+
+async def test_prompt_injection_text_is_just_text(pipeline: Pipeline) -> None:
+    values = [encode(post(f"inj-{i}", text)) for i, text in enumerate(INJECTIONS)]
+    out = await pipeline.process(
+        [Record("posts", 0, i, 1.7e9, None, v) for i, v in enumerate(values)]
+    )
+    assert sorted(m.kind for m in out if m.kind != "escalation") == ["decision"] * len(INJECTIONS)
+
+
+async def test_hostile_stream_never_crashes_a_worker_and_memory_stays_bounded(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings()
+    await create_topics(settings, replication_factor=1, partitions=2)
+    values = _hostile_corpus(2_000)
+    with worker_process(settings, tmp_path / "worker.log") as proc:
+        await produce_posts(settings, values[:100])
+        await collect_outcomes(settings, 100, timeout_s=60)
+        before = _rss_kib(proc.pid)
+        await produce_posts(settings, values[100:])
+        outcomes = await collect_outcomes(settings, len(values), timeout_s=120)
+        after = _rss_kib(proc.pid)
+        assert proc.poll() is None
+    assert outcomes.settled == len(values)
+    assert after - before < 150 * 1024, f"RSS grew from {before} KiB to {after} KiB"
+
+
+def _hostile_corpus(count: int) -> list[bytes]:
+    """Fixed hostile shapes with unique post ids, ~900 KB bodies among them: reproducible."""
+    shapes = [
+        b"\xff\xfe\x00garbage",
+        b"[" * 3000 + b"]" * 3000,
+        b'{"schema_version": 1, "post_id": "ID", "tenant": "acme", "text": "\xc3\x28"}',
+        b'{"schema_version": 1, "post_id": "ID", "tenant": "acme", "text": {"nested": [1, 2]}}',
+        b'{"schema_version": "1", "post_id": "ID", "tenant": "acme", "text": "x"}',
+        b'{"schema_version": 1, "post_id": "ID", "tenant": "\\u0000", "text": "x"}',
+    ]
+    out = []
+    for i in range(count):
+        if i % 50 == 0:
+            out.append(encode(post(f"big-{i}", "spam " * 180_000)))
+        elif i % 3 == 0:
+            out.append(encode(post(f"inj-{i}", INJECTIONS[i % len(INJECTIONS)] + "\x00\u202e")))
+        else:
+            out.append(shapes[i % len(shapes)].replace(b"ID", f"h-{i}".encode()))
+    return out
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
