@@ -19,7 +19,8 @@ ENV_PREFIX = "MODFLEET_"
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
-ClassifierBackend = Literal["embedded"]
+ClassifierBackend = Literal["embedded", "openai", "vllm", "cascade"]
+InferenceAdapter = Literal["gpt-oss-safeguard", "llama-guard-3", "llama-guard-4", "qwen3guard"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
@@ -91,6 +92,9 @@ class Settings(BaseSettings):
     classify_attempts: int = Field(
         3, ge=1, le=10, description="Tries of one batch's inference before posts are isolated."
     )
+    classify_timeout_s: float = Field(
+        30.0, gt=0.0, le=600.0, description="Longest one inference call may take before a retry."
+    )
     retry_backoff_s: float = Field(
         0.2, ge=0.0, le=30.0, description="First retry delay; doubles on each further try."
     )
@@ -103,7 +107,12 @@ class Settings(BaseSettings):
 
     # --- Model and policy ---------------------------------------------------------------------
     classifier_backend: ClassifierBackend = Field(
-        "embedded", description="Inference backend: 'embedded' is the CPU model shipped with us."
+        "embedded",
+        description=(
+            "Inference backend: 'embedded' is the CPU model shipped with us; 'openai' an "
+            "OpenAI-compatible server; 'vllm' an in-process vLLM engine (modfleet[gpu]); "
+            "'cascade' the embedded model first, then the LLM for uncertain posts."
+        ),
     )
     classifier_plugin: str | None = Field(
         None,
@@ -112,6 +121,75 @@ class Settings(BaseSettings):
     policy_path: Path = Field(
         default_factory=default_policy_path, description="Policy pack file (YAML) to enforce."
     )
+
+    # --- LLM inference tier: openai / vllm / cascade backends (issue 3) -------------------------
+    inference_urls: str = Field(
+        "http://127.0.0.1:8000/v1",
+        description="OpenAI-compatible base URLs (.../v1), ';'-separated; load spreads over them.",
+    )
+    inference_model: str = Field(
+        "openai/gpt-oss-safeguard-20b",
+        min_length=1,
+        description="Model name sent to the server, or loaded by the in-process vLLM engine.",
+    )
+    inference_adapter: InferenceAdapter = Field(
+        "gpt-oss-safeguard", description="Prompt format and answer parser of the model family."
+    )
+    inference_api_key: SecretStr | None = Field(None, description="Bearer token for the servers.")
+    inference_max_in_flight: int = Field(
+        64, ge=1, le=4096, description="Most requests in flight per worker (the GPU's batch)."
+    )
+    inference_timeout_s: float = Field(
+        30.0, gt=0.0, le=600.0, description="Deadline of one inference request, in seconds."
+    )
+    inference_attempts: int = Field(
+        3, ge=1, le=10, description="Tries of one request on retryable errors (429, 5xx, network)."
+    )
+    inference_backoff_s: float = Field(
+        0.2, ge=0.0, le=30.0, description="Backoff ceiling of the first retry (full jitter)."
+    )
+    inference_max_tokens: int | None = Field(
+        None, ge=1, le=65_536, description="Answer token limit; unset: the adapter's own."
+    )
+    inference_response_format: Literal["json_schema", "json_object"] = Field(
+        "json_schema",
+        description="Structured-output flavour: 'json_schema' (vLLM, OpenAI), 'json_object' "
+        "with a schema (llama-cpp-python's server).",
+    )
+    inference_breaker_failures: int = Field(
+        5, ge=1, le=1000, description="Consecutive failures that open a server's circuit."
+    )
+    inference_breaker_reset_s: float = Field(
+        10.0, gt=0.0, le=3600.0, description="Seconds a circuit stays open before one probe."
+    )
+    inference_cache_salt: SecretStr | None = Field(
+        None,
+        description="vLLM cache_salt: requests share prefix-cache blocks only with the same salt; "
+        "set one per tenant deployment where tenants must not share cache.",
+    )
+    inference_keep_reasoning: bool = Field(
+        False, description="Append the model's reasoning to the decision's rationale."
+    )
+    cascade_llm_backend: Literal["openai", "vllm"] = Field(
+        "openai", description="Second stage of the cascade backend."
+    )
+    cascade_band_low: float = Field(
+        0.15, ge=0.0, le=1.0, description="Embedded scores below this are decided by it alone."
+    )
+    cascade_band_high: float = Field(
+        0.85, ge=0.0, le=1.0, description="Embedded scores above this are decided by it alone."
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        0.9, gt=0.0, le=1.0, description="Share of GPU memory the in-process engine may take."
+    )
+    vllm_max_model_len: int | None = Field(
+        None, ge=256, description="Context length of the in-process engine; unset: the model's."
+    )
+    vllm_enable_prefix_caching: bool = Field(
+        True, description="Automatic prefix caching of the in-process engine (the policy prefix)."
+    )
+    vllm_tensor_parallel_size: int = Field(1, ge=1, le=64, description="GPUs per engine.")
+    # --- end of the LLM inference tier block ---------------------------------------------------
 
     # --- Process ------------------------------------------------------------------------------
     web_host: str = Field(
@@ -146,6 +224,17 @@ class Settings(BaseSettings):
                 "kafka_sasl_password is missing"
             )
         return self
+
+    @model_validator(mode="after")
+    def _cascade_band_ordered(self) -> Settings:
+        if self.cascade_band_low > self.cascade_band_high:
+            raise ValueError("cascade_band_low must not be above cascade_band_high")
+        return self
+
+    @property
+    def inference_url_list(self) -> tuple[str, ...]:
+        """The inference servers' base URLs."""
+        return tuple(u.strip() for u in self.inference_urls.split(";") if u.strip())
 
     @property
     def bootstrap_servers(self) -> list[str]:
