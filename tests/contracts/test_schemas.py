@@ -48,6 +48,11 @@ FIELDS: dict[str, set[str]] = {
     },
 }
 POST_REQUIRED = {"schema_version", "post_id", "tenant", "text"}
+# Optional fields added within v1 (additive, so consumers of v1 keep working).
+OPTIONAL: dict[str, set[str]] = {
+    "decision": {"stage"},
+    "escalation": {"stage", "raw_output"},
+}
 
 
 def example(message_type: MessageType) -> dict[str, Any]:
@@ -87,7 +92,8 @@ def test_schema_is_valid_draft_2020_12(message_type: MessageType) -> None:
 @pytest.mark.parametrize("message_type", MESSAGE_TYPES)
 def test_schema_declares_exactly_the_contract_fields(message_type: MessageType) -> None:
     shipped = schema(message_type)
-    assert set(shipped["properties"]) == FIELDS[message_type]
+    optional = OPTIONAL.get(message_type, set())
+    assert set(shipped["properties"]) == FIELDS[message_type] | optional
     required = POST_REQUIRED if message_type == "post" else FIELDS[message_type]
     assert set(shipped["required"]) == required
     assert shipped["properties"]["schema_version"] == {

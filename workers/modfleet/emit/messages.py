@@ -29,6 +29,7 @@ SCHEMA_VERSION = 1
 # the topic's max.message.bytes (2 MiB, see the catalogue) and PRODUCER_MAX_REQUEST allow.
 _ORIGINAL_LIMIT = 1024 * 1024
 PRODUCER_MAX_REQUEST = 2 * 1024 * 1024
+RAW_OUTPUT_LIMIT = 32_768  # characters; the schema's maxLength for raw_output
 _JSON_HEADERS: tuple[tuple[str, bytes], ...] = (("content-type", b"application/json"),)
 
 
@@ -96,6 +97,8 @@ def decision_message(d: Decided, policy: Policy, model_id: str, topic: str) -> O
         "decided_at": iso_time(None),
         "trace_id": d.trace_id,
     }
+    if d.verdict.stage is not None:
+        body["stage"] = d.verdict.stage  # which cascade stage decided
     return _outbound(topic, d, body, "decision")
 
 
@@ -120,6 +123,11 @@ def escalation_message(
         "escalated_at": iso_time(None),
         "trace_id": d.trace_id,
     }
+    if d.verdict.stage is not None:
+        body["stage"] = d.verdict.stage
+    if d.verdict.raw_output is not None:
+        # The model's answer as given, for the reviewer of an unparseable verdict.
+        body["raw_output"] = d.verdict.raw_output[:RAW_OUTPUT_LIMIT]
     return _outbound(topic, d, body, "escalation")
 
 

@@ -13,20 +13,60 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """A model's opinion of one text: scores by the model's own labels, 0..1."""
+    """A model's opinion of one text: scores by the model's own labels, 0..1.
+
+    ``categories`` holds scores already in the policy's category space, for models that read the
+    policy (the LLM tier); when set, it is what the policy decides on, because a category that no
+    model label maps to (``model_labels: []``) can only be scored that way.
+    ``unparseable`` marks a model answer that could not be read: it must never count as "allow",
+    so the pipeline escalates it with ``raw_output`` for the reviewer, and it is never cached.
+    ``stage`` names the cascade stage that decided (``embedded`` or ``llm``), when there was one.
+    """
 
     scores: Mapping[str, float]
     rationale: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    categories: Mapping[str, float] | None = None
+    stage: str | None = None
+    unparseable: bool = False
+    raw_output: str | None = None
+
+    @classmethod
+    def unreadable(cls, raw_output: str, why: str) -> Verdict:
+        """An answer that did not parse; ``why`` goes to the reviewer as the rationale."""
+        return cls(scores={}, rationale=why, unparseable=True, raw_output=raw_output)
+
+    def policy_scores(self, policy: Policy) -> dict[str, float]:
+        """Scores by policy category: the model's own when it read the policy, else mapped."""
+        if self.categories is not None:
+            return {name: float(score) for name, score in self.categories.items()}
+        return policy.category_scores(self.scores)
 
     def to_json(self) -> dict[str, Any]:
-        return {"scores": dict(self.scores), "rationale": self.rationale}
+        data: dict[str, Any] = {"scores": dict(self.scores), "rationale": self.rationale}
+        if self.categories is not None:
+            data["categories"] = dict(self.categories)
+        if self.stage is not None:
+            data["stage"] = self.stage
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Verdict:
         scores = {str(k): float(v) for k, v in data["scores"].items()}
         rationale = data.get("rationale")
-        return cls(scores=scores, rationale=None if rationale is None else str(rationale))
+        raw_categories = data.get("categories")
+        categories = (
+            None
+            if raw_categories is None
+            else {str(k): float(v) for k, v in raw_categories.items()}
+        )
+        stage = data.get("stage")
+        return cls(
+            scores=scores,
+            rationale=None if rationale is None else str(rationale),
+            categories=categories,
+            stage=None if stage is None else str(stage),
+        )
 
 
 class Classifier(abc.ABC):
