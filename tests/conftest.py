@@ -43,6 +43,7 @@ def make_settings(kafka_url: str, redis_url: str) -> Callable[..., Settings]:
             "decisions_topic": f"decisions-{run}",
             "escalations_topic": f"escalations-{run}",
             "dead_letter_topic": f"dead-letter-{run}",
+            "shadow_decisions_topic": f"shadow-decisions-{run}",
             "broker_session_timeout_s": 6.0,
             "broker_heartbeat_interval_s": 1.0,
             "web_port": free_port(),

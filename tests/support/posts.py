@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import uuid
 from typing import Any
 
 import orjson
@@ -31,10 +32,13 @@ def encode(message: dict[str, Any]) -> bytes:
 
 
 def unique_texts(count: int, seed: int = 7) -> list[str]:
-    """Distinct texts, about a quarter of them rude, each made unique by its number."""
+    """Distinct texts, about a quarter of them rude, each made unique by its number and by a
+    tag of this call, so that no test finds its texts in the cache from another test."""
     rng = random.Random(seed)
+    tag = uuid.uuid4().hex[:6]
     return [
-        f"{rng.choice(RUDE if rng.random() < 0.25 else BENIGN)} (note {i})" for i in range(count)
+        f"{rng.choice(RUDE if rng.random() < 0.25 else BENIGN)} (note {i}.{tag})"
+        for i in range(count)
     ]
 
 

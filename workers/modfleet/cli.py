@@ -11,8 +11,10 @@ from typing import TypeVar
 
 import click
 
+from modfleet.bench.commands import bench
 from modfleet.errors import ModfleetError
 from modfleet.policy.commands import policy
+from modfleet.shadow.commands import shadow
 from modfleet.settings import Settings
 
 T = TypeVar("T")
@@ -25,6 +27,7 @@ def main() -> None:
 
 
 main.add_command(policy)
+main.add_command(shadow)
 
 
 @main.command()
@@ -50,6 +53,51 @@ def dev(posts_file: Path | None, timeout_s: float) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options = StackOptions(posts_file or SAMPLE_POSTS, timeout_s, _settings())
     _guard(lambda: run_stack(options))
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def replay(args: tuple[str, ...]) -> None:
+    """Replay posts from a file or topic at a set rate; report decisions, latency (see --help)."""
+    # Delegated, so that the Kafka clients and pyarrow load only for this command.
+    from modfleet.replay.command import replay as command
+
+    command.main(list(args), prog_name="modfleet replay")
+
+
+@main.command(
+    "eval",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def eval_(args: tuple[str, ...]) -> None:
+    """Measure a policy and model on a labelled JSONL/CSV file; write a report (see --help)."""
+    # Delegated, so that scikit-learn and matplotlib load only for this command.
+    from modfleet.evaluate.commands import eval_command
+
+    eval_command.main(list(args), prog_name="modfleet eval")
+
+
+# `modfleet bench` alone runs the pipeline benchmark; benchmarks such as `gpu` are its subcommands.
+main.add_command(bench)
+
+
+@bench.command(
+    "gpu",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench_gpu(args: tuple[str, ...]) -> None:
+    """vLLM offline vs modfleet's pipeline on this node's GPU, in posts/s (see --help)."""
+    # Delegated, so that vLLM and torch load only for this command.
+    from modfleet.bench.gpu import gpu
+
+    gpu.main(list(args), prog_name="modfleet bench gpu")
 
 
 @main.group()

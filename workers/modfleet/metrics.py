@@ -22,6 +22,15 @@ class Metrics:
         self.dead_letters = Counter(
             "modfleet_dead_letters", "Records dead-lettered.", ["reason"], registry=r
         )
+        self.shadow_decisions = Counter(
+            "modfleet_shadow_decisions",
+            "Decisions of shadow policies (never enforced).",
+            ["policy", "action"],
+            registry=r,
+        )
+        self.policy_reloads = Counter(
+            "modfleet_policy_reloads", "Policy reloads by result.", ["result"], registry=r
+        )
         self.cache_hits = Counter("modfleet_cache_hits", "Verdicts served from Redis.", registry=r)
         self.cache_misses = Counter("modfleet_cache_misses", "Verdicts not in Redis.", registry=r)
         self.cache_errors = Counter(

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     dead_letter_topic: str = Field(
         "modfleet.dead-letter.v1", description="Topic of input that could not be decided."
     )
+    shadow_decisions_topic: str = Field(
+        "modfleet.shadow-decisions.v1",
+        description="Topic of shadow policies' decisions; enforcement never reads it.",
+    )
 
     # --- Redis verdict cache ------------------------------------------------------------------
     redis_url: SecretStr = Field(
@@ -93,7 +97,10 @@ class Settings(BaseSettings):
         3, ge=1, le=10, description="Tries of one batch's inference before posts are isolated."
     )
     classify_timeout_s: float = Field(
-        30.0, gt=0.0, le=600.0, description="Longest one inference call may take before a retry."
+        120.0,
+        gt=0.0,
+        le=3600.0,
+        description="Longest one inference call (a micro-batch) may take before a retry.",
     )
     retry_backoff_s: float = Field(
         0.2, ge=0.0, le=30.0, description="First retry delay; doubles on each further try."
@@ -119,7 +126,11 @@ class Settings(BaseSettings):
         description="Third-party backend as 'package.module:factory'; overrides the backend.",
     )
     policy_path: Path = Field(
-        default_factory=default_policy_path, description="Policy pack file (YAML) to enforce."
+        default_factory=default_policy_path,
+        description="Policy pack file (YAML), or a folder of packs (per tenant, live and shadow).",
+    )
+    policy_reload_interval_s: float = Field(
+        5.0, gt=0.0, le=3600.0, description="How often the worker looks for changed policy files."
     )
 
     # --- LLM inference tier: openai / vllm / cascade backends (issue 3) -------------------------

@@ -38,10 +38,16 @@ class Topics:
     decisions: str
     escalations: str
     dead_letter: str
+    shadow_decisions: str = "modfleet.shadow-decisions.v1"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
-        return cls(settings.decisions_topic, settings.escalations_topic, settings.dead_letter_topic)
+        return cls(
+            settings.decisions_topic,
+            settings.escalations_topic,
+            settings.dead_letter_topic,
+            settings.shadow_decisions_topic,
+        )
 
 
 @dataclass(frozen=True, slots=True)

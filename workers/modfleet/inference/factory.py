@@ -16,11 +16,32 @@ def create_classifier(settings: Settings) -> Classifier:
     """The backend named by ``classifier_backend``, or a plugin named by ``classifier_plugin``."""
     if settings.classifier_plugin:
         return _load_plugin(settings.classifier_plugin, settings)
-    if settings.classifier_backend == "embedded":
+    backend = settings.classifier_backend
+    if backend == "embedded":
         from modfleet.inference.embedded import EmbeddedClassifier
 
         return EmbeddedClassifier()
-    raise FatalError(f"unknown classifier_backend {settings.classifier_backend!r}")
+    if backend in ("openai", "vllm"):
+        return _llm(backend, settings)
+    if backend == "cascade":
+        from modfleet.inference.cascade import CascadeClassifier
+        from modfleet.inference.embedded import EmbeddedClassifier
+
+        second = _llm(settings.cascade_llm_backend, settings)
+        low, high = settings.cascade_band_low, settings.cascade_band_high
+        return CascadeClassifier(EmbeddedClassifier(), second, low, high)
+    raise FatalError(f"unknown classifier_backend {backend!r}")
+
+
+def _llm(backend: str, settings: Settings) -> Classifier:
+    # Imported here: the vLLM module pulls in torch and CUDA, which a CPU worker never needs.
+    if backend == "openai":
+        from modfleet.inference.openai_backend import OpenAICompatibleClassifier
+
+        return OpenAICompatibleClassifier.from_settings(settings)
+    from modfleet.inference.vllm_backend import VLLMClassifier
+
+    return VLLMClassifier.from_settings(settings)
 
 
 def _load_plugin(spec: str, settings: Settings) -> Classifier:

@@ -49,6 +49,23 @@ def show(path: Path) -> None:
     click.echo(pack.prompt_text(), nl=False)
 
 
+@policy.command("test")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--require-gate", is_flag=True, help="Fail a pack that has no gate: block.")
+def test(paths: tuple[Path, ...], require_gate: bool) -> None:
+    """Check packs against their golden sets (the regression gate).
+
+    Each pack's gate: block names a labelled golden set beside it, the F1 recorded for it, and a
+    tolerance. Prints a table and exits 1 when any F1 falls more than the tolerance below its
+    baseline, or a pack cannot be tested. PATHS are pack files or folders of them [default: the
+    configured pack, MODFLEET_POLICY_PATH].
+    """
+    # Imported here: scikit-learn and the model load only when a gate actually runs.
+    from modfleet.evaluate.commands import gate_command
+
+    raise click.exceptions.Exit(gate_command(_pack_files(paths), require_gate=require_gate))
+
+
 def _pack_files(paths: Iterable[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:

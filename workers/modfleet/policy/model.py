@@ -14,7 +14,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from modfleet.errors import FatalError
 
@@ -110,6 +119,27 @@ class Limits(_Frozen):
     max_text_chars: int = Field(20_000, ge=1, le=1_000_000)
 
 
+# The overall row of an evaluation: a post is flagged when the pack's action is not "allow".
+FLAGGED = "flagged"
+
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Gate(_Frozen):
+    """The pack's regression gate, run by ``modfleet policy test``.
+
+    ``baseline_f1`` holds the F1 measured on the golden set when the pack was last accepted, per
+    category and/or ``flagged`` (any category); a change that loses more than ``tolerance`` of
+    any of them fails the gate.
+    """
+
+    golden_set: Text  # relative to the pack file, so a pack and its golden set move together
+    tolerance: Unit = 0.02
+    baseline_f1: dict[Identifier, Unit] = Field(min_length=1)
+    # A baseline is only comparable under the model that produced it; a mismatch is reported.
+    model: Text | None = None
+
+
 @dataclass(frozen=True)
 class Judgement:
     """The pack's verdict on one post."""
@@ -129,6 +159,22 @@ class Policy(_Frozen):
     model: ModelRef
     limits: Limits = Field(default_factory=Limits)
     categories: dict[Identifier, Category] = Field(min_length=1)
+    gate: Gate | None = None
+    # live: its decisions are enforced. shadow: evaluated on the same posts, its decisions go to
+    # the shadow topic only, so a candidate can be compared with live before it ships.
+    mode: Literal["live", "shadow"] = "live"
+    # Tenants whose posts this pack governs; empty means every tenant no other pack claims.
+    tenants: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,128}$")]] = []
+
+    @model_validator(mode="after")
+    def _baseline_names_known(self) -> Policy:
+        # A misspelt baseline name would otherwise never be checked, and the gate never fail.
+        known = {FLAGGED, *self.categories}
+        names = self.gate.baseline_f1 if self.gate else {}
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise _unknown_baselines(type(self).__name__, unknown, sorted(known))
+        return self
 
     def category_scores(self, model_scores: Mapping[str, float]) -> dict[str, float]:
         """Each category's score: the highest of its model labels that the model reported.
@@ -172,6 +218,22 @@ class Policy(_Frozen):
         for name, category in self.categories.items():
             lines += _render_category(name, category)
         return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _unknown_baselines(title: str, unknown: list[str], known: list[str]) -> ValidationError:
+    # Raised as a ValidationError so that the loader points at each bad name's own line.
+    message = f"no category by this name; allowed: {', '.join(known)}"
+    return ValidationError.from_exception_data(
+        title,
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("unknown_baseline", message),
+                loc=("gate", "baseline_f1", name),
+                input=name,
+            )
+            for name in unknown
+        ],
+    )
 
 
 def _finite(score: float, name: str) -> float:

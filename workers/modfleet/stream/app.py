@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import tempfile
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import faust
@@ -24,10 +26,13 @@ from modfleet.inference import Classifier, create_classifier
 from modfleet.ingest.decode import Record
 from modfleet.kafka import faust_credentials
 from modfleet.metrics import Metrics
-from modfleet.policy import Policy, load_policy
+from modfleet.policy import Policy
+from modfleet.policy.packs import PolicySet, load_policy_set
 from modfleet.settings import Settings
+from modfleet.stream.infer import Retry
 from modfleet.stream.observe import BatchObserver
-from modfleet.stream.pipeline import Pipeline, Retry
+from modfleet.stream.pipeline import Pipeline
+from modfleet.stream.reload import PolicyReloader
 from modfleet.telemetry.tracing import BatchTrace, Tracing, setup_tracing
 
 log = logging.getLogger(__name__)
@@ -51,7 +56,9 @@ class StreamWorker:
     ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
-        self.policy = policy or load_policy(settings.policy_path)
+        self.policies = (
+            PolicySet.single(policy) if policy else load_policy_set(settings.policy_path)
+        )
         self.classifier = classifier or create_classifier(settings)
         self.cache: VerdictCache = connect_cache(settings, self.metrics)
         retry = Retry(
@@ -59,8 +66,9 @@ class StreamWorker:
         )
         topics = Topics.from_settings(settings)
         self.pipeline = Pipeline(
-            self.policy, self.classifier, self.cache, self.metrics, topics, retry
+            self.policies, self.classifier, self.cache, self.metrics, topics, retry
         )
+        self.reloader = PolicyReloader(settings.policy_path, self.pipeline, self.metrics)
         self.tracing = tracing or setup_tracing(settings)
         self.app = self._build_app()
         self.observer = BatchObserver(self.metrics, self.app)
@@ -74,6 +82,9 @@ class StreamWorker:
             broker_session_timeout=s.broker_session_timeout_s,
             broker_heartbeat_interval=s.broker_heartbeat_interval_s,
             store="memory://",
+            # faust writes a small data folder even with in-memory tables: keep it off the
+            # working directory (read-only in the Helm chart) and out of checkouts.
+            datadir=str(Path(tempfile.gettempdir()) / f"modfleet-{s.consumer_group}"),
             autodiscover=False,
             # Topics come from the catalogue (topic-init job or `modfleet topics create`); a
             # worker must never create one with the wrong partition count by accident.
@@ -90,6 +101,8 @@ class StreamWorker:
         )
         posts = app.topic(s.posts_topic, key_type=bytes, value_type=bytes)
         app.agent(posts, name="moderate")(self._moderate)
+        if self.policies.fingerprint:  # loaded from files, so there is something to watch
+            app.timer(s.policy_reload_interval_s)(self.reloader.check)
         self._add_pages(app)
         return app
 
@@ -155,11 +168,10 @@ class StreamWorker:
 
     def _add_pages(self, app: faust.App) -> None:
         # faust binds page handlers to its View class, so they must be plain functions.
-        policy = f"{self.policy.id}@{self.policy.version}"
-        metrics = self.metrics
+        pipeline, metrics = self.pipeline, self.metrics
 
         async def health(web: Any, request: Any) -> Any:
-            return web.json({"status": "ok", "policy": policy})
+            return web.json({"status": "ok", "policies": pipeline.policies.describe()})
 
         async def prometheus(web: Any, request: Any) -> Any:
             return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")

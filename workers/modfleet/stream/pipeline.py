@@ -7,10 +7,8 @@ dead-letter), so that no post is lost however a step fails.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from modfleet.cache import VerdictCache, cache_key
@@ -25,12 +23,13 @@ from modfleet.emit.messages import (
     new_trace_id,
     trace_id_of,
 )
-from modfleet.errors import FatalError, RecoverableError
 from modfleet.inference.base import Classifier, Verdict
 from modfleet.ingest.decode import Post, Record, Rejection, decode
 from modfleet.metrics import Metrics
 from modfleet.normalise import Normalised, normalise
 from modfleet.policy import Judgement, Policy
+from modfleet.policy.packs import PolicySet
+from modfleet.stream.infer import Inference, Retry
 from modfleet.telemetry.tracing import BatchTrace, Headers, Tracing
 
 log = logging.getLogger(__name__)
@@ -46,16 +45,6 @@ def _traced(trace: BatchTrace, record: Record) -> tuple[str, Headers]:
 
 
 @dataclass(frozen=True, slots=True)
-class Retry:
-    attempts: int
-    backoff_s: float
-    timeout_s: float = 30.0  # one inference call; a hung backend must not wedge the worker
-
-    def delay(self, attempt: int) -> float:
-        return float(self.backoff_s * (2**attempt))
-
-
-@dataclass(frozen=True, slots=True)
 class _Item:
     """A valid post on its way through the batch."""
 
@@ -65,6 +54,8 @@ class _Item:
     key: str
     trace_id: str
     headers: Headers  # for the post's outputs: content type and trace context
+    policy: Policy
+    shadow: bool = False  # evaluated for comparison only: its decision is never enforced
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,28 +68,28 @@ class _Verdicts:
 class Pipeline:
     def __init__(
         self,
-        policy: Policy,
+        policies: PolicySet | Policy,
         classifier: Classifier,
         cache: VerdictCache,
         metrics: Metrics,
         topics: Topics,
         retry: Retry,
     ) -> None:
-        self.policy = policy
+        # Swapped whole by a hot reload; each batch reads it once, so a batch sees one version.
+        self.policies = policies if isinstance(policies, PolicySet) else PolicySet.single(policies)
         self.classifier = classifier
         self.cache = cache
         self.metrics = metrics
         self.topics = topics
         self.retry = retry
-        self._inference_seconds = metrics.inference_seconds.labels(
-            backend=type(classifier).__name__, model=classifier.model_id
-        )
+        self.inference = Inference(classifier, retry, metrics)
 
     async def process(
         self, records: Sequence[Record], trace: BatchTrace = _UNTRACED
     ) -> list[Outbound]:
         self.metrics.posts_consumed.inc(len(records))
         self.metrics.batch_size.observe(len(records))
+        policies = self.policies
         out: list[Outbound] = []
         items: list[_Item] = []
         with trace.stage("validate"):
@@ -107,7 +98,7 @@ class Pipeline:
                 if isinstance(decoded, Rejection):
                     out.append(self._dead_letter(record, decoded, *_traced(trace, record)))
                 else:
-                    items.append(self._prepare(record, decoded, trace))
+                    items.extend(self._prepare(record, decoded, trace, policies))
         verdicts = await self._verdicts(items, trace)
         with trace.stage("policy"):
             for item in items:
@@ -118,89 +109,55 @@ class Pipeline:
         """The last resort for a batch that failed in a way the steps above did not foresee."""
         return [self._dead_letter(r, Rejection("internal_error", why)) for r in records]
 
-    def _prepare(self, record: Record, post: Post, trace: BatchTrace) -> _Item:
-        norm = normalise(post.text, self.policy.limits.max_text_chars)
-        p = self.policy
+    def _prepare(
+        self, record: Record, post: Post, trace: BatchTrace, policies: PolicySet
+    ) -> list[_Item]:
+        """The post under its tenant's live policy, and under each shadow policy for it."""
+        trace_id, headers = _traced(trace, record)
+        live = policies.live_for(post.tenant)
+        items = [self._item(record, post, trace_id, headers, live, False)]
+        for shadow in policies.shadows_for(post.tenant):
+            items.append(self._item(record, post, trace_id, headers, shadow, True))
+        return items
+
+    def _item(
+        self, record: Record, post: Post, trace_id: str, headers: Headers, p: Policy, shadow: bool
+    ) -> _Item:
+        norm = normalise(post.text, p.limits.max_text_chars)
         key = cache_key(p.id, p.version, self.classifier.model_id, norm.content_hash)
-        return _Item(record, post, norm, key, *_traced(trace, record))
+        return _Item(record, post, norm, key, trace_id, headers, p, shadow)
 
     async def _verdicts(self, items: Sequence[_Item], trace: BatchTrace) -> _Verdicts:
-        texts = {item.key: item.norm.text for item in items}  # one entry per distinct text
-        keys = list(texts)
+        # One entry per distinct (text, policy); the policy goes with it, as an LLM reads it.
+        jobs = {item.key: item for item in items}
+        keys = list(jobs)
         with trace.stage("cache lookup"):
             cached = await self.cache.get_many(keys)
         found = {k: v for k, v in zip(keys, cached, strict=True) if v is not None}
-        misses = [k for k in keys if k not in found]
-        self._count_cache(items, found, len(misses))
+        self._count_cache([i for i in items if not i.shadow], found)
+        failed: dict[str, str] = {}
+        fresh: dict[str, Verdict] = {}
         with trace.stage("inference"):
-            fresh, failed = await self._classify(misses, [texts[k] for k in misses])
+            for policy, misses in _by_policy(jobs, found):
+                texts = [jobs[k].norm.text for k in misses]
+                results = await self.inference.classify(policy, misses, texts)
+                fresh.update(results.found)
+                failed.update(results.failed)
         with trace.stage("cache write"):
             # An unreadable answer is asked again next time, never served from the cache.
             await self.cache.put_many({k: v for k, v in fresh.items() if not v.unparseable})
         return _Verdicts({**found, **fresh}, frozenset(found), failed)
 
-    def _count_cache(self, items: Sequence[_Item], found: dict[str, Verdict], misses: int) -> None:
-        hits = sum(1 for item in items if item.key in found)
+    def _count_cache(self, live: Sequence[_Item], found: dict[str, Verdict]) -> None:
+        hits = sum(1 for item in live if item.key in found)
+        misses = len({item.key for item in live if item.key not in found})
         self.metrics.cache_hits.inc(hits)
         self.metrics.cache_misses.inc(misses)
-        self.metrics.inflight_dedup.inc(len(items) - hits - misses)
-
-    async def _classify(
-        self, keys: list[str], texts: list[str]
-    ) -> tuple[dict[str, Verdict], dict[str, str]]:
-        if not keys:
-            return {}, {}
-        try:
-            verdicts = await self._with_retries(texts)
-        except Exception as exc:  # noqa: BLE001 - any backend failure; the posts are isolated next
-            log.warning("inference failed for a batch of %d texts (%s); isolating", len(texts), exc)
-            return await self._isolate(keys, texts)
-        return dict(zip(keys, verdicts, strict=True)), {}
-
-    async def _with_retries(self, texts: list[str]) -> list[Verdict]:
-        for attempt in range(self.retry.attempts):
-            try:
-                return await self._call(texts)
-            except FatalError:
-                raise
-            except Exception as exc:
-                if attempt + 1 == self.retry.attempts:
-                    raise
-                self.metrics.inference_retries.inc()
-                log.warning("inference attempt %d failed (%s); retrying", attempt + 1, exc)
-                await asyncio.sleep(self.retry.delay(attempt))
-        raise AssertionError("unreachable: attempts >= 1")
-
-    async def _call(self, texts: list[str]) -> list[Verdict]:
-        started = time.perf_counter()
-        self.metrics.inference_in_flight.inc()
-        try:
-            verdicts = await asyncio.wait_for(
-                self.classifier.classify(texts, self.policy), self.retry.timeout_s
-            )
-        except TimeoutError as exc:
-            raise RecoverableError(f"inference took over {self.retry.timeout_s} s") from exc
-        finally:
-            self.metrics.inference_in_flight.dec()
-        self._inference_seconds.observe(time.perf_counter() - started)
-        if len(verdicts) != len(texts):
-            raise FatalError(f"backend returned {len(verdicts)} verdicts for {len(texts)} texts")
-        return verdicts
-
-    async def _isolate(
-        self, keys: list[str], texts: list[str]
-    ) -> tuple[dict[str, Verdict], dict[str, str]]:
-        """Classify one text at a time, so one poison post cannot take its batch with it."""
-        found: dict[str, Verdict] = {}
-        failed: dict[str, str] = {}
-        for key, text in zip(keys, texts, strict=True):
-            try:
-                found[key] = (await self._call([text]))[0]
-            except Exception as exc:  # noqa: BLE001 - recorded as the post's dead-letter reason
-                failed[key] = f"{type(exc).__name__}: {exc}"
-        return found, failed
+        self.metrics.inflight_dedup.inc(len(live) - hits - misses)
 
     def _outcome(self, item: _Item, verdicts: _Verdicts) -> list[Outbound]:
+        if item.shadow:
+            return self._shadow_outcome(item, verdicts)
         if item.key in verdicts.failed:
             why = Rejection(
                 "inference_failed",
@@ -211,8 +168,8 @@ class Pipeline:
             )
             return [self._dead_letter(item.record, why, item.trace_id, item.headers)]
         decided = self._decide(item, verdicts.found[item.key], item.key in verdicts.cached)
-        model_id = self.classifier.model_id
-        out = [decision_message(decided, self.policy, model_id, self.topics.decisions)]
+        model_id, policy = self.classifier.model_id, item.policy
+        out = [decision_message(decided, policy, model_id, self.topics.decisions)]
         self.metrics.decisions.labels(action=decided.judgement.action).inc()
         for category in decided.judgement.labels:
             self.metrics.decision_labels.labels(category=category).inc()
@@ -220,7 +177,7 @@ class Pipeline:
             unread = decided.verdict.unparseable
             reason = "unparseable_verdict" if unread else "policy_threshold"
             out.append(
-                escalation_message(decided, self.policy, model_id, self.topics.escalations, reason)
+                escalation_message(decided, policy, model_id, self.topics.escalations, reason)
             )
             self.metrics.escalations.labels(reason=reason).inc()
             log.info(
@@ -230,10 +187,22 @@ class Pipeline:
             )
         return out
 
+    def _shadow_outcome(self, item: _Item, verdicts: _Verdicts) -> list[Outbound]:
+        """A shadow decision, to the shadow topic only; the live decision settles the post."""
+        policy = item.policy
+        if item.key in verdicts.failed:
+            log.warning("shadow policy %s could not score a post", policy.id)
+            return []
+        decided = self._decide(item, verdicts.found[item.key], item.key in verdicts.cached)
+        action = decided.judgement.action
+        self.metrics.shadow_decisions.labels(policy=policy.id, action=action).inc()
+        topic = self.topics.shadow_decisions
+        return [decision_message(decided, policy, self.classifier.model_id, topic)]
+
     def _decide(self, item: _Item, verdict: Verdict, from_cache: bool) -> Decided:
-        scores = verdict.policy_scores(self.policy)
+        scores = verdict.policy_scores(item.policy)
         # A model answer that could not be read is never "allow": a person reviews the post.
-        judgement = _UNREADABLE if verdict.unparseable else self.policy.decide(scores)
+        judgement = _UNREADABLE if verdict.unparseable else item.policy.decide(scores)
         return Decided(
             post_id=item.post.post_id,
             tenant=item.post.tenant,
@@ -266,3 +235,14 @@ class Pipeline:
         )
         headers = headers or carried_headers(record)
         return dead_letter_message(record, why, self.topics.dead_letter, trace_id, headers)
+
+
+def _by_policy(
+    jobs: Mapping[str, _Item], found: Mapping[str, Verdict]
+) -> list[tuple[Policy, list[str]]]:
+    """Cache misses grouped by policy (by identity: packs hold dicts, so they do not hash)."""
+    groups: dict[int, tuple[Policy, list[str]]] = {}
+    for key, item in jobs.items():
+        if key not in found:
+            groups.setdefault(id(item.policy), (item.policy, []))[1].append(key)
+    return list(groups.values())

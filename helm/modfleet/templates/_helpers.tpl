@@ -1,0 +1,313 @@
+{{/*
+Names, labels and the environment shared by the chart's templates.
+*/}}
+
+{{- define "modfleet.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Release-scoped name prefix, at most 52 characters so suffixes fit in 63. */}}
+{{- define "modfleet.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "modfleet.workerName" -}}{{ include "modfleet.fullname" . }}-worker{{- end -}}
+{{- define "modfleet.inferenceName" -}}{{ include "modfleet.fullname" . }}-inference{{- end -}}
+{{- define "modfleet.topicInitName" -}}{{ include "modfleet.fullname" . }}-topic-init{{- end -}}
+{{- define "modfleet.policiesName" -}}{{ include "modfleet.fullname" . }}-policies{{- end -}}
+
+{{- define "modfleet.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Selector labels of one component: (dict "ctx" $ "component" "worker"). */}}
+{{- define "modfleet.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "modfleet.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Every label of one component's resources: (dict "ctx" $ "component" "worker"). */}}
+{{- define "modfleet.labels" -}}
+helm.sh/chart: {{ include "modfleet.chart" .ctx }}
+{{ include "modfleet.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+app.kubernetes.io/part-of: modfleet
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "modfleet.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "modfleet.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "modfleet.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Bootstrap servers as host:port,host:port (KEDA) from the faust URL list. */}}
+{{- define "modfleet.bootstrapServers" -}}
+{{- $servers := list -}}
+{{- range (splitList ";" .Values.kafka.brokerUrl) -}}
+{{- $s := trim . | trimPrefix "kafka://" -}}
+{{- if $s }}{{ $servers = append $servers $s }}{{ end -}}
+{{- end -}}
+{{- join "," $servers -}}
+{{- end -}}
+
+{{- define "modfleet.kafkaSasl" -}}{{ hasPrefix "SASL" .Values.kafka.securityProtocol }}{{- end -}}
+{{- define "modfleet.kafkaTls" -}}{{ hasSuffix "SSL" .Values.kafka.securityProtocol }}{{- end -}}
+{{- define "modfleet.kafkaTlsMountPath" -}}/etc/modfleet/kafka-tls{{- end -}}
+{{- define "modfleet.redisTlsMountPath" -}}/etc/modfleet/redis-tls{{- end -}}
+
+{{/* Policy packs by file name: the chart's files/policies/ plus policies.extraFiles. */}}
+{{- define "modfleet.policyFiles" -}}
+{{- $files := dict -}}
+{{- range $path, $_ := .Files.Glob "files/policies/*" -}}
+{{- $_ := set $files (base $path) ($.Files.Get $path) -}}
+{{- end -}}
+{{- range $name, $content := .Values.policies.extraFiles -}}
+{{- $_ := set $files $name $content -}}
+{{- end -}}
+{{- toYaml $files -}}
+{{- end -}}
+
+{{/* A values scalar as the environment spells it: whole numbers without an exponent. */}}
+{{- define "modfleet.scalar" -}}
+{{- if and (kindIs "float64" .) (eq (. | int64 | float64) .) -}}
+{{- . | int64 -}}
+{{- else -}}
+{{- . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Checks across values that the schema cannot express; fails the render with a reason. */}}
+{{- define "modfleet.validate" -}}
+{{- $files := include "modfleet.policyFiles" . | fromYaml -}}
+{{- if not (hasKey $files .Values.policies.active) -}}
+{{- fail (printf "policies.active %q is not among the policy files: %s" .Values.policies.active (keys $files | sortAlpha | join ", ")) -}}
+{{- end -}}
+{{- if eq (include "modfleet.kafkaSasl" .) "true" -}}
+{{- if not (and .Values.kafka.sasl.username .Values.kafka.sasl.existingSecret) -}}
+{{- fail "kafka.securityProtocol is SASL_*: set kafka.sasl.username and kafka.sasl.existingSecret (the Secret holding the password)" -}}
+{{- end -}}
+{{- end -}}
+{{- if and (or .Values.kafka.tls.certKey .Values.kafka.tls.keyKey) (not .Values.kafka.tls.existingSecret) -}}
+{{- fail "kafka.tls.certKey/keyKey need kafka.tls.existingSecret" -}}
+{{- end -}}
+{{- if and (or .Values.redis.urlKey .Values.redis.passwordKey) (not .Values.redis.existingSecret) -}}
+{{- fail "redis.urlKey/passwordKey need redis.existingSecret" -}}
+{{- end -}}
+{{- if .Values.inference.enabled -}}
+{{- range $field := list "inference_urls" "inference_model" "inference_adapter" -}}
+{{- if hasKey $.Values.worker.settings $field -}}
+{{- fail (printf "worker.settings.%s is set by the chart while inference.enabled: use inference.* instead" $field) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range $field := keys .Values.worker.settings -}}
+{{- if hasKey $.Values.worker.secretSettings $field -}}
+{{- fail (printf "%s is in both worker.settings and worker.secretSettings" $field) -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.redis.existingSecret (not (or .Values.redis.urlKey .Values.redis.passwordKey)) -}}
+{{- fail "redis.existingSecret is set: name the key of the URL (redis.urlKey) and/or the password (redis.passwordKey)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Kafka and topic settings (MODFLEET_*), shared by the worker and the topic-init Job. */}}
+{{- define "modfleet.kafkaEnv" -}}
+- name: MODFLEET_BROKER_URL
+  value: {{ .Values.kafka.brokerUrl | quote }}
+- name: MODFLEET_KAFKA_SECURITY_PROTOCOL
+  value: {{ .Values.kafka.securityProtocol | quote }}
+{{- if eq (include "modfleet.kafkaSasl" .) "true" }}
+- name: MODFLEET_KAFKA_SASL_MECHANISM
+  value: {{ .Values.kafka.sasl.mechanism | quote }}
+- name: MODFLEET_KAFKA_SASL_USERNAME
+  value: {{ .Values.kafka.sasl.username | quote }}
+- name: MODFLEET_KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.kafka.sasl.existingSecret | quote }}
+      key: {{ .Values.kafka.sasl.passwordKey | quote }}
+{{- end }}
+{{- if and (eq (include "modfleet.kafkaTls" .) "true") .Values.kafka.tls.existingSecret }}
+{{- if .Values.kafka.tls.caKey }}
+- name: MODFLEET_KAFKA_SSL_CAFILE
+  value: {{ printf "%s/%s" (include "modfleet.kafkaTlsMountPath" .) .Values.kafka.tls.caKey | quote }}
+{{- end }}
+{{- if .Values.kafka.tls.certKey }}
+- name: MODFLEET_KAFKA_SSL_CERTFILE
+  value: {{ printf "%s/%s" (include "modfleet.kafkaTlsMountPath" .) .Values.kafka.tls.certKey | quote }}
+{{- end }}
+{{- if .Values.kafka.tls.keyKey }}
+- name: MODFLEET_KAFKA_SSL_KEYFILE
+  value: {{ printf "%s/%s" (include "modfleet.kafkaTlsMountPath" .) .Values.kafka.tls.keyKey | quote }}
+{{- end }}
+{{- end }}
+- name: MODFLEET_CONSUMER_GROUP
+  value: {{ .Values.worker.consumerGroup | quote }}
+- name: MODFLEET_BROKER_SESSION_TIMEOUT_S
+  value: {{ .Values.kafka.sessionTimeoutS | include "modfleet.scalar" | quote }}
+- name: MODFLEET_BROKER_HEARTBEAT_INTERVAL_S
+  value: {{ .Values.kafka.heartbeatIntervalS | include "modfleet.scalar" | quote }}
+- name: MODFLEET_POSTS_TOPIC
+  value: {{ .Values.topics.posts | quote }}
+- name: MODFLEET_DECISIONS_TOPIC
+  value: {{ .Values.topics.decisions | quote }}
+- name: MODFLEET_ESCALATIONS_TOPIC
+  value: {{ .Values.topics.escalations | quote }}
+- name: MODFLEET_DEAD_LETTER_TOPIC
+  value: {{ .Values.topics.deadLetter | quote }}
+- name: MODFLEET_LOG_LEVEL
+  value: {{ .Values.worker.logLevel | quote }}
+{{- end -}}
+
+{{/* Kafka TLS volume and mount (only with an SSL protocol and a Secret). */}}
+{{- define "modfleet.kafkaTlsVolume" -}}
+{{- if and (eq (include "modfleet.kafkaTls" .) "true") .Values.kafka.tls.existingSecret -}}
+- name: kafka-tls
+  secret:
+    secretName: {{ .Values.kafka.tls.existingSecret | quote }}
+    defaultMode: 0440
+{{- end }}
+{{- end -}}
+{{- define "modfleet.kafkaTlsMount" -}}
+{{- if and (eq (include "modfleet.kafkaTls" .) "true") .Values.kafka.tls.existingSecret -}}
+- name: kafka-tls
+  mountPath: {{ include "modfleet.kafkaTlsMountPath" . }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* The worker's environment: Kafka, Redis, batching, model, policy, web (all MODFLEET_*). */}}
+{{- define "modfleet.workerEnv" -}}
+{{ include "modfleet.kafkaEnv" . }}
+{{- if and .Values.redis.existingSecret .Values.redis.urlKey }}
+- name: MODFLEET_REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.redis.existingSecret | quote }}
+      key: {{ .Values.redis.urlKey | quote }}
+{{- else }}
+- name: MODFLEET_REDIS_URL
+  value: {{ .Values.redis.url | quote }}
+{{- end }}
+{{- if and .Values.redis.existingSecret .Values.redis.passwordKey }}
+- name: MODFLEET_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.redis.existingSecret | quote }}
+      key: {{ .Values.redis.passwordKey | quote }}
+{{- end }}
+{{- if .Values.redis.tls.existingSecret }}
+- name: MODFLEET_REDIS_SSL_CA_CERTS
+  value: {{ printf "%s/%s" (include "modfleet.redisTlsMountPath" .) .Values.redis.tls.caKey | quote }}
+{{- end }}
+- name: MODFLEET_REDIS_TIMEOUT_S
+  value: {{ .Values.redis.timeoutS | include "modfleet.scalar" | quote }}
+- name: MODFLEET_CACHE_ENABLED
+  value: {{ .Values.redis.cacheEnabled | include "modfleet.scalar" | quote }}
+- name: MODFLEET_CACHE_TTL_S
+  value: {{ .Values.redis.cacheTtlS | int64 | toString | quote }}
+- name: MODFLEET_BATCH_MAX
+  value: {{ .Values.worker.batchMax | int64 | toString | quote }}
+- name: MODFLEET_BATCH_WITHIN_S
+  value: {{ .Values.worker.batchWithinS | include "modfleet.scalar" | quote }}
+- name: MODFLEET_CLASSIFY_ATTEMPTS
+  value: {{ .Values.worker.classifyAttempts | int64 | toString | quote }}
+- name: MODFLEET_RETRY_BACKOFF_S
+  value: {{ .Values.worker.retryBackoffS | include "modfleet.scalar" | quote }}
+- name: MODFLEET_EMIT_ATTEMPTS
+  value: {{ .Values.worker.emitAttempts | int64 | toString | quote }}
+{{- if .Values.inference.enabled }}
+{{- /* Settings fields of the LLM inference tier (GPU inference issue). */}}
+- name: MODFLEET_CLASSIFIER_BACKEND
+  value: {{ .Values.inference.workerBackend | quote }}
+- name: MODFLEET_INFERENCE_URLS
+  value: {{ printf "http://%s:%d/v1" (include "modfleet.inferenceName" .) (.Values.inference.service.port | int) | quote }}
+- name: MODFLEET_INFERENCE_MODEL
+  value: {{ default .Values.inference.model.name .Values.inference.model.servedName | quote }}
+- name: MODFLEET_INFERENCE_ADAPTER
+  value: {{ .Values.inference.adapter | quote }}
+{{- else }}
+- name: MODFLEET_CLASSIFIER_BACKEND
+  value: {{ .Values.worker.classifierBackend | quote }}
+{{- end }}
+{{- if .Values.worker.classifierPlugin }}
+- name: MODFLEET_CLASSIFIER_PLUGIN
+  value: {{ .Values.worker.classifierPlugin | quote }}
+{{- end }}
+- name: MODFLEET_POLICY_PATH
+  value: {{ printf "%s/%s" .Values.policies.mountPath .Values.policies.active | quote }}
+- name: MODFLEET_WEB_HOST
+  value: "0.0.0.0"
+- name: MODFLEET_WEB_PORT
+  value: {{ .Values.worker.webPort | int64 | toString | quote }}
+{{- range $field, $value := .Values.worker.settings }}
+- name: {{ printf "MODFLEET_%s" (upper $field) }}
+  value: {{ include "modfleet.scalar" $value | quote }}
+{{- end }}
+{{- range $field, $ref := .Values.worker.secretSettings }}
+- name: {{ printf "MODFLEET_%s" (upper $field) }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $ref.secretName | quote }}
+      key: {{ $ref.key | quote }}
+{{- end }}
+{{- with .Values.worker.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod-level pull secrets. */}}
+{{- define "modfleet.imagePullSecrets" -}}
+{{- with .Values.imagePullSecrets -}}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* NetworkPolicy egress rule from {to: [peers], ports: [numbers]}; no peers: any destination. */}}
+{{- define "modfleet.egressRule" -}}
+- ports:
+    {{- range .ports }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+  {{- with .to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}
+
+{{/* NetworkPolicy egress rule for the cluster DNS (UDP and TCP). */}}
+{{- define "modfleet.egressDns" -}}
+- ports:
+    - port: {{ .Values.networkPolicy.dns.port }}
+      protocol: UDP
+    - port: {{ .Values.networkPolicy.dns.port }}
+      protocol: TCP
+  {{- with .Values.networkPolicy.dns.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}

@@ -1,0 +1,107 @@
+"""Backends chosen by Settings, and the vLLM paths: refused clearly without a GPU, exercised on
+one (tests marked ``gpu``)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from click.testing import CliRunner
+from pydantic import ValidationError
+
+from modfleet.cli import main
+from modfleet.errors import FatalError
+from modfleet.inference import create_classifier
+from modfleet.inference.cascade import CascadeClassifier
+from modfleet.inference.openai_backend import OpenAICompatibleClassifier
+from modfleet.inference.vllm_backend import cuda_available, engine_args, require_gpu
+from modfleet.policy import Policy
+from modfleet.settings import Settings
+
+
+async def test_openai_backend_from_settings() -> None:
+    settings = Settings(
+        classifier_backend="openai",
+        inference_urls="http://a:8000/v1; http://b:8000/v1",
+        inference_model="openai/gpt-oss-safeguard-20b",
+        inference_cache_salt="tenant-a",
+    )
+    classifier = create_classifier(settings)
+    assert isinstance(classifier, OpenAICompatibleClassifier)
+    assert classifier.model_id == "gpt-oss-safeguard:openai/gpt-oss-safeguard-20b"
+    assert classifier.options.urls == ("http://a:8000/v1", "http://b:8000/v1")
+    assert classifier.options.cache_salt == "tenant-a"
+    assert "tenant-a" not in repr(settings)
+    await classifier.close()
+
+
+async def test_cascade_from_settings() -> None:
+    settings = Settings(
+        classifier_backend="cascade", inference_adapter="llama-guard-3", cascade_band_low=0.2
+    )
+    classifier = create_classifier(settings)
+    assert isinstance(classifier, CascadeClassifier)
+    assert classifier.low == 0.2
+    assert isinstance(classifier.second, OpenAICompatibleClassifier)
+    await classifier.close()
+
+
+def test_an_inverted_cascade_band_is_refused() -> None:
+    with pytest.raises(ValidationError, match="cascade_band_low"):
+        Settings(cascade_band_low=0.9, cascade_band_high=0.1)
+
+
+def test_engine_args_follow_settings() -> None:
+    settings = Settings(inference_model="m", vllm_max_model_len=8192)
+    assert engine_args(settings, prefix_caching=False) == {
+        "model": "m",
+        "gpu_memory_utilization": 0.9,
+        "tensor_parallel_size": 1,
+        "enable_prefix_caching": False,
+        "max_model_len": 8192,
+    }
+
+
+@pytest.mark.skipif(cuda_available(), reason="this machine has a CUDA device")
+def test_vllm_backend_is_refused_without_a_gpu() -> None:
+    with pytest.raises(FatalError, match=r"vllm is not installed|no CUDA device"):
+        require_gpu()
+    with pytest.raises(FatalError):
+        create_classifier(Settings(classifier_backend="vllm"))
+
+
+@pytest.mark.skipif(cuda_available(), reason="this machine has a CUDA device")
+def test_bench_gpu_refuses_without_a_gpu() -> None:
+    result = CliRunner().invoke(main, ["bench", "gpu", "--posts", "10"])
+    assert result.exit_code == 2
+    assert "run it on a GPU node" in result.output
+    assert "vllm is not installed" in result.output or "no CUDA device" in result.output
+
+
+# On a GPU node, with weights on local disk (GPU machines may have no network).
+VLLM_MODEL = os.environ.get("MODFLEET_TEST_VLLM_MODEL")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not VLLM_MODEL, reason="gpu: set MODFLEET_TEST_VLLM_MODEL to a local model")
+@pytest.mark.skipif(not cuda_available(), reason="gpu: needs a CUDA device")
+async def test_vllm_engine_classifies_a_batch(small_policy: Policy) -> None:
+    adapter = os.environ.get("MODFLEET_TEST_VLLM_ADAPTER", "qwen3guard")
+    settings = Settings(
+        classifier_backend="vllm",
+        inference_model=VLLM_MODEL or "",
+        inference_adapter=adapter,  # type: ignore[arg-type]
+        vllm_max_model_len=4096,
+        vllm_gpu_memory_utilization=0.5,
+        inference_cache_salt="tenant-a",
+    )
+    classifier = create_classifier(settings)
+    try:
+        texts = ["the library opens at nine", "I will find you and hurt you"] * 8
+        verdicts = await classifier.classify(texts, small_policy)
+    finally:
+        await classifier.close()
+    assert len(verdicts) == len(texts)
+    for verdict in verdicts:
+        assert verdict.unparseable or verdict.categories is not None
+        assert not verdict.unparseable or verdict.raw_output is not None

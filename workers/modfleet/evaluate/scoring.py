@@ -1,0 +1,74 @@
+"""Texts through the stream worker's own steps: normalise, classify in batches, decide."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from modfleet.errors import FatalError
+from modfleet.inference import Classifier
+from modfleet.normalise import normalise
+from modfleet.policy.model import Judgement, Policy
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Per text: the category scores the pack saw, and its judgement."""
+
+    scores: list[dict[str, float]]
+    judgements: list[Judgement]
+    seconds: float  # normalise + classify + decide, without loading the model
+    truncated: int  # texts cut to the pack's max_text_chars, as the worker would
+
+    @property
+    def texts_per_s(self) -> float:
+        return len(self.scores) / self.seconds if self.seconds > 0 else 0.0
+
+
+def score_texts(
+    classifier: Classifier,
+    policy: Policy,
+    texts: Sequence[str],
+    *,
+    batch_size: int,
+    on_batch: Callable[[int], None] = lambda n: None,
+) -> Scored:
+    """Score ``texts`` batch by batch; ``on_batch`` hears how many each batch held.
+
+    The classifier is closed afterwards: its connections belong to this call's event loop.
+    """
+    if batch_size < 1:
+        raise FatalError(f"batch size must be at least 1, not {batch_size}")
+    return asyncio.run(_score(classifier, policy, texts, batch_size, on_batch))
+
+
+async def _score(
+    classifier: Classifier,
+    policy: Policy,
+    texts: Sequence[str],
+    batch_size: int,
+    on_batch: Callable[[int], None],
+) -> Scored:
+    scores: list[dict[str, float]] = []
+    truncated = 0
+    limit = policy.limits.max_text_chars
+    started = time.perf_counter()
+    try:
+        for at in range(0, len(texts), batch_size):
+            # The model must see what it sees in production: the canonical, possibly cut, text.
+            norms = [normalise(t, limit) for t in texts[at : at + batch_size]]
+            truncated += sum(n.truncated for n in norms)
+            verdicts = await classifier.classify([n.text for n in norms], policy)
+            if len(verdicts) != len(norms):
+                raise FatalError(
+                    f"model {classifier.model_id} returned {len(verdicts)} verdicts "
+                    f"for {len(norms)} texts"
+                )
+            scores += [policy.category_scores(v.scores) for v in verdicts]
+            on_batch(len(norms))
+    finally:
+        await classifier.close()
+    judgements = [policy.decide(s) for s in scores]
+    return Scored(scores, judgements, time.perf_counter() - started, truncated)

@@ -1,0 +1,61 @@
+"""The cascade: a cheap model first, the LLM only where the cheap one is unsure.
+
+Every text is scored by the first stage (the embedded CPU model). A text whose highest first-
+stage score lies inside the uncertainty band ``[low, high]`` goes to the second stage (the
+LLM); the others keep the first stage's verdict. Each verdict records the stage that decided,
+and the decision carries it (``stage``).
+
+What the band trades away: the embedded model only knows offensive language, so a post it finds
+clearly inoffensive is never shown to the LLM, including for the categories only the LLM can
+score (threats without slurs, self-harm, spam). Widen the band, or use the LLM alone, where
+those matter more than GPU time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from modfleet.errors import FatalError
+from modfleet.inference.base import Classifier, Verdict
+
+if TYPE_CHECKING:
+    from modfleet.policy import Policy
+
+FIRST, SECOND = "embedded", "llm"
+
+
+class CascadeClassifier(Classifier):
+    def __init__(self, first: Classifier, second: Classifier, low: float, high: float) -> None:
+        if not 0.0 <= low <= high <= 1.0:
+            raise FatalError(f"cascade band [{low}, {high}] is not within 0..1 and ordered")
+        self.first = first
+        self.second = second
+        self.low = low
+        self.high = high
+        # The band is part of the id: a cached verdict is only valid for the same cascade.
+        self.model_id = f"cascade[{low:g}-{high:g}]({first.model_id}|{second.model_id})"
+        self.texts_seen = 0
+        self.texts_escalated = 0  # sent to the second stage
+
+    def uncertain(self, verdict: Verdict) -> bool:
+        score = max(verdict.scores.values(), default=0.0)
+        return self.low <= score <= self.high
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        first = await self.first.classify(texts, policy)
+        unsure = [i for i, verdict in enumerate(first) if self.uncertain(verdict)]
+        self.texts_seen += len(texts)
+        self.texts_escalated += len(unsure)
+        second = await self.second.classify([texts[i] for i in unsure], policy) if unsure else []
+        if len(second) != len(unsure):
+            raise FatalError(f"second stage returned {len(second)} verdicts for {len(unsure)}")
+        out = [replace(verdict, stage=FIRST) for verdict in first]
+        for i, verdict in zip(unsure, second, strict=True):
+            out[i] = replace(verdict, stage=SECOND)
+        return out
+
+    async def close(self) -> None:
+        await self.first.close()
+        await self.second.close()

@@ -1,0 +1,228 @@
+"""The ``openai`` backend: any OpenAI-compatible server (``vllm serve``, SGLang, llama.cpp).
+
+A micro-batch becomes one request per distinct text, all sent at once up to
+``inference_max_in_flight``, so that the server's continuous batching sees enough sequences to
+keep the GPU busy. Each request has its own deadline and retries (backoff with full jitter) on
+what a retry can fix: 408/409/429, 5xx, dropped connections, timeouts. Other 4xx are the
+request's fault and fatal for it. Several server URLs share the load round-robin, each behind
+its own circuit breaker, so a dead server is skipped instead of waited on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from modfleet.errors import FatalError, ModfleetError, RecoverableError
+from modfleet.inference import openai_wire
+from modfleet.inference.adapters import Adapter, Completion, Request, create_adapter
+from modfleet.inference.base import Classifier, Verdict
+from modfleet.inference.breaker import CircuitBreaker
+
+if TYPE_CHECKING:
+    from modfleet.policy import Policy
+    from modfleet.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+_BACKOFF_CAP_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class HttpOptions:
+    urls: tuple[str, ...]
+    model: str
+    api_key: str | None = None
+    max_in_flight: int = 64
+    timeout_s: float = 30.0
+    attempts: int = 3
+    backoff_s: float = 0.2
+    breaker_failures: int = 5
+    breaker_reset_s: float = 10.0
+    response_format: openai_wire.ResponseFormat = "json_schema"
+    cache_salt: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HttpOptions:
+        key, salt = settings.inference_api_key, settings.inference_cache_salt
+        return cls(
+            urls=settings.inference_url_list,
+            model=settings.inference_model,
+            api_key=None if key is None else key.get_secret_value(),
+            max_in_flight=settings.inference_max_in_flight,
+            timeout_s=settings.inference_timeout_s,
+            attempts=settings.inference_attempts,
+            backoff_s=settings.inference_backoff_s,
+            breaker_failures=settings.inference_breaker_failures,
+            breaker_reset_s=settings.inference_breaker_reset_s,
+            response_format=settings.inference_response_format,
+            cache_salt=None if salt is None else salt.get_secret_value(),
+        )
+
+
+class _Servers:
+    """Round-robin over the servers whose circuit lets a call through."""
+
+    def __init__(self, options: HttpOptions) -> None:
+        if not options.urls:
+            raise FatalError("inference_urls names no server")
+        self.breakers = {
+            url.rstrip("/"): CircuitBreaker(url, options.breaker_failures, options.breaker_reset_s)
+            for url in options.urls
+        }
+        self._order = itertools.cycle(list(self.breakers))
+
+    def pick(self) -> tuple[str, CircuitBreaker]:
+        for _ in range(len(self.breakers)):
+            url = next(self._order)
+            if self.breakers[url].available():
+                self.breakers[url].acquire()
+                return url, self.breakers[url]
+        raise RecoverableError(f"all {len(self.breakers)} inference servers are failing")
+
+
+class OpenAICompatibleClassifier(Classifier):
+    def __init__(
+        self, adapter: Adapter, options: HttpOptions, client: httpx.AsyncClient | None = None
+    ) -> None:
+        self.adapter = adapter
+        self.options = options
+        self.model_id = f"{adapter.name}:{options.model}"
+        self._servers = _Servers(options)
+        self._slots = asyncio.Semaphore(options.max_in_flight)
+        self._client = client or _client(options)
+        self.requests_sent = 0  # for tests and the benchmark
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OpenAICompatibleClassifier:
+        adapter = create_adapter(
+            settings.inference_adapter,
+            keep_reasoning=settings.inference_keep_reasoning,
+            max_tokens=settings.inference_max_tokens,
+        )
+        return cls(adapter, HttpOptions.from_settings(settings))
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        if not texts:
+            return []
+        try:
+            # A TaskGroup cancels the batch's other requests as soon as one has failed for good.
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._one(text, policy)) for text in texts]
+        except ExceptionGroup as failed:
+            raise _first_error(failed) from None
+        return [task.result() for task in tasks]
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def _one(self, text: str, policy: Policy) -> Verdict:
+        request = self.adapter.request(policy, text)
+        body = openai_wire.body(
+            self.adapter,
+            request,
+            self.options.model,
+            self.options.response_format,
+            self.options.cache_salt,
+        )
+        for attempt in range(self.options.attempts):
+            try:
+                data = await self._send(request, body)
+            except RecoverableError as exc:
+                if attempt + 1 == self.options.attempts:
+                    raise
+                delay = _backoff(self.options.backoff_s, attempt, exc)
+                log.debug("inference request failed (%s); retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            return self.adapter.parse(data, policy)
+        raise AssertionError("unreachable: attempts >= 1")
+
+    async def _send(self, request: Request, body: dict[str, Any]) -> Completion:
+        async with self._slots:
+            url, breaker = self._servers.pick()
+            self.requests_sent += 1
+            try:
+                async with asyncio.timeout(self.options.timeout_s):
+                    response = await self._client.post(url + openai_wire.path(request), json=body)
+                data = openai_wire.completion(_checked(response), request.endpoint)
+            except openai_wire.MalformedResponse as exc:
+                breaker.failure()
+                raise RecoverableError(f"{url}: unreadable response: {exc}") from exc
+            except RecoverableError:
+                breaker.failure()
+                raise
+            except FatalError:
+                breaker.success()  # the server answered; the request was at fault
+                raise
+            except (httpx.TransportError, TimeoutError) as exc:
+                breaker.failure()
+                raise RecoverableError(f"{url}: {type(exc).__name__}: {exc}") from exc
+            except asyncio.CancelledError:
+                breaker.cancelled()  # a cancelled probe must not hold the circuit half-open
+                raise
+            breaker.success()
+            return data
+
+
+class RetryableStatus(RecoverableError):
+    """An HTTP status a retry may fix, with the server's Retry-After when it sent one."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _checked(response: httpx.Response) -> Any:
+    """The JSON body of a 2xx answer; the right error kind for anything else."""
+    where = f"{response.request.url}: HTTP {response.status_code}"
+    if response.status_code in _RETRYABLE_STATUS:
+        raise RetryableStatus(f"{where}: {response.text[:300]}", _retry_after(response))
+    if response.status_code >= 400:
+        raise FatalError(f"{where}: {response.text[:300]}")
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise openai_wire.MalformedResponse(f"{where}: not JSON") from exc
+
+
+def _first_error(failed: ExceptionGroup[Exception]) -> Exception:
+    """The error to report for a batch: a fatal one first, so the pipeline does not retry it."""
+    errors = list(failed.exceptions)
+    for kind in (FatalError, ModfleetError):
+        for error in errors:
+            if isinstance(error, kind):
+                return error
+    return failed
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return float(response.headers["retry-after"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _backoff(base_s: float, attempt: int, exc: Exception) -> float:
+    # Full jitter: workers that failed together do not come back together.
+    delay = random.uniform(0.0, min(_BACKOFF_CAP_S, base_s * 2**attempt))
+    retry_after = exc.retry_after if isinstance(exc, RetryableStatus) else None
+    return max(delay, min(_BACKOFF_CAP_S, retry_after)) if retry_after else delay
+
+
+def _client(options: HttpOptions) -> httpx.AsyncClient:
+    headers = {"Authorization": f"Bearer {options.api_key}"} if options.api_key else {}
+    size = options.max_in_flight
+    return httpx.AsyncClient(
+        headers=headers,
+        timeout=httpx.Timeout(options.timeout_s),
+        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+    )

@@ -1,0 +1,257 @@
+"""The ``vllm`` backend: an in-process vLLM engine (the v1 ``AsyncLLM``) on this node's GPU.
+
+This is the only module that imports ``vllm`` or ``openai_harmony`` (the ``modfleet[gpu]``
+extra), and it does so only when a vLLM classifier is built, so that CPU workers never load
+torch. Each text of a micro-batch is submitted at once (up to ``inference_max_in_flight``);
+the engine's continuous batching runs them together and its automatic prefix cache keeps the
+policy prefix, which every adapter renders byte-identically, computed once.
+
+gpt-oss-safeguard is rendered to token ids by ``openai-harmony`` (the model card's renderer) and
+its answer parsed back into channels; the other adapters' prompts are the model-card text they
+render themselves, constrained to their answer grammar by vLLM's structured outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from modfleet.errors import FatalError, RecoverableError
+from modfleet.inference.adapters import (
+    Adapter,
+    Completion,
+    GptOssSafeguardAdapter,
+    Request,
+    create_adapter,
+)
+from modfleet.inference.base import Classifier, Verdict
+
+if TYPE_CHECKING:
+    from modfleet.policy import Policy
+    from modfleet.settings import Settings
+
+
+def cuda_available() -> bool:
+    try:
+        torch = importlib.import_module("torch")
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def require_gpu() -> None:
+    """FatalError with what is missing, where vLLM cannot run here."""
+    try:
+        import vllm  # noqa: F401
+    except ImportError as exc:
+        raise FatalError("vllm is not installed: pip install 'modfleet[gpu]'") from exc
+    if not cuda_available():
+        raise FatalError("no CUDA device: the vllm backend needs a GPU on this node")
+
+
+def engine_args(settings: Settings, *, prefix_caching: bool | None = None) -> dict[str, Any]:
+    """Keyword arguments of vLLM's (Async)EngineArgs / LLM, from Settings."""
+    args: dict[str, Any] = {
+        "model": settings.inference_model,
+        "gpu_memory_utilization": settings.vllm_gpu_memory_utilization,
+        "tensor_parallel_size": settings.vllm_tensor_parallel_size,
+        "enable_prefix_caching": (
+            settings.vllm_enable_prefix_caching if prefix_caching is None else prefix_caching
+        ),
+    }
+    if settings.vllm_max_model_len is not None:
+        args["max_model_len"] = settings.vllm_max_model_len
+    return args
+
+
+class Harmony:
+    """openai-harmony's renderer and parser for gpt-oss models."""
+
+    def __init__(self) -> None:
+        try:
+            oh = importlib.import_module("openai_harmony")
+        except ImportError as exc:
+            raise FatalError("gpt-oss needs openai-harmony: pip install 'modfleet[gpu]'") from exc
+        self._oh = oh
+        self.encoding = oh.load_harmony_encoding(oh.HarmonyEncodingName.HARMONY_GPT_OSS)
+        self.stop_token_ids = list(self.encoding.stop_tokens_for_assistant_actions())
+
+    def render(
+        self, adapter: GptOssSafeguardAdapter, policy: Policy, request: Request
+    ) -> list[int]:
+        oh = self._oh
+        effort = {
+            "low": oh.ReasoningEffort.LOW,
+            "medium": oh.ReasoningEffort.MEDIUM,
+            "high": oh.ReasoningEffort.HIGH,
+        }[policy.model.reasoning_effort]
+        # No conversation date: it would change the prefix daily and defeat the prefix cache.
+        system = oh.SystemContent.new().with_reasoning_effort(effort)
+        developer = oh.DeveloperContent.new().with_instructions(adapter.instructions(policy))
+        user = request.messages[-1].content  # already neutralised by the adapter
+        conversation = oh.Conversation.from_messages(
+            [
+                oh.Message.from_role_and_content(oh.Role.SYSTEM, system),
+                oh.Message.from_role_and_content(oh.Role.DEVELOPER, developer),
+                oh.Message.from_role_and_content(oh.Role.USER, user),
+            ]
+        )
+        return list(
+            self.encoding.render_conversation_for_completion(conversation, oh.Role.ASSISTANT)
+        )
+
+    def parse(self, token_ids: Sequence[int], finish_reason: str | None) -> Completion:
+        """The final channel as the answer, the analysis channel as the reasoning."""
+        try:
+            messages = self.encoding.parse_messages_from_completion_tokens(
+                list(token_ids), self._oh.Role.ASSISTANT
+            )
+        except Exception as exc:  # noqa: BLE001 - harmony raises plain errors on bad output
+            return Completion(text="", reasoning=f"unparseable harmony output: {exc}")
+        final = [_text(m) for m in messages if getattr(m, "channel", None) == "final"]
+        analysis = [_text(m) for m in messages if getattr(m, "channel", None) == "analysis"]
+        return Completion(
+            text=final[-1] if final else "",
+            reasoning="\n".join(analysis) or None,
+            finish_reason=finish_reason,
+        )
+
+
+def _text(message: Any) -> str:
+    return "".join(getattr(part, "text", "") for part in message.content)
+
+
+def sampling_params(request: Request, harmony: Harmony | None) -> Any:
+    from vllm import SamplingParams
+
+    options: dict[str, Any] = {"temperature": 0.0, "max_tokens": request.max_tokens}
+    if request.top_logprobs:
+        options["logprobs"] = request.top_logprobs
+    if harmony is not None:
+        # The JSON constraint would bind the analysis channel too; harmony answers are parsed.
+        options["stop_token_ids"] = harmony.stop_token_ids
+    else:
+        options["stop"] = list(request.stop)
+        if request.regex:
+            options.update(_regex_constraint(request.regex))
+    return SamplingParams(**options)
+
+
+def _regex_constraint(regex: str) -> dict[str, Any]:
+    try:  # vLLM >= 0.10.2
+        from vllm.sampling_params import StructuredOutputsParams
+
+        return {"structured_outputs": StructuredOutputsParams(regex=regex)}
+    except ImportError:  # vLLM 0.10.0 / 0.10.1
+        from vllm.sampling_params import GuidedDecodingParams
+
+        return {"guided_decoding": GuidedDecodingParams(regex=regex)}
+
+
+def engine_prompt(
+    adapter: Adapter, harmony: Harmony | None, policy: Policy, text: str, salt: str | None
+) -> tuple[dict[str, Any], Request]:
+    """The vLLM prompt dict for one text (token ids for harmony, else text) and its Request."""
+    request = adapter.request(policy, text)
+    prompt: dict[str, Any]
+    if harmony is not None and isinstance(adapter, GptOssSafeguardAdapter):
+        prompt = {"prompt_token_ids": harmony.render(adapter, policy, request)}
+    else:
+        prompt = {"prompt": adapter.wire_prompt(request)}  # vLLM adds the BOS token itself
+    if salt:
+        prompt["cache_salt"] = salt
+    return prompt, request
+
+
+def completion_of(output: Any, harmony: Harmony | None) -> Completion:
+    """A vLLM RequestOutput as a Completion."""
+    result = output.outputs[0]
+    if harmony is not None:
+        return harmony.parse(result.token_ids, result.finish_reason)
+    top: list[Mapping[str, float]] = [
+        {str(lp.decoded_token): float(lp.logprob) for lp in position.values()}
+        for position in (result.logprobs or [])
+    ]
+    return Completion(text=result.text, top_logprobs=top, finish_reason=result.finish_reason)
+
+
+class VLLMClassifier(Classifier):
+    def __init__(
+        self,
+        adapter: Adapter,
+        engine: Any,
+        model: str,
+        *,
+        max_in_flight: int = 256,
+        cache_salt: str | None = None,
+    ) -> None:
+        self.adapter = adapter
+        self.model_id = f"{adapter.name}:{model}"
+        self._engine = engine
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._salt = cache_salt
+        self._harmony = Harmony() if isinstance(adapter, GptOssSafeguardAdapter) else None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> VLLMClassifier:
+        require_gpu()
+        from vllm import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        try:
+            engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_args(settings)))
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise FatalError(f"vLLM engine for {settings.inference_model!r}: {exc}") from exc
+        adapter = create_adapter(
+            settings.inference_adapter,
+            keep_reasoning=settings.inference_keep_reasoning,
+            max_tokens=settings.inference_max_tokens,
+        )
+        salt = settings.inference_cache_salt
+        return cls(
+            adapter,
+            engine,
+            settings.inference_model,
+            max_in_flight=settings.inference_max_in_flight,
+            cache_salt=None if salt is None else salt.get_secret_value(),
+        )
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        if not texts:
+            return []
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self._one(text, policy)) for text in texts]
+        return [task.result() for task in tasks]
+
+    async def _one(self, text: str, policy: Policy) -> Verdict:
+        prompt, request = engine_prompt(self.adapter, self._harmony, policy, text, self._salt)
+        params = sampling_params(request, self._harmony)
+        final = None
+        async with self._slots:
+            try:
+                async for output in self._engine.generate(prompt, params, uuid.uuid4().hex):
+                    final = output
+            except Exception as exc:
+                raise _translated(exc) from exc
+        if final is None:
+            raise RecoverableError("vLLM returned no output")
+        return self.adapter.parse(completion_of(final, self._harmony), policy)
+
+    async def close(self) -> None:
+        self._engine.shutdown()
+
+
+def _translated(exc: Exception) -> Exception:
+    """vLLM's errors as ours: a dead engine will not come back in this process."""
+    from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
+
+    if isinstance(exc, EngineDeadError):
+        return FatalError(f"vLLM engine died: {exc}")
+    if isinstance(exc, EngineGenerateError | asyncio.TimeoutError):
+        return RecoverableError(f"vLLM generate failed: {exc}")
+    if isinstance(exc, ValueError):
+        return FatalError(f"vLLM refused the request: {exc}")  # e.g. prompt over max_model_len
+    return RecoverableError(f"vLLM: {type(exc).__name__}: {exc}")

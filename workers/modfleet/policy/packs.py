@@ -1,0 +1,116 @@
+"""The packs a worker enforces: one file, or a folder of them (per tenant, live and shadow).
+
+In a folder, each ``*.yaml`` is a pack. A live pack with ``tenants: [...]`` governs those
+tenants; the one live pack without tenants governs everyone else. Shadow packs
+(``mode: shadow``) are evaluated beside the live one for their tenants (or for all) and never
+enforced. A set is loaded whole or not at all, so a bad edit never half-applies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modfleet.policy.load import PolicyInvalid, Problem, load_policy
+from modfleet.policy.model import Policy
+
+_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    default: Policy
+    by_tenant: Mapping[str, Policy] = field(default_factory=dict)
+    shadows: tuple[Policy, ...] = ()
+    fingerprint: str = ""
+
+    @classmethod
+    def single(cls, policy: Policy) -> PolicySet:
+        return cls(default=policy)
+
+    def live_for(self, tenant: str) -> Policy:
+        return self.by_tenant.get(tenant, self.default)
+
+    def shadows_for(self, tenant: str) -> tuple[Policy, ...]:
+        return tuple(s for s in self.shadows if not s.tenants or tenant in s.tenants)
+
+    def describe(self) -> str:
+        live = [self.default, *{id(p): p for p in self.by_tenant.values()}.values()]
+        names = [f"{p.id}@{p.version}" for p in live]
+        names += [f"{p.id}@{p.version} (shadow)" for p in self.shadows]
+        return ", ".join(names)
+
+
+def pack_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix in _SUFFIXES and p.is_file())
+    return [path]
+
+
+def fingerprint(path: Path) -> str:
+    """Changes whenever a pack file is added, removed or edited (ConfigMap swaps included)."""
+    digest = hashlib.sha256()
+    for file in pack_files(path):
+        digest.update(file.name.encode())
+        try:
+            digest.update(file.read_bytes())
+        except OSError:
+            digest.update(b"\0unreadable")
+    return digest.hexdigest()
+
+
+def load_policy_set(path: Path) -> PolicySet:
+    """Every pack under ``path``; PolicyInvalid lists every problem of every file."""
+    digest = fingerprint(path)  # before reading: a later edit then shows as a change
+    files = pack_files(path)
+    problems: list[Problem] = []
+    packs: list[tuple[Path, Policy]] = []
+    for file in files:
+        try:
+            packs.append((file, load_policy(file)))
+        except PolicyInvalid as exc:
+            problems.extend(exc.problems)
+    if not files:
+        problems.append(Problem(str(path), 1, 1, "(folder)", "no policy pack (*.yaml) found"))
+    if not problems:
+        problems = _arrangement_problems(packs)
+    if problems:
+        raise PolicyInvalid(path, problems)
+    return _arrange(packs, digest)
+
+
+def _arrangement_problems(packs: list[tuple[Path, Policy]]) -> list[Problem]:
+    live = [(f, p) for f, p in packs if p.mode == "live"]
+    if len(live) == 1:
+        return []
+    problems: list[Problem] = []
+    defaults = [f for f, p in live if not p.tenants]
+    if len(defaults) != 1:
+        where = ", ".join(f.name for f in defaults) or "none"
+        problems.append(
+            Problem(str(live[0][0].parent) if live else "(packs)", 1, 1, "tenants",
+                    f"exactly one live pack must have no tenants (the default); found {where}")
+        )  # fmt: skip
+    claimed: dict[str, Path] = {}
+    for file, pack in live:
+        for tenant in pack.tenants:
+            if tenant in claimed:
+                problems.append(
+                    Problem(str(file), 1, 1, "tenants",
+                            f"tenant {tenant!r} is also claimed by {claimed[tenant].name}")
+                )  # fmt: skip
+            claimed.setdefault(tenant, file)
+    return problems
+
+
+def _arrange(packs: list[tuple[Path, Policy]], digest: str) -> PolicySet:
+    live = [p for _, p in packs if p.mode == "live"]
+    if len(live) == 1:
+        default, by_tenant = live[0], {}
+    else:
+        default = next(p for p in live if not p.tenants)
+        by_tenant = {t: p for p in live for t in p.tenants}
+    shadows = tuple(p for _, p in packs if p.mode == "shadow")
+    return PolicySet(default, by_tenant, shadows, digest)

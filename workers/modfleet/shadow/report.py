@@ -1,0 +1,132 @@
+"""``modfleet shadow report``: agreement of each shadow policy with the live one, per post."""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from modfleet.kafka import client_options
+from modfleet.settings import Settings
+
+Decision = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Difference:
+    post_id: str
+    live: str
+    shadow: str
+    live_labels: tuple[str, ...]
+    shadow_labels: tuple[str, ...]
+
+
+@dataclass
+class Comparison:
+    """One shadow policy against live, over the posts both decided."""
+
+    shadow_policy: str
+    live_policies: set[str] = field(default_factory=set)
+    compared: int = 0
+    agreed: int = 0
+    matrix: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def disagreed(self) -> int:
+        return self.compared - self.agreed
+
+    @property
+    def agreement(self) -> float:
+        return self.agreed / self.compared if self.compared else 0.0
+
+
+def compare(live: Iterable[Decision], shadow: Iterable[Decision]) -> list[Comparison]:
+    """Join on post id; a redelivered post counts once (its decisions are identical)."""
+    live_by_post = {d["post_id"]: d for d in live}
+    per_policy: dict[str, Comparison] = {}
+    seen: set[tuple[str, str]] = set()
+    for s in shadow:
+        name = f"{s['policy_id']}@{s['policy_version']}"
+        key = (name, s["post_id"])
+        l_ = live_by_post.get(s["post_id"])
+        if l_ is None or key in seen:
+            continue
+        seen.add(key)
+        _tally(per_policy.setdefault(name, Comparison(name)), l_, s)
+    return sorted(per_policy.values(), key=lambda c: c.shadow_policy)
+
+
+def _tally(c: Comparison, live: Decision, shadow: Decision) -> None:
+    c.live_policies.add(f"{live['policy_id']}@{live['policy_version']}")
+    c.compared += 1
+    c.matrix[(live["action"], shadow["action"])] += 1
+    if live["action"] == shadow["action"]:
+        c.agreed += 1
+        return
+    c.differences.append(
+        Difference(
+            live["post_id"],
+            live["action"],
+            shadow["action"],
+            tuple(live["labels"]),
+            tuple(shadow["labels"]),
+        )
+    )
+
+
+async def read_decisions(
+    settings: Settings, idle_s: float = 3.0, limit_s: float = 300.0
+) -> tuple[list[Decision], list[Decision]]:
+    """Everything on the decisions and shadow topics, read until ``idle_s`` without a record.
+
+    Idleness, not end offsets, ends the read: some Kafka-compatible brokers report end offsets
+    that are too low.
+    """
+    topics = (settings.decisions_topic, settings.shadow_decisions_topic)
+    consumer = AIOKafkaConsumer(
+        *topics, **client_options(settings), group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    live: list[Decision] = []
+    shadow: list[Decision] = []
+    started = last = time.monotonic()
+    try:
+        while time.monotonic() - last < idle_s and time.monotonic() - started < limit_s:
+            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for tp, records in batches.items():
+                target = live if tp.topic == settings.decisions_topic else shadow
+                target.extend(orjson.loads(r.value) for r in records)
+                last = time.monotonic()
+    finally:
+        await consumer.stop()
+    return live, shadow
+
+
+def render(comparisons: list[Comparison], show: int) -> str:
+    if not comparisons:
+        return "no shadow decisions with a matching live decision"
+    lines: list[str] = []
+    for c in comparisons:
+        live = ", ".join(sorted(c.live_policies))
+        lines += [
+            f"shadow {c.shadow_policy} vs live {live}",
+            f"  posts compared      {c.compared}",
+            f"  agree               {c.agreed} ({100 * c.agreement:.1f}%)",
+            f"  disagree            {c.disagreed}",
+            "  live -> shadow      count",
+            *(f"    {a:>8} -> {b:<8} {n}" for (a, b), n in sorted(c.matrix.items())),
+        ]
+        if c.differences:
+            lines.append(f"  first {min(show, len(c.differences))} posts that differ:")
+            lines += [
+                f"    {d.post_id}: live {d.live} {list(d.live_labels)} / "
+                f"shadow {d.shadow} {list(d.shadow_labels)}"
+                for d in c.differences[:show]
+            ]
+    return "\n".join(lines)

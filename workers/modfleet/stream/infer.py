@@ -1,0 +1,97 @@
+"""Inference for one micro-batch: bounded retries, a deadline per call, then per-post isolation.
+
+A failure never decides a post: what cannot be classified comes back in ``failed`` with the
+reason, and the pipeline dead-letters it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from modfleet.errors import FatalError, RecoverableError
+from modfleet.inference.base import Classifier, Verdict
+from modfleet.metrics import Metrics
+from modfleet.policy import Policy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    attempts: int
+    backoff_s: float
+    timeout_s: float = 30.0  # one inference call; a hung backend must not wedge the worker
+
+    def delay(self, attempt: int) -> float:
+        return float(self.backoff_s * (2**attempt))
+
+
+@dataclass
+class Results:
+    found: dict[str, Verdict]
+    failed: dict[str, str]  # cache key -> why inference gave up on that text
+
+
+class Inference:
+    def __init__(self, classifier: Classifier, retry: Retry, metrics: Metrics) -> None:
+        self.classifier = classifier
+        self.retry = retry
+        self.metrics = metrics
+        self._seconds = metrics.inference_seconds.labels(
+            backend=type(classifier).__name__, model=classifier.model_id
+        )
+
+    async def classify(self, policy: Policy, keys: Sequence[str], texts: Sequence[str]) -> Results:
+        """Verdicts for distinct texts under one policy (an LLM reads the policy as its prompt)."""
+        if not keys:
+            return Results({}, {})
+        try:
+            verdicts = await self._with_retries(policy, list(texts))
+        except Exception as exc:  # noqa: BLE001 - any backend failure; the posts are isolated next
+            log.warning("inference failed for a batch of %d texts (%s); isolating", len(texts), exc)
+            return await self._isolate(policy, keys, texts)
+        return Results(dict(zip(keys, verdicts, strict=True)), {})
+
+    async def _with_retries(self, policy: Policy, texts: list[str]) -> list[Verdict]:
+        for attempt in range(self.retry.attempts):
+            try:
+                return await self._call(policy, texts)
+            except FatalError:
+                raise
+            except Exception as exc:
+                if attempt + 1 == self.retry.attempts:
+                    raise
+                self.metrics.inference_retries.inc()
+                log.warning("inference attempt %d failed (%s); retrying", attempt + 1, exc)
+                await asyncio.sleep(self.retry.delay(attempt))
+        raise AssertionError("unreachable: attempts >= 1")
+
+    async def _call(self, policy: Policy, texts: list[str]) -> list[Verdict]:
+        started = time.perf_counter()
+        self.metrics.inference_in_flight.inc()
+        try:
+            verdicts = await asyncio.wait_for(
+                self.classifier.classify(texts, policy), self.retry.timeout_s
+            )
+        except TimeoutError as exc:
+            raise RecoverableError(f"inference took over {self.retry.timeout_s} s") from exc
+        finally:
+            self.metrics.inference_in_flight.dec()
+        self._seconds.observe(time.perf_counter() - started)
+        if len(verdicts) != len(texts):
+            raise FatalError(f"backend returned {len(verdicts)} verdicts for {len(texts)} texts")
+        return verdicts
+
+    async def _isolate(self, policy: Policy, keys: Sequence[str], texts: Sequence[str]) -> Results:
+        """Classify one text at a time, so one poison post cannot take its batch with it."""
+        results = Results({}, {})
+        for key, text in zip(keys, texts, strict=True):
+            try:
+                results.found[key] = (await self._call(policy, [text]))[0]
+            except Exception as exc:  # noqa: BLE001 - recorded as the post's dead-letter reason
+                results.failed[key] = f"{type(exc).__name__}: {exc}"
+        return results
