@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import click
 
 from modfleet.bench.commands import bench
-from modfleet.errors import ModfleetError
+from modfleet.cli_common import guard, load_settings
 from modfleet.policy.commands import policy
 from modfleet.shadow.commands import shadow
-from modfleet.settings import Settings
-
-T = TypeVar("T")
 
 
 @click.group()
@@ -35,7 +29,7 @@ def worker() -> None:
     """Run a stream worker (configured by MODFLEET_* environment variables)."""
     from modfleet.stream.run import run_worker
 
-    run_worker(_settings())
+    run_worker(load_settings())
 
 
 @main.command()
@@ -51,8 +45,8 @@ def dev(posts_file: Path | None, timeout_s: float) -> None:
     from modfleet.stack.dev import SAMPLE_POSTS, StackOptions, run_stack
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    options = StackOptions(posts_file or SAMPLE_POSTS, timeout_s, _settings())
-    _guard(lambda: run_stack(options))
+    options = StackOptions(posts_file or SAMPLE_POSTS, timeout_s, load_settings())
+    guard(lambda: run_stack(options))
 
 
 @main.command(
@@ -112,26 +106,10 @@ def topics_create(replication_factor: int | None, partitions: int | None) -> Non
     """Create the catalogue's topics that do not exist yet (idempotent)."""
     from modfleet.contracts.admin import create_topics
 
-    settings = _settings()
-    created = _guard(
+    settings = load_settings()
+    created = guard(
         lambda: asyncio.run(
             create_topics(settings, replication_factor=replication_factor, partitions=partitions)
         )
     )
     click.echo(f"created: {', '.join(created)}" if created else "all topics exist")
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValueError as exc:
-        click.echo(f"modfleet: invalid settings: {exc}", err=True)
-        sys.exit(2)
-
-
-def _guard(action: Callable[[], T]) -> T:
-    try:
-        return action()
-    except ModfleetError as exc:
-        click.echo(f"modfleet: {exc}", err=True)
-        sys.exit(1)

@@ -32,7 +32,7 @@ def _default(field: object) -> str:
         return "(computed)"
     value = getattr(field, "default", PydanticUndefined)
     if value is PydanticUndefined or value is None:
-        return "–"
+        return "-"
     if isinstance(value, SecretStr):
         return "(secret)"
     return f"`{value}`"

@@ -83,8 +83,9 @@ def decision_id(post_id: str, policy: Policy) -> str:
     return hashlib.sha256(material).hexdigest()
 
 
-def decision_message(d: Decided, policy: Policy, model_id: str, topic: str) -> Outbound:
-    body = {
+def _verdict_fields(d: Decided, policy: Policy, model_id: str) -> dict[str, Any]:
+    """What decisions and escalations share: who, what was decided, under which policy."""
+    body: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "decision_id": decision_id(d.post_id, policy),
         "post_id": d.post_id,
@@ -95,42 +96,31 @@ def decision_message(d: Decided, policy: Policy, model_id: str, topic: str) -> O
         "policy_id": policy.id,
         "policy_version": policy.version,
         "model_id": model_id,
-        "from_cache": d.from_cache,
         "rationale": d.verdict.rationale,
-        "content_hash": d.content_hash,
-        "truncated": d.truncated,
         "post_produced_at": iso_time(d.produced_at),
-        "decided_at": iso_time(None),
         "trace_id": d.trace_id,
     }
     if d.verdict.stage is not None:
         body["stage"] = d.verdict.stage  # which cascade stage decided
+    return body
+
+
+def decision_message(d: Decided, policy: Policy, model_id: str, topic: str) -> Outbound:
+    body = _verdict_fields(d, policy, model_id)
+    body.update(
+        from_cache=d.from_cache,
+        content_hash=d.content_hash,
+        truncated=d.truncated,
+        decided_at=iso_time(None),
+    )
     return _outbound(topic, d, body, "decision")
 
 
 def escalation_message(
     d: Decided, policy: Policy, model_id: str, topic: str, reason: str
 ) -> Outbound:
-    body = {
-        "schema_version": SCHEMA_VERSION,
-        "decision_id": decision_id(d.post_id, policy),
-        "post_id": d.post_id,
-        "tenant": d.tenant,
-        "reason": reason,
-        "action": d.judgement.action,
-        "scores": _rounded(d.scores),
-        "labels": list(d.judgement.labels),
-        "policy_id": policy.id,
-        "policy_version": policy.version,
-        "model_id": model_id,
-        "text": d.original_text,
-        "rationale": d.verdict.rationale,
-        "post_produced_at": iso_time(d.produced_at),
-        "escalated_at": iso_time(None),
-        "trace_id": d.trace_id,
-    }
-    if d.verdict.stage is not None:
-        body["stage"] = d.verdict.stage
+    body = _verdict_fields(d, policy, model_id)
+    body.update(reason=reason, text=d.original_text, escalated_at=iso_time(None))
     if d.verdict.raw_output is not None:
         # The model's answer as given, for the reviewer of an unparseable verdict.
         body["raw_output"] = d.verdict.raw_output[:RAW_OUTPUT_LIMIT]

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import click
 
+from modfleet.cli_common import load_settings
 from modfleet.errors import ModfleetError
 from modfleet.evaluate.data import FieldMap, LabelledSet, read_labelled
 from modfleet.evaluate.gate import failures, format_results, run_gate
@@ -159,14 +160,6 @@ def gate_command(paths: Sequence[Path], *, require_gate: bool) -> int:
     for line in format_results(results, require_gate=require_gate):
         click.echo(line)
     return 1 if failures(results, require_gate=require_gate) else 0
-
-
-def load_settings() -> Settings:
-    try:
-        return Settings()
-    except ValueError as exc:
-        click.echo(f"modfleet: invalid settings: {exc}", err=True)
-        sys.exit(2)
 
 
 def _load_pack(path: Path) -> Policy:

@@ -12,6 +12,7 @@ from typing import Any, cast
 import click
 from aiokafka.errors import KafkaError
 
+from modfleet.cli_common import load_settings
 from modfleet.errors import ModfleetError
 from modfleet.replay.rows import FieldMap
 from modfleet.replay.runner import FileSpec, ReplayOptions, TopicSpec, run_replay
@@ -112,7 +113,7 @@ def replay(source: Path | None, fmt: str | None, from_topic: str | None,
             else TopicSpec(from_topic or "", Offsets.parse(start_offset), Offsets.parse(end_offset))
         )
         options = ReplayOptions(spec, FieldMap(**fields), rate, timeout_s, capture, not no_progress)
-        complete = _run(_settings(), options, embedded)
+        complete = _run(load_settings(), options, embedded)
     except (ModfleetError, KafkaError, OSError) as exc:  # unreachable broker, unwritable capture
         click.echo(f"modfleet: {exc}", err=True)
         sys.exit(1)
@@ -130,11 +131,3 @@ def _run(settings: Settings, options: ReplayOptions, embedded: bool) -> bool:
         report = asyncio.run(run_replay(target, options))
     click.echo(report.render())
     return report.complete
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValueError as exc:
-        click.echo(f"modfleet: invalid settings: {exc}", err=True)
-        sys.exit(2)

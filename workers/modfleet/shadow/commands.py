@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import orjson
 
-from modfleet.settings import Settings
+from modfleet.cli_common import load_settings
 from modfleet.shadow.report import Comparison, compare, read_decisions, render
 
 
@@ -24,7 +24,7 @@ def shadow() -> None:
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
 def report(idle_s: float, show: int, json_out: Path | None) -> None:
     """Agreement of each shadow policy with live, and the posts where they differ."""
-    settings = Settings()
+    settings = load_settings()
     live, shadows = asyncio.run(read_decisions(settings, idle_s))
     comparisons = compare(live, shadows)
     click.echo(render(comparisons, show))
