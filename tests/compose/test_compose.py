@@ -25,6 +25,7 @@ from modfleet.settings import env_names
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DEPLOY = ROOT / "deploy" / "compose"
+DASHBOARDS = ROOT / "helm" / "modfleet" / "files" / "dashboards"
 ALL_PROFILES = ["gpu", "observability"]
 
 
@@ -201,7 +202,7 @@ def exported_metric_names() -> set[str]:
 
 
 def test_the_dashboard_queries_only_metrics_the_worker_exports() -> None:
-    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "modfleet-fleet.json").read_text())
+    dashboard = json.loads((DASHBOARDS / "modfleet-fleet.json").read_text())
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
     used = {name for e in exprs for name in re.findall(r"\bmodfleet_[a-z0-9_]+", e)}
     assert used, "no modfleet metric in the dashboard"

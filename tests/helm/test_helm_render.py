@@ -543,3 +543,16 @@ def test_notes_explain_scaling(renders: dict[str, Rendered]) -> None:
     notes = renders["keda"].manifests["modfleet/templates/NOTES.txt"]
     assert "scaled by KEDA on consumer lag" in notes
     assert f"kubectl -n moderation get scaledobject {WORKER}" in notes
+
+
+# --- dashboards ---------------------------------------------------------------------------------
+
+
+def test_dashboard_configmap_carries_the_fleet_dashboard_for_the_sidecar(
+    renders: dict[str, Rendered],
+) -> None:
+    config = renders["default"].one("ConfigMap", f"{FULL}-dashboards")
+    assert config["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = CHART / "files" / "dashboards" / "modfleet-fleet.json"
+    data = config["data"]["modfleet-fleet.json"]
+    assert json.loads(data) == json.loads(shipped.read_text())
