@@ -6,7 +6,8 @@ DOC = Path(__file__).parents[1] / "docs" / "settings.md"
 
 
 def test_settings_reference_is_current() -> None:
-    assert DOC.read_text() == render(), "regenerate: python -m modfleet.settings_doc > docs/settings.md"
+    hint = "regenerate: python -m modfleet.settings_doc > docs/settings.md"
+    assert DOC.read_text() == render(), hint
 
 
 def test_every_field_is_described() -> None:
