@@ -32,10 +32,10 @@ import click
 @click.option(
     "--latency-seconds",
     "latency_s",
-    type=click.FloatRange(1),
+    type=click.FloatRange(0),
     default=12.0,
     show_default=True,
-    help="Length of the paced run at 50% of the 0%-hit rate.",
+    help="Length of the paced runs at 50% of the 0%-hit rate (0: none).",
 )
 @click.option(
     "--soak-minutes",

@@ -91,6 +91,7 @@ class BenchResult:
     latency: dict[str, Latency] = field(default_factory=dict)  # worker, faust_passthrough
     soak: Soak | None = None
     rss_kib: dict[str, int] = field(default_factory=dict)  # worker (c) before/after latency run
+    timings_s: dict[str, float] = field(default_factory=dict)  # wall time of each part
     wall_s: float = 0.0
 
     def rate(self, key: str) -> float:

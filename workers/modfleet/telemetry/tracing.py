@@ -135,6 +135,8 @@ class BatchTrace:
             return
         end = time.time_ns()
         for post in self.posts:
+            if not post.span.is_recording():  # sampled out: its children would be too
+                continue
             ctx = trace.set_span_in_context(post.span)
             for name, start, stop in self.stages:
                 tracer.start_span(name, context=ctx, start_time=start).end(end_time=stop)

@@ -1,0 +1,90 @@
+"""``modfleet bench`` end to end at a tiny size, and its paced load on a real broker.
+
+Nothing here asserts a rate: the machine running the tests decides those. What is checked is
+that every stage ran on every post and that the numbers are there and sane.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from modfleet.bench import corpus
+from modfleet.bench.load import paced_run
+from modfleet.contracts.admin import create_topics
+from modfleet.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+_POSTS = 200
+
+
+def test_modfleet_bench_runs_every_stage_and_writes_json(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODFLEET_")}
+    out = tmp_path / "bench.json"
+    command = ["bench", "--posts", str(_POSTS), "--latency-seconds", "0", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "modfleet", *command],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    assert "c/b" in done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json"]  # no faust data dirs
+
+    data = json.loads(out.read_text())
+    for key in "abcde":
+        stage = data["stages"][key]
+        assert stage["posts"] == _POSTS, key
+        assert stage["rate"] > 0, key
+    assert data["stages"]["c"]["notes"]["cache_hits"] == _POSTS
+    assert data["stages"]["d"]["notes"]["cache_misses"] == _POSTS
+    for key in "cd":
+        trips = data["redis"][key]
+        assert trips["batches"] > 0
+        assert trips["mget_calls"] == trips["batches"]  # every batch looked its posts up
+        assert 0 < trips["per_batch"] <= 2
+    ratios = data["ratios"]
+    assert ratios["c_over_b"] > 0
+    assert ratios["d_over_floor"] > 0
+    assert [g["verdict"] for g in data["goals"]][-1] == "-"  # no soak asked for
+    assert data["machine"]["cpus"] >= 1
+
+
+async def test_paced_run_sends_at_the_rate_and_matches_what_comes_back(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # The posts topic stands in for an output topic: each post is its own "output".
+    settings = make_settings()
+    await create_topics(settings, replication_factor=1, partitions=1)
+    rss: list[int] = []
+
+    def fake_rss() -> int:
+        rss.append(1000 + len(rss))
+        return rss[-1]
+
+    paced = await paced_run(
+        settings,
+        corpus.endless("smoke"),
+        "smoke",
+        rate=200,
+        seconds=1.0,
+        rss=fake_rss,
+        output_topic=settings.posts_topic,
+    )
+    assert 0 < paced.sent <= 200  # never ahead of the pace; how close to it is the machine's
+    assert len(paced.latencies_s) == paced.sent
+    assert all(lat >= 0 for lat in paced.latencies_s)
+    assert paced.percentile_ms(0.99) >= paced.percentile_ms(0.5) >= 0
+    assert paced.rss_kib[0][1] == 1000
+    assert paced.rss_kib[-1][0] == 1.0
