@@ -10,7 +10,8 @@ from modfleet.ingest.decode import Post, Record, decode
 _REQUESTS = (
     b"*4\r\n$6\r\nCLIENT\r\n$7\r\nSETINFO\r\n$8\r\nLIB-NAME\r\n$8\r\nredis-py\r\n"
     b"*3\r\n$4\r\nMGET\r\n$1\r\na\r\n$1\r\nb\r\n"
-    b"*6\r\n$4\r\nEVAL\r\n$3\r\nlua\r\n$1\r\n1\r\n$1\r\nk\r\n$4\r\n\r\n\r\n$2\r\n60\r\n"
+    # A value of CR LF CR LF: bulk strings are read by length, never by line.
+    b"*6\r\n$4\r\nEVAL\r\n$3\r\nlua\r\n$1\r\n1\r\n$1\r\nk\r\n$4\r\n\r\n\r\n\r\n$2\r\n60\r\n"
 )
 # +OK, an MGET answer (a value and a nil), an error, a nil array, a RESP3 map, an integer.
 _REPLIES = b"+OK\r\n*2\r\n$2\r\nab\r\n$-1\r\n-ERR x\r\n*-1\r\n%1\r\n+a\r\n:1\r\n:1\r\n"

@@ -1,23 +1,22 @@
 """Validation of messages against the shipped JSON Schemas (``topics/schemas``).
 
 This runs per post read and per message emitted. jsonschema's generic machinery costs 100-300 us
-per message, more than the CPU model spends on a post, so each schema is also compiled once into
-a plain predicate that accepts valid messages in a few microseconds. Only a message the predicate
-rejects goes through jsonschema, which then has the last word and explains what is wrong.
+per message, more than the CPU model spends on a post, so valid messages are accepted by
+jsonschema-rs (compiled, about 1 us); only a message it rejects goes through jsonschema, which
+explains what is wrong and where.
 """
 
 from __future__ import annotations
 
 import json
-import numbers
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from reprlib import Repr
 from typing import Any, Literal, get_args
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match, relevance
 
@@ -35,8 +34,6 @@ _SHORT.maxstring = _SHORT.maxother = 60
 
 # Keywords whose values are data, not subschemas: a "pattern" key inside them is not a regex.
 _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
-
-Predicate = Callable[[Any], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +89,7 @@ def _validator(message_type: MessageType) -> Draft202012Validator:
 
 def violations(message_type: MessageType, instance: object) -> list[SchemaViolation]:
     """Every violation, the most relevant first (the first is jsonschema's best match)."""
-    if _accepts(message_type)(instance):
+    if _accepts(message_type, instance):
         return []
     errors = list(validator(message_type).iter_errors(instance))
     # Stable descending sort keeps max()'s pick, i.e. best_match's, in front.
@@ -102,7 +99,7 @@ def violations(message_type: MessageType, instance: object) -> list[SchemaViolat
 
 def first_violation(message_type: MessageType, instance: object) -> SchemaViolation | None:
     """The most relevant violation, or None for a valid message."""
-    if _accepts(message_type)(instance):
+    if _accepts(message_type, instance):
         return None
     best = best_match(validator(message_type).iter_errors(instance))
     return None if best is None else _violation(best)
@@ -216,225 +213,16 @@ def _keyword_values(node: Any, keyword: str) -> Iterator[str]:
 
 
 # --- Fast acceptance --------------------------------------------------------------------------
-#
-# The predicate must never accept what jsonschema rejects; rejecting something valid only costs
-# a trip through jsonschema. Each keyword below mirrors jsonschema's Draft 2020-12 semantics
-# (same type tests, same comparisons). A schema using any other keyword gets no fast path.
-
-_ANNOTATIONS = frozenset(
-    {"$schema", "$id", "$comment", "title", "description", "examples", "default", "deprecated"}
-    | {"readOnly", "writeOnly", "contentEncoding", "contentMediaType"}
-)
-
-
-class _Unsupported(Exception):
-    """The schema uses a keyword the fast path does not mirror."""
-
-
-def _reject_all(instance: Any) -> bool:
-    return False
+# jsonschema-rs compiles each schema once and accepts a valid message in about a microsecond; it
+# reads regexes with ECMA-262 semantics and asserts formats, as the contract asks. What it
+# rejects goes through jsonschema (above), which explains the violation with a JSON pointer.
 
 
 @cache
-def _accepts(message_type: MessageType) -> Predicate:
-    checker = validator(message_type).format_checker or FormatChecker()
-    try:
-        return _compile(_python_regex_dialect(schema(message_type)), checker)
-    except _Unsupported:
-        return _reject_all  # everything goes through jsonschema: slow but right
+def _fast(message_type: MessageType) -> jsonschema_rs.Draft202012Validator:
+    validator(message_type)  # the shipped schema is checked (and its formats asserted) first
+    return jsonschema_rs.Draft202012Validator(dict(schema(message_type)), validate_formats=True)
 
 
-def _compile(node: Any, checker: FormatChecker) -> Predicate:
-    if not isinstance(node, Mapping):
-        raise _Unsupported(f"boolean or odd subschema {node!r}")
-    checks = [
-        _keyword(keyword, value, node, checker)
-        for keyword, value in sorted(node.items(), key=lambda item: item[0] != "type")
-        if keyword not in _ANNOTATIONS
-    ]
-
-    if len(checks) == 1:
-        return checks[0]
-
-    def accepts(instance: Any) -> bool:
-        # A plain loop: all() over a generator costs twice as much, and this is the inner loop.
-        for check_one in checks:  # noqa: SIM110
-            if not check_one(instance):
-                return False
-        return True
-
-    return accepts
-
-
-def _is_number(x: Any) -> bool:
-    # The exact-type test settles JSON's numbers without the slow ABC isinstance.
-    return type(x) in (int, float) or (isinstance(x, numbers.Number) and not isinstance(x, bool))
-
-
-def _is_integer(x: Any) -> bool:
-    if isinstance(x, bool):
-        return False
-    return isinstance(x, int) or (isinstance(x, float) and x.is_integer())
-
-
-_TYPES: dict[str, Predicate] = {
-    "object": lambda x: isinstance(x, dict),
-    "array": lambda x: isinstance(x, list),
-    "string": lambda x: isinstance(x, str),
-    "boolean": lambda x: isinstance(x, bool),
-    "null": lambda x: x is None,
-    "number": _is_number,
-    "integer": _is_integer,
-}
-
-
-def _keyword(
-    keyword: str, value: Any, node: Mapping[str, Any], checker: FormatChecker
-) -> Predicate:
-    compile_keyword = _KEYWORDS.get(keyword)
-    if compile_keyword is None:
-        raise _Unsupported(keyword)
-    return compile_keyword(value, node, checker)
-
-
-def _type(value: Any, node: Mapping[str, Any], checker: FormatChecker) -> Predicate:
-    tests = [_TYPES[name] for name in ([value] if isinstance(value, str) else value)]
-    return tests[0] if len(tests) == 1 else lambda x: any(test(x) for test in tests)
-
-
-def _properties(value: Any, node: Mapping[str, Any], checker: FormatChecker) -> Predicate:
-    compiled = [(name, _compile(sub, checker)) for name, sub in value.items()]
-
-    def accepts(x: Any) -> bool:
-        if not isinstance(x, dict):
-            return True
-        for name, accept in compiled:  # noqa: SIM110 - see _compile
-            if name in x and not accept(x[name]):
-                return False
-        return True
-
-    return accepts
-
-
-def _additional(value: Any, node: Mapping[str, Any], checker: FormatChecker) -> Predicate:
-    if "patternProperties" in node:
-        raise _Unsupported("patternProperties")
-    declared = frozenset(node.get("properties", ()))
-    if value is False:
-        return lambda x: not isinstance(x, dict) or x.keys() <= declared
-    accept = _compile(value, checker)
-    return lambda x: (
-        not isinstance(x, dict) or all(accept(v) for k, v in x.items() if k not in declared)
-    )
-
-
-def _required(value: Any, node: Mapping[str, Any], checker: FormatChecker) -> Predicate:
-    names = frozenset(value)
-    return lambda x: not isinstance(x, dict) or names <= x.keys()
-
-
-def _property_names(value: Any, node: Mapping[str, Any], checker: FormatChecker) -> Predicate:
-    accept = _compile(value, checker)
-    return lambda x: not isinstance(x, dict) or all(accept(k) for k in x)
-
-
-def _max_properties(value: Any, node: Mapping[str, Any], checker: FormatChecker) -> Predicate:
-    return lambda x: not isinstance(x, dict) or len(x) <= value
-
-
-def _items(value: Any, node: Mapping[str, Any], checker: FormatChecker) -> Predicate:
-    if "prefixItems" in node:
-        raise _Unsupported("prefixItems")
-    accept = _compile(value, checker)
-    return lambda x: not isinstance(x, list) or all(accept(item) for item in x)
-
-
-def _unique_items(value: Any, node: Mapping[str, Any], checker: FormatChecker) -> Predicate:
-    if value is not True:
-        return lambda x: True
-    # Only all-string arrays are judged here; anything else is left to jsonschema.
-    return lambda x: (
-        not isinstance(x, list)
-        or (all(isinstance(item, str) for item in x) and len(set(x)) == len(x))
-    )
-
-
-def _min_length(value: Any, node: Mapping[str, Any], checker: FormatChecker) -> Predicate:
-    return lambda x: not isinstance(x, str) or len(x) >= value
-
-
-def _max_length(value: Any, node: Mapping[str, Any], checker: FormatChecker) -> Predicate:
-    return lambda x: not isinstance(x, str) or len(x) <= value
-
-
-def _pattern(value: Any, node: Mapping[str, Any], checker: FormatChecker) -> Predicate:
-    search = re.compile(value).search
-    return lambda x: not isinstance(x, str) or search(x) is not None
-
-
-def _format(value: Any, node: Mapping[str, Any], checker: FormatChecker) -> Predicate:
-    return lambda x: checker.conforms(x, value)
-
-
-def _minimum(value: Any, node: Mapping[str, Any], checker: FormatChecker) -> Predicate:
-    return lambda x: not _is_number(x) or not x < value
-
-
-def _maximum(value: Any, node: Mapping[str, Any], checker: FormatChecker) -> Predicate:
-    return lambda x: not _is_number(x) or not x > value
-
-
-def _const(value: Any, node: Mapping[str, Any], checker: FormatChecker) -> Predicate:
-    return _enum([value], node, checker)
-
-
-def _enum(value: Any, node: Mapping[str, Any], checker: FormatChecker) -> Predicate:
-    # Strings and null compare exactly as jsonschema's equal() does; so do plain numbers, where
-    # bool must not pass for 0 or 1. Other constants are not mirrored.
-    if not all(v is None or isinstance(v, str) or _is_plain_number(v) for v in value):
-        raise _Unsupported("enum or const of containers or booleans")
-    strings = frozenset(v for v in value if isinstance(v, str))
-    plain = [v for v in value if _is_plain_number(v)]
-    allows_null = None in value
-    return lambda x: (
-        (isinstance(x, str) and x in strings)
-        or (x is None and allows_null)
-        or (_is_plain_number(x) and x in plain)
-    )
-
-
-def _is_plain_number(x: Any) -> bool:
-    return type(x) in (int, float)
-
-
-def _not(value: Any, node: Mapping[str, Any], checker: FormatChecker) -> Predicate:
-    # Negation turns an over-strict inner check into an over-lenient one, so only keywords that
-    # are exact here (const and enum of strings or null) may sit inside "not".
-    if not isinstance(value, Mapping) or not set(value) - _ANNOTATIONS <= {"const", "enum"}:
-        raise _Unsupported("not")
-    constants = [value["const"]] if "const" in value else []
-    if not all(v is None or isinstance(v, str) for v in [*constants, *value.get("enum", [])]):
-        raise _Unsupported("not over non-string constants")
-    accept = _compile(value, checker)
-    return lambda x: not accept(x)
-
-
-_KEYWORDS: dict[str, Callable[[Any, Mapping[str, Any], FormatChecker], Predicate]] = {
-    "type": _type,
-    "properties": _properties,
-    "additionalProperties": _additional,
-    "required": _required,
-    "propertyNames": _property_names,
-    "maxProperties": _max_properties,
-    "items": _items,
-    "uniqueItems": _unique_items,
-    "minLength": _min_length,
-    "maxLength": _max_length,
-    "pattern": _pattern,
-    "format": _format,
-    "minimum": _minimum,
-    "maximum": _maximum,
-    "const": _const,
-    "enum": _enum,
-    "not": _not,
-}
+def _accepts(message_type: MessageType, instance: object) -> bool:
+    return bool(_fast(message_type).is_valid(instance))
