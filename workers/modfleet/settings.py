@@ -220,6 +220,10 @@ class Settings(BaseSettings):
     otel_exporter_otlp_endpoint: str = Field(
         "http://localhost:4318/v1/traces", description="OTLP/HTTP traces endpoint."
     )
+    otel_exporter_otlp_metrics_endpoint: str = Field(
+        "http://localhost:4318/v1/metrics",
+        description="OTLP/HTTP metrics endpoint (metrics stay on /metrics too).",
+    )
     otel_service_name: str = Field("modfleet-worker", description="service.name of the spans.")
     otel_sample_ratio: float = Field(
         1.0, ge=0.0, le=1.0, description="Share of new traces kept (parent decisions win)."

@@ -33,6 +33,7 @@ from modfleet.stream.infer import Retry
 from modfleet.stream.observe import BatchObserver
 from modfleet.stream.pipeline import Pipeline
 from modfleet.stream.reload import PolicyReloader
+from modfleet.telemetry.otlp_metrics import start_otlp_metrics
 from modfleet.telemetry.tracing import BatchTrace, Tracing, setup_tracing
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class StreamWorker:
         )
         self.reloader = PolicyReloader(settings.policy_path, self.pipeline, self.metrics)
         self.tracing = tracing or setup_tracing(settings)
+        self.meter_provider = start_otlp_metrics(settings, self.metrics)
         self.app = self._build_app()
         self.observer = BatchObserver(self.metrics, self.app)
 
@@ -165,6 +167,12 @@ class StreamWorker:
                 log.warning("delivering %d messages failed (%s)", len(outbound), exc)
                 await asyncio.sleep(delay)
         _exit_unacked(f"could not deliver a batch's output in {self.settings.emit_attempts} tries")
+
+    def close_telemetry(self) -> None:
+        """Flush spans and metrics still buffered for export."""
+        self.tracing.shutdown()
+        if self.meter_provider is not None:
+            self.meter_provider.shutdown()
 
     def _add_pages(self, app: faust.App) -> None:
         # faust binds page handlers to its View class, so they must be plain functions.

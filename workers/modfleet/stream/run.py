@@ -11,10 +11,13 @@ from modfleet.telemetry import logging_config
 
 def run_worker(settings: Settings) -> None:
     worker = StreamWorker(settings)
-    faust.Worker(
-        worker.app,
-        loglevel=settings.log_level.lower(),
-        logging_config=logging_config(settings),
-        quiet=True,
-        redirect_stdouts=False,
-    ).execute_from_commandline()
+    try:
+        faust.Worker(
+            worker.app,
+            loglevel=settings.log_level.lower(),
+            logging_config=logging_config(settings),
+            quiet=True,
+            redirect_stdouts=False,
+        ).execute_from_commandline()
+    finally:
+        worker.close_telemetry()
