@@ -28,7 +28,8 @@ _POSTS = 200
 def test_modfleet_bench_runs_every_stage_and_writes_json(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODFLEET_")}
     out = tmp_path / "bench.json"
-    command = ["bench", "--posts", str(_POSTS), "--latency-seconds", "0", "--out", str(out)]
+    command = ["bench", "--posts", str(_POSTS), "--repeat", "1", "--latency-seconds", "0"]
+    command += ["--out", str(out)]
     done = subprocess.run(
         [sys.executable, "-m", "modfleet", *command],
         capture_output=True,

@@ -55,7 +55,9 @@ def _result(soak: bool) -> BenchResult:
     result.redis["d"] = RedisTrips(4, 10, 2, 1000, 4)
     result.latency["worker"] = Latency(1500, 12, 100, 100, 40, 90, 95)
     if soak:
-        result.soak = Soak(10, 900_000, 100_000, 105_000, [(0, 100_000), (600, 105_000)])
+        samples = [(0.0, 100_000), (600.0, 105_000)]
+        lat = Latency(1500, 600, 900_000, 900_000, 45, 95, 120)
+        result.soak = Soak(10, 900_000, 100_000, 105_000, samples, lat)
     return result
 
 
@@ -73,6 +75,7 @@ def test_goals_ratios_and_json() -> None:
     table = result.table()
     assert "(d) modfleet worker, 0% hits" in table
     assert "p99    90 ms" in table
+    assert "soak: 900,000 posts at 1,500/s, p50 45 ms" in table
 
 
 def test_a_run_without_soak_says_so() -> None:

@@ -38,6 +38,14 @@ import click
     help="Length of the paced runs at 50% of the 0%-hit rate (0: none).",
 )
 @click.option(
+    "--repeat",
+    "repeat",
+    type=click.IntRange(1, 10),
+    default=2,
+    show_default=True,
+    help="Rounds of (b), (c) and (d); each stage keeps its best rate.",
+)
+@click.option(
     "--soak-minutes",
     "soak_minutes",
     type=click.FloatRange(0),
@@ -46,8 +54,10 @@ import click
     help="Then keep that pace this long and report worker RSS growth.",
 )
 @click.pass_context
-def bench(ctx: click.Context, posts: int, out: Path, latency_s: float, soak_minutes: float) -> None:
-    """Benchmark the pipeline on an embedded stack; print a table, write JSON (see --help).
+def bench(
+    ctx: click.Context, posts: int, out: Path, latency_s: float, repeat: int, soak_minutes: float
+) -> None:
+    """Benchmark the pipeline on an embedded stack: a table of rates and goals, and JSON.
 
     Stages, on the same posts and broker: (a) aiokafka passthrough, (b) faust passthrough,
     (c) modfleet with 100% cache hits, (d) modfleet with 0% hits, (e) the model alone; then
@@ -62,7 +72,9 @@ def bench(ctx: click.Context, posts: int, out: Path, latency_s: float, soak_minu
     from modfleet.settings import Settings
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    options = BenchOptions(posts=posts, latency_s=latency_s, soak_minutes=soak_minutes)
+    options = BenchOptions(
+        posts=posts, latency_s=latency_s, soak_minutes=soak_minutes, repeat=repeat
+    )
     try:
         result = run_bench(options, Settings())
     except (ModfleetError, ValueError) as exc:  # ValueError: invalid MODFLEET_* settings

@@ -27,6 +27,7 @@ class Stage:
     span_s: float  # first to last output
     rate: float  # posts/s over that span
     notes: dict[str, Any] = field(default_factory=dict)
+    runs: list[float] = field(default_factory=list)  # the rate of every round; ``rate`` is the best
 
 
 @dataclass
@@ -63,7 +64,8 @@ class Soak:
     sent: int
     rss_start_kib: int
     rss_end_kib: int
-    rss_samples_kib: list[tuple[float, int]]
+    rss_samples_kib: list[tuple[float, int]]  # (seconds in, RSS) every 10 s
+    latency: Latency | None = None  # whether the worker kept up, which bounds its buffers
 
     @property
     def growth_pct(self) -> float:
@@ -153,20 +155,28 @@ class BenchResult:
         c = self.config
         m = self.machine
         lines = [
-            f"modfleet bench: {c['posts']:,} posts, batch_max {c['batch_max']}, "
+            f"modfleet bench: {c['posts']:,} posts, best of {c.get('repeat', 1)} rounds, "
+            f"batch_max {c['batch_max']}, "
             f"within {c['batch_within_s']} s, {c['partitions']} partitions; "
             f"{m['cpus']} CPUs ({m['cpu_model']}), load {m['load_before']} -> {m['load_after']}",
             "",
-            f"{'stage':<50}{'posts/s':>10}{'span s':>9}",
+            f"{'stage':<50}{'posts/s':>10}{'span s':>9}   every round, posts/s",
         ]
         for key, title in STAGE_TITLES.items():
             stage = self.stages.get(key)
             if stage is not None:
-                lines.append(f"{title:<50}{stage.rate:>10,.0f}{stage.span_s:>9.2f}")
+                runs = ", ".join(f"{r:,.0f}" for r in stage.runs) if len(stage.runs) > 1 else ""
+                lines.append(f"{title:<50}{stage.rate:>10,.0f}{stage.span_s:>9.2f}   {runs}")
                 lines += self._stage_warnings(key, stage)
-        lines += ["", f"{'goal':<50}{'measured':<30}{'goal':<10}"]
+        lines += ["", f"{'goal':<46}{'measured':<36}{'target':<10}{'verdict'}"]
         for goal in self.goals():
-            lines.append(f"{goal.name:<50}{goal.measured:<30}{goal.target:<10}{goal.verdict}")
+            lines.append(f"{goal.name:<46}{goal.measured:<36}{goal.target:<10}{goal.verdict}")
+        lines += [
+            f"  Redis ({k}): {t.batches} batches, {t.round_trips} round trips of which "
+            f"{t.upkeep_round_trips} connection upkeep, {t.commands:,} commands, "
+            f"{t.mget_calls} MGET (INFO commandstats)"
+            for k, t in sorted(self.redis.items())
+        ]
         lines += self._latency_lines()
         lines.append(f"\nwall time {self.wall_s:.0f} s")
         return "\n".join(lines)
@@ -201,6 +211,12 @@ class BenchResult:
             f"worker RSS {self.rss_kib.get('before', 0) / 1024:.0f} MiB before the latency run, "
             f"{self.rss_kib.get('after', 0) / 1024:.0f} MiB after"
         )
+        soak = self.soak.latency if self.soak else None
+        if soak is not None:
+            lines.append(
+                f"soak: {soak.sent:,} posts at {soak.rate:,.0f}/s, p50 {soak.p50_ms:.0f} ms, "
+                f"p99 {soak.p99_ms:.0f} ms, max {soak.max_ms:.0f} ms ({soak.received:,} back)"
+            )
         return lines
 
 

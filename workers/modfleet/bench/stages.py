@@ -1,0 +1,218 @@
+"""The benchmark's stages, each on the posts topic's backlog of the one embedded stack.
+
+Every rate is first-to-last output of a backlog that was on the broker before the stage
+started, so start-up and the group join are never part of it. Each stage has its own consumer
+group and output topics (``bench.<name>.*``), so that it reads the whole backlog afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from modfleet.bench import corpus
+from modfleet.bench.kafka_io import aiokafka_passthrough, produce, read_back
+from modfleet.bench.load import Paced, paced_run
+from modfleet.bench.processes import (
+    Child,
+    RedisProxy,
+    faust_passthrough,
+    get_json,
+    prometheus_totals,
+    rss_kib,
+    wait_until,
+)
+from modfleet.bench.report import Latency, RedisTrips, Soak, Stage
+from modfleet.contracts.admin import create_topics
+from modfleet.inference import create_classifier
+from modfleet.normalise import normalise
+from modfleet.policy import load_policy
+from modfleet.settings import Settings
+from modfleet.stack.dev import worker_process
+from modfleet.stack.services import free_port
+
+# Posts of the faust passthrough's latency run: on a topic of their own, so that the worker
+# stages, which read the posts topic, never see them.
+BASELINE_TOPIC = "bench.b.latency"
+
+
+@dataclass(frozen=True)
+class Stack:
+    settings: Settings  # the broker, the posts topic, Redis through the proxy
+    redis: redis.Redis  # straight to Redis, for INFO and FLUSHALL
+    proxy: RedisProxy
+    logs: Path
+    posts: int  # in the backlog
+    timeout_s: float  # for any one stage
+
+
+def phase(stack: Stack, name: str) -> Settings:
+    """Settings of one stage, its output topics created: own group, topics and web port."""
+    s = stack.settings.model_copy(
+        update={
+            "consumer_group": f"bench-{name}",
+            "decisions_topic": f"bench.{name}.decisions",
+            "escalations_topic": f"bench.{name}.escalations",
+            "dead_letter_topic": f"bench.{name}.dead-letter",
+            "web_port": free_port(),
+        }
+    )
+    asyncio.run(create_topics(s, replication_factor=1))
+    return s
+
+
+def aiokafka_stage(stack: Stack) -> Stage:
+    """(a) consume a batch, produce it on, wait for the acks: no faust, no work."""
+    s, n, timeout = phase(stack, "a"), stack.posts, stack.timeout_s
+    asyncio.run(aiokafka_passthrough(s, s.posts_topic, s.decisions_topic, n, s.batch_max, timeout))
+    out = asyncio.run(read_back(s, s.decisions_topic, n, timeout))
+    return Stage(len(out.timestamps_ms), out.span_s, out.rate())
+
+
+def faust_stage(stack: Stack, name: str) -> Stage:
+    """(b) the faust passthrough over the backlog."""
+    s = phase(stack, name)
+    with _passthrough(stack, s, s.posts_topic) as child:
+        wait_until(_forwarded(child), stack.posts, child, stack.timeout_s, "faust passthrough")
+    out = asyncio.run(read_back(s, s.decisions_topic, stack.posts, stack.timeout_s))
+    return Stage(len(out.timestamps_ms), out.span_s, out.rate())
+
+
+def faust_latency(stack: Stack, rate: float, seconds: float) -> Latency:
+    """The faust passthrough's latency at the worker's pace: what the broker and faust cost.
+
+    It reads a topic of its own: Tansu answers a fetch that includes empty partitions only after
+    its fetch wait, so a passthrough that also read the drained posts topic would be slower.
+    """
+    s = phase(stack, "b-latency")
+    with _passthrough(stack, s, BASELINE_TOPIC) as child:
+        # A warm-up post, forwarded once the group is joined: the paced run must not wait for it.
+        posts = corpus.endless("base")
+        asyncio.run(produce(s, BASELINE_TOPIC, [next(posts)]))
+        wait_until(_forwarded(child), 1, child, stack.timeout_s, "passthrough warm-up")
+        rss = functools.partial(rss_kib, child.proc.pid)
+        paced = paced_run(
+            s.model_copy(update={"posts_topic": BASELINE_TOPIC}),
+            posts, "base", rate, seconds, rss, output_topic=s.decisions_topic,
+        )  # fmt: skip
+        return latency(asyncio.run(paced))
+
+
+def worker_stage(stack: Stack, name: str) -> tuple[Stage, RedisTrips]:
+    """(c) or (d): a fresh worker over the backlog; hits or misses depend on the cache."""
+    s = phase(stack, name)
+    with worker(stack, s, name) as (child, before):
+        return drain(stack, s, child, before)
+
+
+@dataclass(frozen=True)
+class Before:
+    """Counters read before a worker stage, so that only the stage's own work is counted."""
+
+    proxy: dict[str, int]
+    mget_calls: int
+
+
+@contextlib.contextmanager
+def worker(stack: Stack, s: Settings, name: str) -> Iterator[tuple[Child, Before]]:
+    # Read before the worker starts: it connects to Redis with its first batch, which may come
+    # before anything after its start could read them.
+    before = Before(stack.proxy.counters(), _mget_calls(stack.redis))
+    log = stack.logs / f"worker-{name}.log"
+    with worker_process(s, log) as proc:
+        yield Child(proc, log, f"http://{s.web_host}:{s.web_port}"), before
+
+
+def drain(stack: Stack, s: Settings, child: Child, before: Before) -> tuple[Stage, RedisTrips]:
+    """Wait for a fresh worker to settle the whole backlog; its rate and Redis round trips."""
+
+    def settled() -> float:
+        m = prometheus_totals(child.base_url)
+        return m.get("modfleet_decisions_total", 0) + m.get("modfleet_dead_letters_total", 0)
+
+    what = f"worker {s.consumer_group}"
+    wait_until(settled, stack.posts, child, stack.timeout_s, what, every_s=1.0)
+    metrics = prometheus_totals(child.base_url)
+    trips = stack.proxy.counters()
+    redis_trips = RedisTrips(
+        batches=int(metrics.get("modfleet_batch_size_count", 0)),
+        round_trips=trips["round_trips"] - before.proxy["round_trips"],
+        upkeep_round_trips=trips["upkeep_round_trips"] - before.proxy["upkeep_round_trips"],
+        commands=trips["commands"] - before.proxy["commands"],
+        mget_calls=_mget_calls(stack.redis) - before.mget_calls,
+    )
+    decided = int(metrics.get("modfleet_decisions_total", 0))
+    others = (s.escalations_topic, s.dead_letter_topic)
+    out = asyncio.run(read_back(s, s.decisions_topic, decided, 60, others))
+    notes = {
+        "cache_hits": int(metrics.get("modfleet_cache_hits_total", 0)),
+        "cache_misses": int(metrics.get("modfleet_cache_misses_total", 0)),
+        "dead_letters": int(metrics.get("modfleet_dead_letters_total", 0)),
+        "escalations_and_dead_letters": out.other,
+        "log": child.tail()[-1500:] if decided < stack.posts else "",
+    }
+    return Stage(len(out.timestamps_ms), out.span_s, out.rate(), notes), redis_trips
+
+
+def paced(s: Settings, prefix: str, rate: float, seconds: float, rss: Callable[[], int]) -> Paced:
+    """New, unique posts at ``rate`` onto the worker's posts topic; their decisions' latency."""
+    return asyncio.run(paced_run(s, corpus.endless(prefix), prefix, rate, seconds, rss))
+
+
+def soak(paced_soak: Paced, minutes: float) -> Soak:
+    samples = paced_soak.rss_kib
+    start, end = samples[0][1], samples[-1][1]
+    return Soak(minutes, paced_soak.sent, start, end, samples, latency(paced_soak))
+
+
+def latency(run: Paced) -> Latency:
+    return Latency(
+        rate=run.rate,
+        seconds=run.seconds,
+        sent=run.sent,
+        received=len(run.latencies_s),
+        p50_ms=run.percentile_ms(0.50),
+        p99_ms=run.percentile_ms(0.99),
+        max_ms=run.percentile_ms(1.0),
+    )
+
+
+async def model_stage(texts: list[str], settings: Settings) -> Stage:
+    """(e) the model alone, on the texts the worker would hand it (normalised), batch by batch."""
+    policy = load_policy(settings.policy_path)
+    classifier = create_classifier(settings)
+    canon = [normalise(t, policy.limits.max_text_chars).text for t in texts]
+    size = settings.batch_max
+    await classifier.classify(canon[:size], policy)  # loads the model; a worker does it once
+    started = time.perf_counter()
+    for i in range(0, len(canon), size):
+        await classifier.classify(canon[i : i + size], policy)
+    elapsed = time.perf_counter() - started
+    await classifier.close()
+    return Stage(len(canon), elapsed, len(canon) / elapsed)
+
+
+@contextlib.contextmanager
+def _passthrough(stack: Stack, s: Settings, source: str) -> Iterator[Child]:
+    log = stack.logs / f"{s.consumer_group}.log"
+    with faust_passthrough(
+        s.broker_url, s.consumer_group, source, s.decisions_topic, s.batch_max,
+        s.batch_within_s, log,
+    ) as child:  # fmt: skip
+        yield child
+
+
+def _forwarded(child: Child) -> Callable[[], float]:
+    return lambda: float(str(get_json(f"{child.base_url}/count")["forwarded"]))
+
+
+def _mget_calls(client: redis.Redis) -> int:
+    stats = client.info("commandstats")
+    return int(stats.get("cmdstat_mget", {}).get("calls", 0))
