@@ -60,6 +60,11 @@ def test_modfleet_bench_runs_every_stage_and_writes_json(tmp_path: Path) -> None
     assert ratios["d_over_floor"] > 0
     assert [g["verdict"] for g in data["goals"]][-1] == "-"  # no soak asked for
     assert data["machine"]["cpus"] >= 1
+    tracing = data["tracing"]
+    assert tracing["posts"] == _POSTS
+    assert tracing["on_us"] > 0
+    assert tracing["off_us"] > 0
+    assert "(f) tracing" in done.stdout
 
 
 async def test_paced_run_sends_at_the_rate_and_matches_what_comes_back(

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modfleet.bench.tracing import TracingCost
+
 STAGE_TITLES = {
     "a": "(a) aiokafka consume->produce passthrough",
     "b": "(b) faust take_events passthrough, no work",
@@ -92,6 +94,7 @@ class BenchResult:
     redis: dict[str, RedisTrips] = field(default_factory=dict)
     latency: dict[str, Latency] = field(default_factory=dict)  # worker, faust_passthrough
     soak: Soak | None = None
+    tracing: TracingCost | None = None  # (f), in process
     rss_kib: dict[str, int] = field(default_factory=dict)  # worker (c) before/after latency run
     timings_s: dict[str, float] = field(default_factory=dict)  # wall time of each part
     wall_s: float = 0.0
@@ -149,6 +152,8 @@ class BenchResult:
             data["redis"][key]["per_batch"] = trips.per_batch
         if self.soak is not None:
             data["soak"]["growth_pct"] = self.soak.growth_pct
+        if self.tracing is not None:
+            data["tracing"]["overhead_us"] = self.tracing.overhead_us
         return data
 
     def table(self) -> str:
@@ -178,6 +183,14 @@ class BenchResult:
             for k, t in sorted(self.redis.items())
         ]
         lines += self._latency_lines()
+        if self.tracing is not None:
+            t = self.tracing
+            lines += [
+                "",
+                f"(f) tracing, in process, every post sampled ({t.posts:,} posts, warm cache): "
+                f"off {t.off_us:.0f} us/post, on {t.on_us:.0f} us/post, "
+                f"overhead {t.overhead_us:.0f} us/post",
+            ]
         lines.append(f"\nwall time {self.wall_s:.0f} s")
         return "\n".join(lines)
 

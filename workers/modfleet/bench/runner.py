@@ -27,6 +27,7 @@ from modfleet.bench import corpus, stages
 from modfleet.bench.kafka_io import produce
 from modfleet.bench.processes import redis_proxy, rss_kib
 from modfleet.bench.report import BenchResult, RedisTrips, Stage, describe_machine, load_average
+from modfleet.bench.tracing import tracing_cost
 from modfleet.contracts.admin import create_topics
 from modfleet.settings import Settings
 from modfleet.stack.dev import stack_settings
@@ -68,8 +69,11 @@ def run_bench(options: BenchOptions, base: Settings) -> BenchResult:
             clock.lap(f"(d), (b), (c): round {i + 1}")
         _paced_runs(stack, options, result)
         clock.lap("latency runs and soak")
-    result.stages["e"] = asyncio.run(stages.model_stage(texts, base))
-    clock.lap("(e)")
+        result.stages["e"] = asyncio.run(stages.model_stage(texts, base))
+        clock.lap("(e)")
+        tracing_values = corpus.posts(texts[: min(len(texts), 10_240)], "trace")
+        result.tracing = asyncio.run(tracing_cost(tracing_values, stack.settings))
+        clock.lap("(f) tracing cost")
     result.machine["load_after"] = load_average()
     result.wall_s = time.monotonic() - started
     return result
