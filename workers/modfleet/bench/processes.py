@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from modfleet.bench.redis_proxy import read_counters
 from modfleet.errors import FatalError
-from modfleet.stack.services import free_port
+from modfleet.stack.services import free_port, stop_process, wait_for_port
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,7 @@ def redis_proxy(upstream_port: int) -> Iterator[RedisProxy]:
             str(port), str(upstream_port), str(counters),
         ]  # fmt: skip
         with _child(command, log) as proc:
-            _wait_listening(port, proc, log)
+            wait_for_port(port, proc, "the Redis proxy", log, timeout_s=20)
             yield RedisProxy(port, counters)
 
 
@@ -138,21 +137,4 @@ def _child(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise FatalError(f"the Redis proxy exited: {log.read_text(errors='replace')[-2000:]}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise FatalError("the Redis proxy did not listen within 20 s")
+        stop_process(proc, timeout_s=20)

@@ -24,7 +24,7 @@ from modfleet.contracts.admin import create_topics
 from modfleet.errors import FatalError
 from modfleet.replay import Outcomes, collect_outcomes, produce_posts
 from modfleet.settings import ENV_PREFIX, Settings
-from modfleet.stack.services import LocalBroker, LocalRedis, free_port, redis_hint
+from modfleet.stack.services import LocalBroker, LocalRedis, free_port, redis_hint, stop_process
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +87,7 @@ def worker_process(settings: Settings, log_path: Path) -> Iterator[subprocess.Po
         wait_healthy(settings, proc, log_path)
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, timeout_s=20)
 
 
 def wait_healthy(

@@ -30,15 +30,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
-    deadline = time.monotonic() + 30
+def wait_for_port(
+    port: int, proc: subprocess.Popen[bytes], what: str, log: Path, timeout_s: float = 30
+) -> None:
+    """Return once ``proc`` accepts connections on loopback ``port``; fail if it exits first."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise FatalError(f"{what} exited with {proc.returncode}: {_tail(log)}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
         time.sleep(0.05)
-    raise FatalError(f"{what} did not listen on port {port} within 30 s: {_tail(log)}")
+    raise FatalError(f"{what} did not listen on port {port} within {timeout_s:g} s: {_tail(log)}")
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 10) -> None:
+    """SIGTERM, as an orchestrator stops a process; SIGKILL if it is still there after timeout_s."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _tail(log: Path) -> str:
@@ -67,17 +82,12 @@ class _Process:
             self._proc = subprocess.Popen(
                 self._argv(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
-        _wait_for_port(self.port, self._proc, self.what, self.log_path)
+        wait_for_port(self.port, self._proc, self.what, self.log_path)
 
     def stop(self) -> None:
         """Stop the process; ``start()`` brings it back on the same port (fault tests)."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        if self._proc is not None:
+            stop_process(self._proc)
         self._proc = None
 
     def close(self) -> None:
