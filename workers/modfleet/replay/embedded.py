@@ -9,42 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from modfleet.contracts.admin import create_topics
 from modfleet.errors import FatalError
 from modfleet.kafka import client_options
 from modfleet.settings import Settings
-from modfleet.stack.dev import stack_settings, worker_process
-from modfleet.stack.services import LocalBroker, LocalRedis, redis_hint
+from modfleet.stack.dev import local_fleet
 
 
 @contextlib.contextmanager
 def embedded_stack(base: Settings) -> Iterator[Settings]:
     """Yields the settings that reach the local broker and Redis, with a worker consuming."""
-    with contextlib.ExitStack() as stack:
-        broker = stack.enter_context(LocalBroker())
-        redis = _redis(stack, base)
-        settings = stack_settings(broker, redis, base)
-        asyncio.run(create_topics(settings, replication_factor=1))
-        log_path = Path(broker.log_path).with_name("worker.log")
-        stack.enter_context(worker_process(settings, log_path))
-        asyncio.run(wait_for_group(settings))
-        yield settings
-
-
-def _redis(stack: contextlib.ExitStack, base: Settings) -> LocalRedis | None:
-    if not base.cache_enabled:
-        return None
-    if not LocalRedis.available():
-        print(f"WARNING: replaying without the verdict cache. {redis_hint()}", file=sys.stderr)
-        return None
-    return stack.enter_context(LocalRedis())
+    with local_fleet(base) as fleet:
+        asyncio.run(wait_for_group(fleet.settings))
+        yield fleet.settings
 
 
 async def wait_for_group(settings: Settings, timeout_s: float = 60.0) -> None:

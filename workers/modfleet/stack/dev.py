@@ -107,9 +107,17 @@ def wait_healthy(
     raise FatalError(f"worker did not answer {url} within {timeout_s:.0f} s:\n{tail}")
 
 
-def run_stack(options: StackOptions) -> Outcomes:
-    base = options.base or Settings()
-    values = [line for line in options.posts_file.read_bytes().splitlines() if line.strip()]
+@dataclass(frozen=True)
+class Fleet:
+    settings: Settings  # reaches the local broker and Redis
+    cached: bool  # False when no redis-server was found or the cache is disabled
+    worker_log: Path
+
+
+@contextlib.contextmanager
+def local_fleet(base: Settings) -> Iterator[Fleet]:
+    """Broker, Redis where there is one, the catalogue's topics and one worker; all stopped on
+    exit. The worker answers /health, but may not own partitions yet."""
     with contextlib.ExitStack() as stack:
         broker = stack.enter_context(LocalBroker())
         redis = _maybe_redis(stack, base)
@@ -117,13 +125,20 @@ def run_stack(options: StackOptions) -> Outcomes:
         asyncio.run(create_topics(settings, replication_factor=1))
         log_path = Path(broker.log_path).with_name("worker.log")
         stack.enter_context(worker_process(settings, log_path))
+        yield Fleet(settings, redis is not None, log_path)
+
+
+def run_stack(options: StackOptions) -> Outcomes:
+    base = options.base or Settings()
+    values = [line for line in options.posts_file.read_bytes().splitlines() if line.strip()]
+    with local_fleet(base) as fleet:
         started = time.monotonic()
-        outcomes = asyncio.run(_replay(settings, values, options.timeout_s))
-        print_summary(outcomes, len(values), time.monotonic() - started, redis is not None)
+        outcomes = asyncio.run(_replay(fleet.settings, values, options.timeout_s))
+        print_summary(outcomes, len(values), time.monotonic() - started, fleet.cached)
         if outcomes.settled < len(values):
             raise FatalError(
                 f"only {outcomes.settled} of {len(values)} posts had an outcome; "
-                f"worker log: {log_path.read_text(errors='replace')[-3000:]}"
+                f"worker log: {fleet.worker_log.read_text(errors='replace')[-3000:]}"
             )
         return outcomes
 
