@@ -30,7 +30,7 @@ from modfleet.stream import Pipeline, Retry
 
 pytestmark = pytest.mark.integration
 
-DEAD_LETTER_CODES = {"not_utf8", "not_json", "schema_invalid", "inference_failed"}
+DEAD_LETTER_CODES = {"not_utf8", "not_json", "schema_invalid", "too_large", "inference_failed"}
 
 
 @pytest.fixture(scope="module")
@@ -100,13 +100,26 @@ async def _process_once(pipeline: Pipeline, records: list[Record]) -> list[Outbo
         await pipeline.cache.close()
 
 
-async def test_a_10_mb_post_is_cut_to_the_policy_limit_and_says_so(pipeline: Pipeline) -> None:
-    body = encode(post("big-1", "you idiot " * 1_000_000))
-    assert len(body) > 10_000_000
-    [decision] = await pipeline.process([Record("posts", 0, 0, 1.7e9, None, body)])
+async def test_a_3_mb_post_is_cut_to_the_policy_limit_and_says_so(pipeline: Pipeline) -> None:
+    body = encode(post("big-1", "you idiot " * 300_000))
+    assert len(body) > 3_000_000
+    [decision, *_] = await pipeline.process([Record("posts", 0, 0, 1.7e9, None, body)])
     message = orjson.loads(decision.value)
     assert message["truncated"] is True
     assert message["action"] != "allow"
+
+
+async def test_a_10_mb_post_is_dead_lettered_too_large_without_being_read(
+    pipeline: Pipeline,
+) -> None:
+    body = encode(post("big-2", "you idiot " * 1_000_000))
+    [letter] = await pipeline.process([Record("posts", 0, 7, 1.7e9, None, body)])
+    message = orjson.loads(letter.value)
+    assert message["reason"]["code"] == "too_large"
+    assert message["post_id"] is None  # not parsed, so not known
+    assert message["source"]["value_bytes"] == len(body)
+    assert message["original_truncated"] is True  # the first part, to fit the broker
+    assert len(letter.value) < 1024 * 1024
 
 
 async def test_prompt_injection_text_is_just_text(pipeline: Pipeline) -> None:

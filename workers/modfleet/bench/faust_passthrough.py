@@ -17,7 +17,7 @@ from typing import Any
 
 import faust
 
-from modfleet.emit.messages import PRODUCER_MAX_REQUEST
+from modfleet.settings import Settings
 
 
 def build_app(argv: list[str]) -> faust.App:
@@ -37,7 +37,7 @@ def build_app(argv: list[str]) -> faust.App:
         web_bind="127.0.0.1",
         web_host="127.0.0.1",
         web_port=int(port),
-        producer_max_request_size=PRODUCER_MAX_REQUEST,
+        producer_max_request_size=Settings().producer_max_request_bytes,
         key_serializer="raw",
         value_serializer="raw",
     )

@@ -226,3 +226,34 @@ def _fast(message_type: MessageType) -> jsonschema_rs.Draft202012Validator:
 
 def _accepts(message_type: MessageType, instance: object) -> bool:
     return bool(_fast(message_type).is_valid(instance))
+
+
+def fast_violation(message_type: MessageType, instance: object) -> SchemaViolation | None:
+    """The first violation as jsonschema-rs reports it, or None for a valid message.
+
+    This is the worker's path: it costs microseconds to a few milliseconds whatever the
+    message holds, where jsonschema's explanation (``first_violation``) can take seconds on a
+    hostile one. Its pointer names the missing or unexpected property, as ``first_violation``'s
+    does."""
+    fast = _fast(message_type)
+    try:
+        if fast.is_valid(instance):
+            return None
+        error = next(iter(fast.iter_errors(instance)))
+    except (ValueError, RecursionError) as exc:  # deeper than the validator converts
+        return SchemaViolation("", f"cannot be validated: {exc}")
+    parts = [str(part) for part in error.instance_path]
+    kind = error.kind
+    named = None
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
+        named = getattr(kind, "property", None)
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.AdditionalProperties):
+        unexpected = list(getattr(kind, "unexpected", ()) or ())
+        named = str(unexpected[0]) if unexpected else None
+    if named is not None:
+        parts.append(str(named))
+    pointer = "".join("/" + part.replace("~", "~0").replace("/", "~1") for part in parts)
+    message = error.message
+    if len(message) > _MAX_MESSAGE_CHARS:
+        message = message[: _MAX_MESSAGE_CHARS - 1] + "…"
+    return SchemaViolation(pointer, message)

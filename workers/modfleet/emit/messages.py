@@ -7,29 +7,32 @@ consumers can dedupe on it.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from modfleet.emit.budget import (
+    DEFAULT_BUDGET,
+    TRACEPARENT_LENGTH,
+    TRACESTATE_LIMIT,
+    Budget,
+    cut_utf8,
+)
 from modfleet.inference.base import Verdict
-from modfleet.ingest.decode import Record, Rejection
+from modfleet.ingest.decode import Record
 
 if TYPE_CHECKING:
     from modfleet.policy import Judgement, Policy
     from modfleet.settings import Settings
 
 SCHEMA_VERSION = 1
-# The dead-letter contract keeps up to 1 MiB of the original; base64 grows it by a third, which
-# the topic's max.message.bytes (2 MiB, see the catalogue) and PRODUCER_MAX_REQUEST allow.
-_ORIGINAL_LIMIT = 1024 * 1024
-PRODUCER_MAX_REQUEST = 2 * 1024 * 1024
 RAW_OUTPUT_LIMIT = 32_768  # characters; the schema's maxLength for raw_output
+RATIONALE_LIMIT = 8_192  # characters of a model's rationale kept on a decision
 _JSON_HEADERS: tuple[tuple[str, bytes], ...] = (("content-type", b"application/json"),)
 
 
@@ -56,7 +59,11 @@ class Outbound:
     key: bytes | None
     value: bytes
     headers: Sequence[tuple[str, bytes]]
-    kind: str  # decision | escalation | dead_letter, for metrics and tests
+    kind: str  # decision | escalation | dead_letter | shadow_decision
+    source: Record | None = None  # the post record it answers, for a fallback dead-letter
+    code: str | None = None  # dead-letter reason code, or escalation reason
+    action: str | None = None
+    labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +82,14 @@ class Decided:
     produced_at: float | None
     trace_id: str
     headers: Sequence[tuple[str, bytes]]  # trace context carried from the post
+    source: Record | None = None  # the post record, for the escalation's reference
 
 
 def decision_id(post_id: str, policy: Policy) -> str:
-    """Deterministic, so that a redelivered post gets the same id and consumers can dedupe."""
-    material = "\x1f".join((post_id, policy.id, policy.version)).encode("utf-8", "surrogatepass")
-    return hashlib.sha256(material).hexdigest()
+    """Deterministic, so that a redelivered post gets the same id and consumers can dedupe; the
+    pack's digest is part of it, so two packs that share id@version never share an id."""
+    parts = (post_id, policy.id, policy.version, policy.digest)
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _verdict_fields(d: Decided, policy: Policy, model_id: str) -> dict[str, Any]:
@@ -95,8 +104,9 @@ def _verdict_fields(d: Decided, policy: Policy, model_id: str) -> dict[str, Any]
         "labels": list(d.judgement.labels),
         "policy_id": policy.id,
         "policy_version": policy.version,
+        "policy_digest": policy.digest,
         "model_id": model_id,
-        "rationale": d.verdict.rationale,
+        "rationale": _clip(d.verdict.rationale, RATIONALE_LIMIT),
         "post_produced_at": iso_time(d.produced_at),
         "trace_id": d.trace_id,
     }
@@ -105,63 +115,62 @@ def _verdict_fields(d: Decided, policy: Policy, model_id: str) -> dict[str, Any]
     return body
 
 
-def decision_message(d: Decided, policy: Policy, model_id: str, topic: str) -> Outbound:
+def decision_message(
+    d: Decided, policy: Policy, model_id: str, topic: str, kind: str = "decision"
+) -> Outbound:
     body = _verdict_fields(d, policy, model_id)
     body.update(
         from_cache=d.from_cache,
         content_hash=d.content_hash,
         truncated=d.truncated,
-        decided_at=iso_time(None),
+        decided_at=now_iso(),
     )
-    return _outbound(topic, d, body, "decision")
+    return _outbound(topic, d, body, kind)
 
 
 def escalation_message(
-    d: Decided, policy: Policy, model_id: str, topic: str, reason: str
+    d: Decided,
+    policy: Policy,
+    model_id: str,
+    topic: str,
+    reason: str,
+    budget: Budget = DEFAULT_BUDGET,
 ) -> Outbound:
+    """The post's text for the reviewer, cut to the budget with a reference to the whole post."""
     body = _verdict_fields(d, policy, model_id)
-    body.update(reason=reason, text=d.original_text, escalated_at=iso_time(None))
+    text, cut = cut_utf8(d.original_text, budget.escalation_text_bytes)
+    body.update(reason=reason, text=text, text_truncated=cut, escalated_at=now_iso())
+    if d.source is not None:
+        body["source"] = source_reference(d.source, d.content_hash)
     if d.verdict.raw_output is not None:
         # The model's answer as given, for the reviewer of an unparseable verdict.
         body["raw_output"] = d.verdict.raw_output[:RAW_OUTPUT_LIMIT]
-    return _outbound(topic, d, body, "escalation")
+    room = budget.value_bytes(_key(d.post_id), d.headers)
+    value = orjson.dumps(body)
+    if len(value) > room:
+        # Text is the only field of unbounded size: give it what the rest leaves over.
+        spare = max(0, room - (len(value) - len(text.encode("utf-8", "surrogatepass"))) - 64)
+        body["text"], _ = cut_utf8(text, spare)
+        body["text_truncated"] = True
+    return replace(_outbound(topic, d, body, "escalation"), code=reason)
 
 
-def dead_letter_message(
-    record: Record,
-    why: Rejection,
-    topic: str,
-    trace_id: str | None = None,
-    headers: Sequence[tuple[str, bytes]] = (),
-) -> Outbound:
-    value = record.value or b""
-    trace = trace_id or trace_id_of(record)
-    body = {
-        "schema_version": SCHEMA_VERSION,
-        "reason": {"code": why.code, "field": why.field, "message": why.message},
-        "source": {
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "timestamp": None if record.timestamp is None else iso_time(record.timestamp),
-            "key_b64": None if record.key is None else base64.b64encode(record.key).decode(),
-        },
-        "original_b64": base64.b64encode(value[:_ORIGINAL_LIMIT]).decode("ascii"),
-        "original_truncated": len(value) > _ORIGINAL_LIMIT,
-        "post_id": why.post_id,
-        "tenant": why.tenant,
-        "dead_lettered_at": iso_time(None),
-        "trace_id": trace,
+def source_reference(record: Record, content_hash: str) -> dict[str, Any]:
+    """Where the whole post can be read back: a review tool fetches the record itself."""
+    return {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "content_hash": content_hash,
     }
-    key = why.post_id.encode("utf-8", "surrogatepass") if why.post_id else record.key
-    headers = headers or carried_headers(record)
-    return Outbound(topic, key, orjson.dumps(body), headers, "dead_letter")
 
 
 def trace_id_of(record: Record) -> str | None:
     """The trace id of a W3C ``traceparent`` header (version-traceid-spanid-flags), if valid."""
     raw = record.header("traceparent")
     if raw is None:
+        return None
+    if len(raw) != TRACEPARENT_LENGTH:
         return None
     parts = raw.decode("ascii", "replace").split("-")
     if len(parts) == 4 and len(parts[1]) == 32 and _is_hex(parts[1]) and parts[1] != "0" * 32:
@@ -173,21 +182,58 @@ def new_trace_id() -> str:
     return secrets.token_hex(16)
 
 
-def iso_time(epoch_s: float | None) -> str:
-    """RFC 3339 in UTC with milliseconds; ``None`` means now."""
-    moment = datetime.now(UTC) if epoch_s is None else datetime.fromtimestamp(epoch_s, UTC)
+def iso_time(epoch_s: float | None) -> str | None:
+    """RFC 3339 in UTC with milliseconds; None for no time or one RFC 3339 cannot write
+    (a record's timestamp is the producer's to choose: year 10000 or before year 1)."""
+    if epoch_s is None:
+        return None
+    try:
+        moment = datetime.fromtimestamp(epoch_s, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    if moment.year < 1:  # pragma: no cover - fromtimestamp refuses these itself
+        return None
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _outbound(topic: str, d: Decided, body: dict[str, Any], kind: str) -> Outbound:
-    key = d.post_id.encode("utf-8", "surrogatepass")
-    return Outbound(topic, key, orjson.dumps(body), d.headers, kind)
+    return Outbound(
+        topic,
+        _key(d.post_id),
+        orjson.dumps(body),
+        d.headers,
+        kind,
+        source=d.source,
+        action=d.judgement.action,
+        labels=tuple(d.judgement.labels),
+    )
+
+
+def _key(post_id: str) -> bytes:
+    return post_id.encode("utf-8", "surrogatepass")
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    return text if text is None or len(text) <= limit else text[:limit]
 
 
 def carried_headers(record: Record) -> tuple[tuple[str, bytes], ...]:
-    """Content type plus the post's W3C trace context, so one trace spans every hop."""
-    carried = tuple((k, v) for k, v in record.headers if k.lower() in ("traceparent", "tracestate"))
-    return _JSON_HEADERS + carried
+    """Content type plus the post's W3C trace context, so one trace spans every hop.
+
+    Only well-formed, bounded trace headers travel on: a post's headers are its producer's to
+    choose, and a megabyte of "tracestate" must not ride on every output."""
+    carried: list[tuple[str, bytes]] = []
+    parent = record.header("traceparent")
+    if parent is not None and trace_id_of(record) is not None:
+        carried.append(("traceparent", parent))
+        state = record.header("tracestate")
+        if state is not None and len(state) <= TRACESTATE_LIMIT:
+            carried.append(("tracestate", state))
+    return _JSON_HEADERS + tuple(carried)
 
 
 def _rounded(scores: Mapping[str, float]) -> dict[str, float]:

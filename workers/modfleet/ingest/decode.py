@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from modfleet.contracts.schemas import first_violation
+from modfleet.contracts.schemas import fast_violation
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,29 +57,108 @@ class Rejection:
     tenant: str | None = None
 
 
-def decode(record: Record) -> Post | Rejection:
-    if record.value is None:
+DEFAULT_MAX_POST_BYTES = 4 * 1024 * 1024
+# A valid post is an object of scalars with one object of strings (attributes): depth 2 and at
+# most 8 + 64 members. Anything much beyond that is rejected before the schema validator sees it,
+# so that the cost of saying no stays small whatever the shape.
+_MAX_DEPTH = 3
+_MAX_MEMBERS = 256
+# Where a key ends: its closing quote, optional whitespace, a colon. Each key of the raw text
+# ends so once (strings may add more), so fewer parsed keys than these means a possible duplicate.
+_KEY_END = re.compile(rb'"[ \t\r\n]*:')
+
+
+def decode(record: Record, max_bytes: int = DEFAULT_MAX_POST_BYTES) -> Post | Rejection:
+    value = record.value
+    if value is None:
         return Rejection("not_json", "record has no value (a tombstone?)")
+    if len(value) > max_bytes:
+        return Rejection(
+            "too_large", f"value is {len(value):,} bytes; at most {max_bytes:,} are read", field=""
+        )
     try:
-        text = record.value.decode("utf-8")
+        text = value.decode("utf-8")
     except UnicodeDecodeError as exc:
         return Rejection("not_utf8", f"byte {exc.start} is not valid UTF-8: {exc.reason}")
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         return Rejection("not_json", f"not JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")
-    violation = first_violation("post", data)
+    shape = _shape(data)
+    if isinstance(shape, Rejection):
+        return _named(shape, data)
+    if _KEY_END.findall(value).__len__() > shape:
+        duplicate = _duplicate_key(text)
+        if duplicate is not None:
+            return _named(duplicate, data)
+    violation = fast_violation("post", data)
     if violation is not None:
-        known = data if isinstance(data, dict) else {}
-        return Rejection(
-            "schema_invalid",
-            # Validators quote the offending value, which may be megabytes of hostile input.
-            _clip(violation.message),
-            field=violation.pointer,
-            post_id=_str_or_none(known.get("post_id")),
-            tenant=_str_or_none(known.get("tenant")),
-        )
+        return _named(Rejection("schema_invalid", violation.message, violation.pointer), data)
     return _post(data)
+
+
+def _shape(data: object) -> int | Rejection:
+    """The number of object keys in ``data``, or why its shape cannot be a post's."""
+    keys = members = 0
+    stack: list[tuple[object, str, int]] = [(data, "", 0)]
+    while stack:
+        node, pointer, depth = stack.pop()
+        if isinstance(node, dict):
+            items: Any = ((_escape(str(k)), v) for k, v in node.items())
+            keys += len(node)
+        elif isinstance(node, list):
+            items = ((str(i), v) for i, v in enumerate(node))
+        else:
+            continue
+        if depth >= _MAX_DEPTH:
+            return Rejection("schema_invalid", f"nested deeper than {_MAX_DEPTH} levels", pointer)
+        members += len(node)
+        if members > _MAX_MEMBERS:
+            return Rejection(
+                "schema_invalid",
+                f"{len(node):,} members here; a post has at most {_MAX_MEMBERS} in all",
+                pointer,
+            )
+        stack.extend((v, f"{pointer}/{name}", depth + 1) for name, v in items)
+    return keys
+
+
+def _duplicate_key(text: str) -> Rejection | None:
+    """Duplicate keys: parsers differ on which value wins, so a platform could show one text
+    and have another moderated. Only called when the cheap count says there may be one."""
+    found: list[Rejection] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for name, _ in items:
+            if name in seen and not found:
+                found.append(
+                    Rejection(
+                        "schema_invalid", f"duplicate key {name[:128]!r}", "/" + _escape(name)
+                    )
+                )
+            seen.add(name)
+        return dict(items)
+
+    json.loads(text, object_pairs_hook=pairs)
+    return found[0] if found else None
+
+
+def _named(why: Rejection, data: object) -> Rejection:
+    """The rejection with the post id and tenant, where the document has readable ones."""
+    known = data if isinstance(data, dict) else {}
+    return Rejection(
+        why.code,
+        # Validators quote the offending value, which may be megabytes of hostile input.
+        _clip(why.message),
+        field=why.field,
+        post_id=_str_or_none(known.get("post_id")),
+        tenant=_str_or_none(known.get("tenant")),
+    )
+
+
+def _escape(name: str) -> str:
+    return name.replace("~", "~0").replace("/", "~1")
 
 
 def _post(data: dict[str, Any]) -> Post:

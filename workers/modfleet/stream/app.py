@@ -1,10 +1,10 @@
 """The faust app: one agent that turns micro-batches of posts into decisions.
 
-At-least-once: faust's ``take_events()`` acks a batch as soon as the loop body returns or
-raises, so the body never raises. Every record leaves with a decision or a dead-letter, and the
-body waits until the broker has acknowledged all of them before it returns. When even that
-cannot be done, the process exits without acking, and the batch is redelivered to whichever
-worker takes the partition over.
+At-least-once, with acks in our hands: the agent reads through faust's non-acking
+``noack_take()`` and acks a batch's events only after every record in it has a delivered
+outcome (a decision, maybe with an escalation, or a dead-letter). faust commits only offsets
+that were acked, in offset order. Anything unexpected ends in an exit without acking: the
+batch is redelivered to whichever worker takes the partitions over, never acked in silence.
 """
 
 from __future__ import annotations
@@ -13,15 +13,25 @@ import asyncio
 import logging
 import os
 import tempfile
-from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import faust
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidMessageError,
+    InvalidTimestampError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from faust.types import EventT
 
 from modfleet.cache import VerdictCache, connect_cache
-from modfleet.emit.messages import PRODUCER_MAX_REQUEST, Outbound, Topics
+from modfleet.emit.budget import Budget
+from modfleet.emit.messages import Outbound, Topics
+from modfleet.errors import FatalError
 from modfleet.inference import Classifier, create_classifier
 from modfleet.ingest.decode import Record
 from modfleet.kafka import faust_credentials
@@ -41,6 +51,15 @@ log = logging.getLogger(__name__)
 # os._exit status when output cannot be delivered: EX_TEMPFAIL, "try again later".
 _EXIT_UNDELIVERABLE = 75
 _EMIT_BACKOFF_CAP_S = 5.0
+# Refusals of one record that no retry changes: it gets a dead-letter in its place.
+PERMANENT_SEND_ERRORS = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+    InvalidMessageError,
+    InvalidTimestampError,
+)
 
 
 class StreamWorker:
@@ -67,13 +86,24 @@ class StreamWorker:
         )
         topics = Topics.from_settings(settings)
         self.pipeline = Pipeline(
-            self.policies, self.classifier, self.cache, self.metrics, topics, retry
+            self.policies,
+            self.classifier,
+            self.cache,
+            self.metrics,
+            topics,
+            retry,
+            Budget.from_settings(settings),
+            settings.max_post_bytes,
         )
+        self.liveness = Liveness()
         self.reloader = PolicyReloader(settings.policy_path, self.pipeline, self.metrics)
         self.tracing = tracing or setup_tracing(settings)
         self.meter_provider = start_otlp_metrics(settings, self.metrics)
         self.app = self._build_app()
         self.observer = BatchObserver(self.metrics, self.app)
+        # mode's stubs want a positional-only sender; faust passes it positionally.
+        self.app.on_partitions_assigned.connect(self._assigned)  # type: ignore[arg-type]
+        self.app.on_partitions_revoked.connect(self._revoked)  # type: ignore[arg-type]
 
     def _build_app(self) -> faust.App:
         s = self.settings
@@ -94,15 +124,23 @@ class StreamWorker:
             topic_disable_leader=True,
             consumer_auto_offset_reset="earliest",
             web_enabled=True,
+            # faust's own pages (/router, /table, /graph, statistics) tell a caller about the
+            # cluster's layout: a worker serves /health, /ready and /metrics only.
+            web_router_enabled=False,
+            web_tables_enabled=False,
+            web_graph_enabled=False,
+            web_stats_enabled=False,
+            web_metrics_enabled=False,
             web_bind=s.web_host,
             web_host=s.web_host,
             web_port=s.web_port,
-            producer_max_request_size=PRODUCER_MAX_REQUEST,
+            producer_max_request_size=s.producer_max_request_bytes,
             key_serializer="raw",
             value_serializer="raw",
         )
         posts = app.topic(s.posts_topic, key_type=bytes, value_type=bytes)
         app.agent(posts, name="moderate")(self._moderate)
+        app.task(self.cache.run_probe)  # so that modfleet_cache_up is right from the start
         if self.policies.fingerprint:  # loaded from files, so there is something to watch
             app.timer(s.policy_reload_interval_s)(self.reloader.check)
         self._add_pages(app)
@@ -110,26 +148,42 @@ class StreamWorker:
 
     async def _moderate(self, stream: faust.StreamT[bytes]) -> None:
         s = self.settings
-        # take_events() is faust's; its type stubs lag behind and only know take().
-        batches = stream.take_events(  # type: ignore[attr-defined]
-            s.batch_max, within=s.batch_within_s
-        )
-        async for events in batches:
-            await self._finish_even_if_cancelled(self.handle_batch([_record(e) for e in events]))
+        self.liveness.agent_running = True
+        try:
+            # noack_take() is faust's; its type stubs lag behind and only know take().
+            batches = stream.noack_take(  # type: ignore[attr-defined]
+                s.batch_max, within=s.batch_within_s
+            )
+            async for events in batches:
+                await self._settle(stream, events)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.critical("the agent failed", exc_info=True)
+            _exit_unacked(f"the agent failed ({type(exc).__name__})")
+        finally:
+            self.liveness.agent_running = False
+        if not self.app.should_stop:
+            # A stream that ends while the app runs leaves a worker that holds its partitions
+            # and decides nothing: exit, so that the group rebalances and the work moves on.
+            _exit_unacked("the agent's stream ended while the worker was running")
 
-    async def _finish_even_if_cancelled(self, work: Coroutine[Any, Any, None]) -> None:
-        """On shutdown faust cancels the agent, and take_events() then acks the batch in hand:
-        finish that batch first, so that what is acked has been decided."""
-        task = asyncio.ensure_future(work)
+    async def _settle(self, stream: faust.StreamT[bytes], events: Sequence[EventT[bytes]]) -> None:
+        """Decide and deliver the batch, then ack it: acks follow delivery, never precede it."""
+        task = asyncio.ensure_future(self.handle_batch([_record(e) for e in events]))
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
+            # On shutdown faust cancels the agent: finish the batch in hand, so that what is
+            # committed at the stop has been decided and nothing is decided twice.
             log.info("stopping: finishing the batch in hand before it is acked")
             try:
                 await asyncio.wait_for(task, self.settings.shutdown_grace_s)
             except TimeoutError:
                 _exit_unacked("the batch in hand did not finish within shutdown_grace_s")
+            await _ack(stream, events)
             raise
+        await _ack(stream, events)
 
     async def handle_batch(self, records: Sequence[Record]) -> None:
         """Decide the batch and deliver every outcome; returns only when all are delivered."""
@@ -137,7 +191,8 @@ class StreamWorker:
         self.observer.batch_started(trace)
         outbound = await self._outcomes(records, trace)
         with trace.stage("emit"):
-            await self._deliver(outbound)
+            delivered = await self._deliver(outbound)
+        self.pipeline.count(delivered, len(records))
         trace.finish()
         self.observer.batch_done(records)
 
@@ -146,27 +201,70 @@ class StreamWorker:
         for attempt in range(retry.attempts):
             try:
                 return await self.pipeline.process(records, trace)
-            except Exception as exc:
-                log.exception("processing a batch failed (attempt %d)", attempt + 1)
-                last = f"{type(exc).__name__}: {exc}"
+            except FatalError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - retried, then each record on its own
+                # Its text may quote a post: the log names the type only.
+                log.warning(
+                    "processing a batch failed (attempt %d: %s)", attempt + 1, type(exc).__name__
+                )
                 await asyncio.sleep(retry.delay(attempt))
-        return self.pipeline.dead_letter_all(records, f"batch failed {retry.attempts}x: {last}")
+        return await self.pipeline.process_isolated(records, trace)
 
-    async def _deliver(self, outbound: Sequence[Outbound]) -> None:
-        producer = self.app.producer
+    async def _deliver(self, outbound: Sequence[Outbound]) -> list[Outbound]:
+        """Every message delivered, or stood in for by a dead-letter where the broker refuses
+        one for good (too large, invalid); the worker exits unacked if the broker stays away."""
+        pending, delivered = list(outbound), []
         for attempt in range(self.settings.emit_attempts):
-            try:
-                futures = [
-                    await producer.send(m.topic, m.key, m.value, None, None, list(m.headers))
-                    for m in outbound
-                ]
-                await asyncio.gather(*futures)
-                return
-            except Exception as exc:  # noqa: BLE001 - retried, and fatal below
-                delay = min(_EMIT_BACKOFF_CAP_S, self.settings.retry_backoff_s * 2**attempt)
-                log.warning("delivering %d messages failed (%s)", len(outbound), exc)
-                await asyncio.sleep(delay)
+            again: list[Outbound] = []
+            for message, error in await self._send_all(pending):
+                if error is None:
+                    delivered.append(message)
+                elif isinstance(error, PERMANENT_SEND_ERRORS):
+                    again.extend(self._stand_in(message, error))
+                else:
+                    again.append(message)
+            if not again:
+                return delivered
+            pending = again
+            delay = min(_EMIT_BACKOFF_CAP_S, self.settings.retry_backoff_s * 2**attempt)
+            log.warning("delivering %d messages failed; retrying", len(pending))
+            await asyncio.sleep(delay)
         _exit_unacked(f"could not deliver a batch's output in {self.settings.emit_attempts} tries")
+
+    async def _send_all(
+        self, messages: Sequence[Outbound]
+    ) -> list[tuple[Outbound, BaseException | None]]:
+        producer = self.app.producer
+        sent: list[tuple[Outbound, Awaitable[Any] | BaseException]] = []
+        for m in messages:
+            try:
+                future = await producer.send(m.topic, m.key, m.value, None, None, list(m.headers))
+            except Exception as exc:  # noqa: BLE001 - sorted into permanent or retried
+                sent.append((m, exc))
+            else:
+                sent.append((m, future))
+        waiting = [f for _, f in sent if not isinstance(f, BaseException)]
+        results = iter(await asyncio.gather(*waiting, return_exceptions=True))
+        return [
+            (m, f if isinstance(f, BaseException) else _error_of(next(results))) for m, f in sent
+        ]
+
+    def _stand_in(self, message: Outbound, error: BaseException) -> list[Outbound]:
+        log.error("the broker refused a %s for good (%s)", message.kind, type(error).__name__)
+        if message.kind == "dead_letter" and message.code == "undeliverable":
+            # Even the minimal form was refused: nothing smaller can be sent.
+            _exit_unacked("the broker refused a minimal dead-letter")
+        replacement = self.pipeline.undeliverable(message)
+        return [] if replacement is None else [replacement]
+
+    def _assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        # faust sends the signal as send(assigned): the partitions now this worker's.
+        self.liveness.joined = True
+        self.observer.keep_lag_of(set(args[0]) if args else set())
+
+    def _revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        self.observer.drop_lag_of(set(args[0]) if args else set())
 
     def close_telemetry(self) -> None:
         """Flush spans and metrics still buffered for export."""
@@ -176,23 +274,56 @@ class StreamWorker:
 
     def _add_pages(self, app: faust.App) -> None:
         # faust binds page handlers to its View class, so they must be plain functions.
-        pipeline, metrics = self.pipeline, self.metrics
+        pipeline, metrics, liveness = self.pipeline, self.metrics, self.liveness
 
         async def health(web: Any, request: Any) -> Any:
-            return web.json({"status": "ok", "policies": pipeline.policies.describe()})
+            # Liveness: the agent runs. A worker whose agent stopped exits, but say so meanwhile.
+            status = 200 if liveness.agent_running else 503
+            body = {"status": "ok" if status == 200 else "agent stopped"}
+            body["policies"] = pipeline.policies.describe()
+            return web.json(body, status=status)
+
+        async def ready(web: Any, request: Any) -> Any:
+            why = liveness.not_ready()
+            return web.json({"ready": why is None, "why": why}, status=503 if why else 200)
 
         async def prometheus(web: Any, request: Any) -> Any:
             return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
 
         app.page("/health")(health)
+        app.page("/ready")(ready)
         app.page("/metrics")(prometheus)
+
+
+class Liveness:
+    """What /health and /ready report: the agent's own state, not only the process's."""
+
+    def __init__(self) -> None:
+        self.agent_running = False
+        self.joined = False  # the consumer joined its group and got an assignment
+
+    def not_ready(self) -> str | None:
+        if not self.agent_running:
+            return "agent not running"
+        if not self.joined:
+            return "not yet in the consumer group"
+        return None
+
+
+def _error_of(result: object) -> BaseException | None:
+    return result if isinstance(result, BaseException) else None
+
+
+async def _ack(stream: faust.StreamT[bytes], events: Sequence[EventT[bytes]]) -> None:
+    for event in events:
+        await stream.ack(event)
 
 
 def _exit_unacked(why: str) -> NoReturn:
     """Stop now, without acking: the batch is redelivered to whoever takes the partitions."""
     log.critical("%s; exiting without acking the batch so that it is redelivered", why)
     logging.shutdown()
-    # Any orderly exit runs take_events()' finally clause, which acks the batch.
+    # No orderly exit: an orderly stop commits what was acked, and nothing more must be.
     os._exit(_EXIT_UNDELIVERABLE)
 
 
@@ -200,13 +331,15 @@ def _record(event: EventT[bytes]) -> Record:
     m = event.message
     raw = m.headers or ()
     headers: Iterable[tuple[str, Any]] = raw.items() if isinstance(raw, Mapping) else raw
+    # Kafka's "no timestamp" is -1; a producer may also pick any other number.
+    stamp = m.timestamp if isinstance(m.timestamp, int | float) and m.timestamp > 0 else None
     return Record(
         topic=m.topic,
         partition=m.partition,
         offset=m.offset,
-        timestamp=m.timestamp,
-        key=m.key,
-        value=m.value,
+        timestamp=stamp,
+        key=_as_bytes(m.key) if m.key is not None else None,
+        value=_as_bytes(m.value) if m.value is not None else None,
         headers=tuple((str(k), _as_bytes(v)) for k, v in headers),
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 
@@ -19,6 +20,7 @@ class BatchObserver:
         self.metrics = metrics
         self.app = app
         self._idle_since_ns: int | None = None
+        self._owned: set[TP] | None = None  # None until the first assignment
 
     def batch_started(self, trace: BatchTrace) -> None:
         """How long the agent waited for this batch to fill since the last one was done."""
@@ -40,6 +42,8 @@ class BatchObserver:
         for r in records:
             last[(r.topic, r.partition)] = max(r.offset, last.get((r.topic, r.partition), -1))
         for (topic, partition), offset in last.items():
+            if self._owned is not None and TP(topic, partition) not in self._owned:
+                continue  # revoked while this batch was in hand: no longer ours to report
             try:
                 highwater = self.app.consumer.highwater(TP(topic, partition))
             except ConsumerNotStarted:  # a batch handled outside a running worker (tests, tools)
@@ -47,3 +51,15 @@ class BatchObserver:
             if highwater is not None:
                 lag = max(0, int(highwater) - offset - 1)
                 self.metrics.consumer_lag.labels(topic=topic, partition=str(partition)).set(lag)
+
+    def keep_lag_of(self, assigned: set[TP]) -> None:
+        """After a rebalance, report lag only for the partitions this worker now owns."""
+        previous, self._owned = self._owned or set(), set(assigned)
+        self.drop_lag_of(previous - self._owned)
+
+    def drop_lag_of(self, revoked: set[TP]) -> None:
+        if self._owned is not None:
+            self._owned -= revoked
+        for tp in revoked:
+            with contextlib.suppress(KeyError):  # KeyError: never reported, nothing to drop
+                self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))

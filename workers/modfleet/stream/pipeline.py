@@ -9,22 +9,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from modfleet.cache import VerdictCache, cache_key
+from modfleet.emit.budget import DEFAULT_BUDGET, Budget
+from modfleet.emit.dead_letter import dead_letter_message, minimal_dead_letter
 from modfleet.emit.messages import (
     Decided,
     Outbound,
     Topics,
     carried_headers,
-    dead_letter_message,
     decision_message,
     escalation_message,
     new_trace_id,
     trace_id_of,
 )
 from modfleet.inference.base import Classifier, Verdict
-from modfleet.ingest.decode import Post, Record, Rejection, decode
+from modfleet.ingest.decode import DEFAULT_MAX_POST_BYTES, Post, Record, Rejection, decode
 from modfleet.metrics import Metrics
 from modfleet.normalise import Normalised, normalise
 from modfleet.policy import Judgement, Policy
@@ -74,6 +75,8 @@ class Pipeline:
         metrics: Metrics,
         topics: Topics,
         retry: Retry,
+        budget: Budget = DEFAULT_BUDGET,
+        max_post_bytes: int = DEFAULT_MAX_POST_BYTES,
     ) -> None:
         # Swapped whole by a hot reload; each batch reads it once, so a batch sees one version.
         self.policies = policies if isinstance(policies, PolicySet) else PolicySet.single(policies)
@@ -82,32 +85,102 @@ class Pipeline:
         self.metrics = metrics
         self.topics = topics
         self.retry = retry
+        self.budget = budget
+        self.max_post_bytes = max_post_bytes
         self.inference = Inference(classifier, retry, metrics)
 
     async def process(
         self, records: Sequence[Record], trace: BatchTrace = _UNTRACED
     ) -> list[Outbound]:
-        self.metrics.posts_consumed.inc(len(records))
-        self.metrics.batch_size.observe(len(records))
+        """Exactly one outcome per record (a decision, maybe with an escalation, or a
+        dead-letter), each within the byte budget. Metrics are counted by ``count`` once the
+        outcomes are delivered, so that a retried batch is not counted twice."""
         policies = self.policies
         out: list[Outbound] = []
         items: list[_Item] = []
         with trace.stage("validate"):
             for record in records:
-                decoded = decode(record)
-                if isinstance(decoded, Rejection):
-                    out.append(self._dead_letter(record, decoded, *_traced(trace, record)))
-                else:
-                    items.extend(self._prepare(record, decoded, trace, policies))
+                try:
+                    decoded = decode(record, self.max_post_bytes)
+                    if isinstance(decoded, Rejection):
+                        out.append(self._dead_letter(record, decoded, *_traced(trace, record)))
+                    else:
+                        items.extend(self._prepare(record, decoded, trace, policies))
+                except Exception as exc:  # noqa: BLE001 - one record costs one record
+                    out.append(self._internal_error(record, "reading the post", exc))
         verdicts = await self._verdicts(items, trace)
         with trace.stage("policy"):
             for item in items:
-                out.extend(self._outcome(item, verdicts))
+                try:
+                    out.extend(self._outcome(item, verdicts))
+                except Exception as exc:  # noqa: BLE001 - one record costs one record
+                    if not item.shadow:
+                        out.append(self._internal_error(item.record, "deciding the post", exc))
+        return [self._fitted(m) for m in out]
+
+    async def process_isolated(
+        self, records: Sequence[Record], trace: BatchTrace = _UNTRACED
+    ) -> list[Outbound]:
+        """Each record on its own, for a batch that failed as a whole: whatever broke costs
+        the records it broke on, never their neighbours."""
+        out: list[Outbound] = []
+        for record in records:
+            try:
+                out.extend(await self.process([record], trace))
+            except Exception as exc:  # noqa: BLE001 - that record alone is dead-lettered
+                out.append(self._internal_error(record, "processing the post", exc))
         return out
 
     def dead_letter_all(self, records: Sequence[Record], why: str) -> list[Outbound]:
         """The last resort for a batch that failed in a way the steps above did not foresee."""
         return [self._dead_letter(r, Rejection("internal_error", why)) for r in records]
+
+    def count(self, delivered: Sequence[Outbound], records: int) -> None:
+        """Metrics of one delivered batch: counted here, once, however often it was tried."""
+        m = self.metrics
+        m.posts_consumed.inc(records)
+        m.batch_size.observe(records)
+        for out in delivered:
+            if out.kind == "decision":
+                m.decisions.labels(action=out.action or "").inc()
+                for category in out.labels:
+                    m.decision_labels.labels(category=category).inc()
+            elif out.kind == "escalation":
+                m.escalations.labels(reason=out.code or "").inc()
+            elif out.kind == "dead_letter":
+                m.dead_letters.labels(reason=out.code or "").inc()
+            elif out.kind == "shadow_decision":
+                policy = out.code or ""
+                m.shadow_decisions.labels(policy=policy, action=out.action or "").inc()
+
+    def undeliverable(self, message: Outbound) -> Outbound | None:
+        """The minimal dead-letter that stands for a message the broker refused for good."""
+        if message.source is None or message.kind == "shadow_decision":
+            return None
+        return minimal_dead_letter(message.source, "undeliverable", self.topics.dead_letter)
+
+    def _fitted(self, message: Outbound) -> Outbound:
+        # Every builder sizes its message to the budget; this is the guarantee behind them.
+        if self.budget.fits(message.key, message.value, message.headers):
+            return message
+        log.error("a %s message did not fit the byte budget; dead-lettering", message.kind)
+        replacement = self.undeliverable(message)
+        if replacement is None:  # pragma: no cover - every builder passes its source
+            raise AssertionError("an oversized message without a source record")
+        return replacement
+
+    def _internal_error(self, record: Record, step: str, exc: Exception) -> Outbound:
+        # The exception's text may quote the post: the log gets its type, the dead-letter both.
+        log.error(
+            "%s failed for %s[%d]@%d (%s)",
+            step,
+            record.topic,
+            record.partition,
+            record.offset,
+            type(exc).__name__,
+        )
+        why = Rejection("internal_error", f"{step} failed: {type(exc).__name__}: {exc}"[:1000])
+        return self._dead_letter(record, why)
 
     def _prepare(
         self, record: Record, post: Post, trace: BatchTrace, policies: PolicySet
@@ -124,7 +197,7 @@ class Pipeline:
         self, record: Record, post: Post, trace_id: str, headers: Headers, p: Policy, shadow: bool
     ) -> _Item:
         norm = normalise(post.text, p.limits.max_text_chars)
-        key = cache_key(p.id, p.version, self.classifier.model_id, norm.content_hash)
+        key = cache_key(p, self.classifier.cache_scope(), norm.content_hash)
         return _Item(record, post, norm, key, trace_id, headers, p, shadow)
 
     async def _verdicts(self, items: Sequence[_Item], trace: BatchTrace) -> _Verdicts:
@@ -132,7 +205,7 @@ class Pipeline:
         jobs = {item.key: item for item in items}
         keys = list(jobs)
         with trace.stage("cache lookup"):
-            cached = await self.cache.get_many(keys)
+            cached = await self.cache.get_many(keys, [jobs[k].policy for k in keys])
         found = {k: v for k, v in zip(keys, cached, strict=True) if v is not None}
         self._count_cache([i for i in items if not i.shadow], found)
         failed: dict[str, str] = {}
@@ -145,7 +218,8 @@ class Pipeline:
                 failed.update(results.failed)
         with trace.stage("cache write"):
             # An unreadable answer is asked again next time, never served from the cache.
-            await self.cache.put_many({k: v for k, v in fresh.items() if not v.unparseable})
+            keep = {k: v for k, v in fresh.items() if not v.unparseable}
+            await self.cache.put_many(keep, {k: jobs[k].policy for k in keep})
         return _Verdicts({**found, **fresh}, frozenset(found), failed)
 
     def _count_cache(self, live: Sequence[_Item], found: dict[str, Verdict]) -> None:
@@ -170,21 +244,11 @@ class Pipeline:
         decided = self._decide(item, verdicts.found[item.key], item.key in verdicts.cached)
         model_id, policy = self.classifier.model_id, item.policy
         out = [decision_message(decided, policy, model_id, self.topics.decisions)]
-        self.metrics.decisions.labels(action=decided.judgement.action).inc()
-        for category in decided.judgement.labels:
-            self.metrics.decision_labels.labels(category=category).inc()
         if decided.judgement.action == "escalate":
             unread = decided.verdict.unparseable
             reason = "unparseable_verdict" if unread else "policy_threshold"
-            out.append(
-                escalation_message(decided, policy, model_id, self.topics.escalations, reason)
-            )
-            self.metrics.escalations.labels(reason=reason).inc()
-            log.info(
-                "escalated post %s for review",
-                decided.post_id,
-                extra={"trace_id": decided.trace_id, "labels": list(decided.judgement.labels)},
-            )
+            topic = self.topics.escalations
+            out.append(escalation_message(decided, policy, model_id, topic, reason, self.budget))
         return out
 
     def _shadow_outcome(self, item: _Item, verdicts: _Verdicts) -> list[Outbound]:
@@ -194,10 +258,9 @@ class Pipeline:
             log.warning("shadow policy %s could not score a post", policy.id)
             return []
         decided = self._decide(item, verdicts.found[item.key], item.key in verdicts.cached)
-        action = decided.judgement.action
-        self.metrics.shadow_decisions.labels(policy=policy.id, action=action).inc()
         topic = self.topics.shadow_decisions
-        return [decision_message(decided, policy, self.classifier.model_id, topic)]
+        shadow = decision_message(decided, policy, self.classifier.model_id, topic)
+        return [replace(shadow, kind="shadow_decision", code=policy.id, source=None)]
 
     def _decide(self, item: _Item, verdict: Verdict, from_cache: bool) -> Decided:
         scores = verdict.policy_scores(item.policy)
@@ -216,12 +279,12 @@ class Pipeline:
             produced_at=item.record.timestamp,
             trace_id=item.trace_id,
             headers=item.headers,
+            source=item.record,
         )
 
     def _dead_letter(
         self, record: Record, why: Rejection, trace_id: str | None = None, headers: Headers = ()
     ) -> Outbound:
-        self.metrics.dead_letters.labels(reason=why.code).inc()
         # The reason's message can quote the offending value, which may be post text: it goes to
         # the dead-letter record, not to the logs.
         log.info(
@@ -230,11 +293,12 @@ class Pipeline:
             record.partition,
             record.offset,
             why.code,
-            why.field if why.field is not None else "record",
+            why.field[:256] if why.field is not None else "record",
             extra={"trace_id": trace_id, "post_id": why.post_id, "reason": why.code},
         )
         headers = headers or carried_headers(record)
-        return dead_letter_message(record, why, self.topics.dead_letter, trace_id, headers)
+        topic = self.topics.dead_letter
+        return dead_letter_message(record, why, topic, self.budget, trace_id, headers)
 
 
 def _by_policy(

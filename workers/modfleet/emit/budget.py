@@ -1,0 +1,76 @@
+"""The byte budget every output record is built to fit.
+
+A record the producer or the broker refuses would stop the worker that built it, and then every
+worker that takes the partition over: so sizes are decided here, before anything is sent, from
+the producer's ``max_request_size`` and the brokers' ``max.message.bytes``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from modfleet.settings import Settings
+
+# A record batch header (61 bytes) plus one record's varints, attributes and timestamp delta,
+# rounded well up: the exact figure depends on the client's framing, which is not ours.
+_FRAMING_BYTES = 512
+# Keys are cut to this many bytes (a Kafka key may be about as large as the broker allows).
+KEY_LIMIT = 1024
+# W3C Trace Context: traceparent is 55 characters; tracestate at most 512 (32 list members).
+TRACEPARENT_LENGTH = 55
+TRACESTATE_LIMIT = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    record_bytes: int  # the most one record (key + value + headers + framing) may weigh
+    escalation_text_bytes: int
+    dead_letter_originals: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Budget:
+        return cls(
+            record_bytes=min(
+                settings.producer_max_request_bytes, settings.broker_max_message_bytes
+            ),
+            escalation_text_bytes=settings.escalation_text_max_bytes,
+            dead_letter_originals=settings.dead_letter_originals,
+        )
+
+    def value_bytes(self, key: bytes | None, headers: Sequence[tuple[str, bytes]]) -> int:
+        """Room left for the value once the key, the headers and the framing are counted."""
+        return self.record_bytes - record_overhead(key, headers)
+
+    def fits(self, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]) -> bool:
+        return len(value) <= self.value_bytes(key, headers)
+
+
+DEFAULT_BUDGET = Budget(record_bytes=1024 * 1024, escalation_text_bytes=256 * 1024)
+
+
+def record_overhead(key: bytes | None, headers: Sequence[tuple[str, bytes]]) -> int:
+    size = _FRAMING_BYTES + (len(key) if key else 0)
+    for name, value in headers:
+        size += len(name.encode("utf-8", "surrogatepass")) + len(value) + 10
+    return size
+
+
+def bounded_key(key: bytes | None) -> bytes | None:
+    """The key itself when small; else its digest, which keeps it deterministic per record."""
+    if key is None or len(key) <= KEY_LIMIT:
+        return key
+    return b"sha256:" + hashlib.sha256(key).hexdigest().encode("ascii")
+
+
+def cut_utf8(text: str, limit: int) -> tuple[str, bool]:
+    """At most ``limit`` UTF-8 bytes of ``text``, never splitting a character."""
+    if len(text) * 4 <= limit:  # cheap: no character takes more than 4 bytes
+        return text, False
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) <= limit:
+        return text, False
+    return raw[:limit].decode("utf-8", "ignore"), True
