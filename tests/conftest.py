@@ -48,6 +48,7 @@ def make_settings(kafka_url: str, redis_url: str) -> Callable[..., Settings]:
             "broker_heartbeat_interval_s": 1.0,
             "web_port": free_port(),
             "retry_backoff_s": 0.05,
+            "cache_hmac_key": "modfleet-tests-cache-hmac-key",
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]

@@ -50,8 +50,8 @@ FIELDS: dict[str, set[str]] = {
 POST_REQUIRED = {"schema_version", "post_id", "tenant", "text"}
 # Optional fields added within v1 (additive, so consumers of v1 keep working).
 OPTIONAL: dict[str, set[str]] = {
-    "decision": {"stage"},
-    "escalation": {"stage", "raw_output"},
+    "decision": {"stage", "policy_digest"},
+    "escalation": {"stage", "raw_output", "policy_digest"},
 }
 
 
@@ -142,7 +142,8 @@ def test_example_is_valid(message_type: MessageType) -> None:
 @pytest.mark.parametrize("message_type", ["decision", "escalation"])
 def test_example_decision_id_follows_the_documented_formula(message_type: MessageType) -> None:
     message = example(message_type)
-    material = "\x1f".join((message["post_id"], message["policy_id"], message["policy_version"]))
+    parts = ("post_id", "policy_id", "policy_version", "policy_digest")
+    material = "\x1f".join(message[part] for part in parts)
     assert message["decision_id"] == hashlib.sha256(material.encode()).hexdigest()
 
 

@@ -37,6 +37,18 @@ class Metrics:
             "modfleet_cache_errors", "Redis calls that failed.", ["op"], registry=r
         )
         self.cache_up = Gauge("modfleet_cache_up", "1 when Redis answered last time.", registry=r)
+        self.cache_rejected = Counter(
+            "modfleet_cache_rejected",
+            "Cached verdicts not used (reclassified): unsealed, bad_seal, unreadable, shape.",
+            ["reason"],
+            registry=r,
+        )
+        self.cache_skipped = Counter(
+            "modfleet_cache_skipped",
+            "Redis calls skipped while its breaker was open (slow or down).",
+            ["op"],
+            registry=r,
+        )
         self.inflight_dedup = Counter(
             "modfleet_inflight_duplicates",
             "Posts whose text was already being classified in the same batch.",

@@ -87,6 +87,21 @@ class Settings(BaseSettings):
     cache_ttl_s: int = Field(
         86_400, ge=1, le=30 * 86_400, description="Lifetime of a cached verdict in seconds."
     )
+    cache_hmac_key: SecretStr | None = Field(
+        None,
+        description="Secret (16+ characters) that seals cached verdicts with HMAC-SHA256, the "
+        "same on every worker; unset: the cache is not used. `modfleet dev` generates one.",
+    )
+    cache_budget_s: float = Field(
+        0.075,
+        gt=0.0,
+        le=5.0,
+        description="Longest a batch waits for one Redis call; past it the cache is skipped "
+        "and probed in the background until it answers again.",
+    )
+    cache_probe_interval_s: float = Field(
+        1.0, gt=0.0, le=60.0, description="How often a skipped or idle cache is probed (PING)."
+    )
 
     # --- Micro-batching and retries -------------------------------------------------------------
     batch_max: int = Field(256, ge=1, le=10_000, description="Most posts in one micro-batch.")

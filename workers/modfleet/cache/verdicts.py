@@ -1,26 +1,45 @@
 """Verdicts in Redis, one round trip to read a micro-batch and one to write it back.
 
-The cache is an accelerator, never a source of truth: when Redis is slow or down the batch is
-classified as if every post missed, and the worker says so in a log line and a metric.
+The cache is an accelerator, never a source of truth:
+
+- every entry is sealed with the fleet's secret (:mod:`modfleet.cache.seal`); one that fails
+  its seal, does not parse or does not fit the pack is a miss, counted by reason, and the post
+  is classified again;
+- a call that fails or takes longer than ``cache_budget_s`` opens a breaker: batches skip Redis
+  outright (no waiting at all) while a background probe PINGs it, and the first answer closes
+  the breaker. A frozen Redis (SIGSTOP) thus costs one budget, not a timeout per batch;
+- the same probe runs from the start, so ``modfleet_cache_up`` is right before the first batch.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from modfleet.cache.seal import Rejected, Sealer
+from modfleet.errors import FatalError
 from modfleet.inference.base import Verdict
 from modfleet.metrics import Metrics
 from modfleet.settings import Settings
 
+if TYPE_CHECKING:
+    from modfleet.policy import Policy
+
 log = logging.getLogger(__name__)
 
-_KEY_PREFIX = "modfleet:verdict:v1"
+T = TypeVar("T")
+
+# v2: sealed entries, keyed by the pack's digest and the backend's cache scope.
+_KEY_PREFIX = "modfleet:verdict:v2"
+_MIN_SECRET_CHARS = 16
 # SET key value EX ttl for each key. A pipeline of SETs did the same in one round trip too, but
 # redis-py parses every SET's reply on its own, which made the write a quarter of the cost of a
 # cache-miss batch (docs/benchmarks.md); the script has one reply. EVAL, not EVALSHA, so that a
@@ -34,78 +53,189 @@ return #KEYS
 """
 
 
-def cache_key(policy_id: str, policy_version: str, model_id: str, content_hash: str) -> str:
-    """A verdict is only reusable for the same text, policy version and model."""
-    return f"{_KEY_PREFIX}:{policy_id}:{policy_version}:{model_id}:{content_hash}"
+def cache_key(policy: Policy, scope: str, content_hash: str) -> str:
+    """Where the verdict on one text, under one pack's content and one backend, is kept.
+
+    ``scope`` is the backend's :meth:`~modfleet.inference.base.Classifier.cache_scope` (model,
+    adapter, prompt-template version). Two packs that share ``id@version`` but not content
+    never share a key, nor do two backends; ``id@version`` stays readable for operators.
+    """
+    material = "\x1f".join((policy.digest, scope)).encode("utf-8", "surrogatepass")
+    scoped = hashlib.sha256(material).hexdigest()[:32]
+    return f"{_KEY_PREFIX}:{policy.id}@{policy.version}:{scoped}:{content_hash}"
 
 
 class VerdictCache:
-    def __init__(self, client: aioredis.Redis | None, ttl_s: int, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis | None,
+        ttl_s: int,
+        metrics: Metrics,
+        *,
+        secret: bytes = b"",
+        budget_s: float = 0.075,
+        probe_interval_s: float = 1.0,
+        probe_timeout_s: float = 1.0,
+    ) -> None:
+        if client is not None and len(secret) < _MIN_SECRET_CHARS:
+            raise FatalError(f"the cache's secret must be at least {_MIN_SECRET_CHARS} bytes")
         self._client = client
         self._ttl_s = ttl_s
         self._metrics = metrics
-        self._degraded = False
+        self._sealer = Sealer(secret)
+        self._budget_s = budget_s
+        self._probe_interval_s = probe_interval_s
+        self._probe_timeout_s = max(probe_timeout_s, budget_s)
+        self._open = False  # breaker: while open, calls skip Redis and the probe retries it
+        self._last_ok = 0.0
+        self._probe: asyncio.Task[None] | None = None
+        self._probe_owned = False  # someone runs run_probe(): no task of our own needed
+        self._reported: set[Rejected] = set()
 
     @property
     def enabled(self) -> bool:
         return self._client is not None
 
-    async def get_many(self, keys: Sequence[str]) -> list[Verdict | None]:
-        """One MGET for the whole batch; a Redis failure reads as all misses."""
+    @property
+    def skipping(self) -> bool:
+        """True while Redis is being skipped after a failure or a slow answer."""
+        return self._open
+
+    async def run_probe(self) -> None:
+        """Probe Redis until cancelled; a worker runs this from its start, so that
+        ``modfleet_cache_up`` is right before the first batch. Without it, the probe starts
+        with the first failure and the gauge is set by the first call."""
+        if self._client is None:
+            return
+        self._probe_owned = True
+        try:
+            await self._probe_loop()
+        finally:
+            self._probe_owned = False
+
+    async def get_many(self, keys: Sequence[str], packs: Sequence[Policy]) -> list[Verdict | None]:
+        """One MGET for the whole batch; ``packs[i]`` is the pack ``keys[i]`` is decided under.
+
+        Redis failing, slow or skipped reads as all misses; so does any entry that fails its
+        seal or does not fit its pack.
+        """
         if self._client is None or not keys:
             return [None] * len(keys)
-        try:
-            raw = await self._client.mget(keys)
-        except (RedisError, OSError) as exc:
-            self._on_error("read", exc)
+        client = self._client
+        raw = await self._guarded("read", lambda: client.mget(keys))
+        if raw is None:
             return [None] * len(keys)
-        self._on_success()
-        return [self._decode(item) for item in raw]
+        return [
+            None if item is None else self._open_entry(key, item, pack)
+            for key, item, pack in zip(keys, raw, packs, strict=True)
+        ]
 
-    async def put_many(self, verdicts: Mapping[str, Verdict]) -> None:
-        """One round trip, one command: SET ... EX of every new verdict, in a script."""
+    async def put_many(self, verdicts: Mapping[str, Verdict], packs: Mapping[str, Policy]) -> None:
+        """One round trip, one command: SET ... EX of every new verdict, sealed, in a script."""
         if self._client is None or not verdicts:
             return
-        values = [orjson.dumps(verdict.to_json()) for verdict in verdicts.values()]
-        try:
-            await self._client.eval(_SET_ALL, len(values), *verdicts, *values, self._ttl_s)
-        except (RedisError, OSError) as exc:
-            self._on_error("write", exc)
-            return
-        self._on_success()
+        client = self._client
+        values = [self._sealer.seal(k, v, packs[k]) for k, v in verdicts.items()]
+        await self._guarded(
+            "write", lambda: client.eval(_SET_ALL, len(values), *verdicts, *values, self._ttl_s)
+        )
 
     async def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe
+            self._probe = None
         if self._client is not None:
             await self._client.aclose()
 
-    def _decode(self, item: bytes | str | None) -> Verdict | None:
-        if item is None:
+    def _open_entry(self, key: str, raw: bytes | str, pack: Policy) -> Verdict | None:
+        opened = self._sealer.open(key, raw, pack)
+        if opened.rejected is None:
+            return opened.verdict
+        self._metrics.cache_rejected.labels(reason=opened.rejected).inc()
+        if opened.rejected not in self._reported:
+            # Once per reason: under attack every batch would repeat it; the metric counts.
+            self._reported.add(opened.rejected)
+            log.warning(
+                "ignoring a cached verdict (%s: %s) under %s; classifying the post again",
+                opened.rejected,
+                opened.detail,
+                pack.label,
+            )
+        return None
+
+    async def _guarded(self, op: str, call: Callable[[], Awaitable[T]]) -> T | None:
+        """``call()`` within the budget; None when the breaker is open or the call fails."""
+        if self._open:
+            self._metrics.cache_skipped.labels(op=op).inc()
             return None
         try:
-            return Verdict.from_json(orjson.loads(item))
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-            # A value written by an incompatible version: classify again rather than trust it.
-            log.warning("ignoring an unreadable cached verdict")
+            async with asyncio.timeout(self._budget_s):
+                result = await call()
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._trip(op, exc)
             return None
+        self._mark_up()
+        return result
 
-    def _on_error(self, op: str, exc: Exception) -> None:
+    def _trip(self, op: str, exc: Exception) -> None:
         self._metrics.cache_errors.labels(op=op).inc()
         self._metrics.cache_up.set(0)
-        if not self._degraded:
-            log.warning("verdict cache unavailable (%s failed: %s); deciding without it", op, exc)
-        self._degraded = True
+        if not self._open:
+            why = f"no answer within {self._budget_s:g} s" if isinstance(exc, TimeoutError) else exc
+            log.warning("verdict cache unavailable (%s failed: %s); deciding without it", op, why)
+        self._open = True
+        if not self._probe_owned and (self._probe is None or self._probe.done()):
+            # Started here for caches used without run_probe() (tools, tests).
+            self._probe = asyncio.create_task(self._probe_loop(), name="verdict-cache-probe")
 
-    def _on_success(self) -> None:
+    def _mark_up(self) -> None:
+        self._last_ok = time.monotonic()
         self._metrics.cache_up.set(1)
-        if self._degraded:
+        if self._open:
             log.warning("verdict cache reachable again")
-        self._degraded = False
+        self._open = False
+
+    async def _probe_loop(self) -> None:
+        while True:
+            if self._open or time.monotonic() - self._last_ok >= self._probe_interval_s:
+                await self._ping()
+            await asyncio.sleep(self._probe_interval_s)
+
+    async def _ping(self) -> None:
+        assert self._client is not None  # the probe only runs for a connected cache
+        try:
+            async with asyncio.timeout(self._probe_timeout_s):
+                await self._client.ping()
+        except (TimeoutError, RedisError, OSError) as exc:
+            if not self._open:
+                self._trip("probe", exc)
+            self._metrics.cache_up.set(0)
+            return
+        self._mark_up()
 
 
 def connect_cache(settings: Settings, metrics: Metrics) -> VerdictCache:
-    """A cache on settings.redis_url, or a pass-through one when the cache is disabled."""
+    """A cache on settings.redis_url, or a pass-through one when the cache is off.
+
+    Without ``cache_hmac_key`` the cache is off (and says so once): a per-process key would
+    make each worker of a fleet distrust every other worker's entries, and no key at all would
+    let anyone who can write to Redis decide posts.
+    """
+    off = VerdictCache(None, settings.cache_ttl_s, metrics)
     if not settings.cache_enabled:
-        return VerdictCache(None, settings.cache_ttl_s, metrics)
+        return off
+    if settings.cache_hmac_key is None:
+        log.warning(
+            "verdict cache off: MODFLEET_CACHE_HMAC_KEY is not set (a secret of %d+ characters, "
+            "the same on every worker); every post is classified",
+            _MIN_SECRET_CHARS,
+        )
+        return off
+    secret = settings.cache_hmac_key.get_secret_value().encode("utf-8")
+    if len(secret) < _MIN_SECRET_CHARS:
+        raise FatalError(f"MODFLEET_CACHE_HMAC_KEY must be at least {_MIN_SECRET_CHARS} bytes")
     options: dict[str, Any] = {
         "socket_timeout": settings.redis_timeout_s,
         "socket_connect_timeout": settings.redis_timeout_s,
@@ -116,4 +246,12 @@ def connect_cache(settings: Settings, metrics: Metrics) -> VerdictCache:
     if settings.redis_ssl_ca_certs is not None:  # only rediss:// connections accept it
         options["ssl_ca_certs"] = str(settings.redis_ssl_ca_certs)
     client = aioredis.Redis.from_url(settings.redis_url.get_secret_value(), **options)
-    return VerdictCache(client, settings.cache_ttl_s, metrics)
+    return VerdictCache(
+        client,
+        settings.cache_ttl_s,
+        metrics,
+        secret=secret,
+        budget_s=settings.cache_budget_s,
+        probe_interval_s=settings.cache_probe_interval_s,
+        probe_timeout_s=settings.redis_timeout_s,
+    )

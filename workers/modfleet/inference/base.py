@@ -80,6 +80,15 @@ class Classifier(abc.ABC):
     #: Identifies the model in decisions and in cache keys; change it when the weights change.
     model_id: str
 
+    def cache_scope(self) -> str:
+        """What a verdict depends on besides the pack and the text: the model and, for backends
+        that frame the pack as a prompt, the adapter and its prompt-template version."""
+        adapter = getattr(self, "adapter", None)
+        if adapter is None:
+            return self.model_id
+        version = getattr(adapter, "template_version", "1")
+        return f"{self.model_id}|adapter={adapter.name}|template={version}"
+
     @abc.abstractmethod
     async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
         """One verdict per text, in order."""

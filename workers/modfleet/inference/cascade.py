@@ -39,6 +39,11 @@ class CascadeClassifier(Classifier):
         self.texts_seen = 0
         self.texts_escalated = 0  # sent to the second stage
 
+    def cache_scope(self) -> str:
+        return f"cascade[{self.low:g}-{self.high:g}]({self.first.cache_scope()}|" + (
+            f"{self.second.cache_scope()})"
+        )
+
     def uncertain(self, verdict: Verdict) -> bool:
         score = max(verdict.scores.values(), default=0.0)
         return self.low <= score <= self.high

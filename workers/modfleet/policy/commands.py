@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from modfleet.policy.load import PolicyInvalid, load_policy
+from modfleet.policy.model import Policy
+from modfleet.policy.packs import identity_conflicts
 
 _SUFFIXES = (".yaml", ".yml")
 
@@ -22,9 +24,11 @@ def policy() -> None:
 def validate(paths: tuple[Path, ...]) -> None:
     """Check policy pack files, or every *.yaml/*.yml file in a folder.
 
-    Prints each problem as FILE:LINE:COLUMN: FIELD: MESSAGE and exits 1 if there are any.
+    Prints each problem as FILE:LINE:COLUMN: FIELD: MESSAGE and exits 1 if there are any. Two
+    packs with the same id and version but different content are a problem of the later one.
     """
     failed = False
+    loaded: list[tuple[Path, Policy]] = []
     for path in _pack_files(paths):
         try:
             pack = load_policy(path)
@@ -32,8 +36,18 @@ def validate(paths: tuple[Path, ...]) -> None:
             _echo_problems(exc)
             failed = True
             continue
-        click.echo(f"ok: {path} ({pack.id} {pack.version}, {len(pack.categories)} categories)")
-    if failed:
+        loaded.append((path, pack))
+    conflicts = identity_conflicts(loaded)
+    clashing = {problem.file for problem in conflicts}
+    for problem in conflicts:
+        click.echo(str(problem), err=True)
+    for path, pack in loaded:
+        if str(path) not in clashing:
+            click.echo(
+                f"ok: {path} ({pack.id} {pack.version}, digest {pack.digest[:12]}, "
+                f"{len(pack.categories)} categories)"
+            )
+    if failed or conflicts:
         raise click.exceptions.Exit(1)
 
 

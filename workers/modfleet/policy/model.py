@@ -8,16 +8,18 @@ a scoring model and, rendered by :meth:`Policy.prompt_text`, is the policy an LL
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StringConstraints,
     ValidationError,
     field_validator,
@@ -39,6 +41,8 @@ SEVERITY: dict[str, int] = {
 }
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+# Bumped when what goes into Policy.digest changes, so that old digests never match new ones.
+_DIGEST_FORMAT = "modfleet.policy-digest.v1"
 # Date-like (2026.11.0) or semver-like (1.2.3), optionally with a suffix (1.2.3-rc1).
 VERSION_PATTERN = r"^\d+(\.\d+){1,3}(-[0-9A-Za-z][0-9A-Za-z.-]*)?$"
 
@@ -165,6 +169,54 @@ class Policy(_Frozen):
     mode: Literal["live", "shadow"] = "live"
     # Tenants whose posts this pack governs; empty means every tenant no other pack claims.
     tenants: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,128}$")]] = []
+    _digest: str = PrivateAttr(default="")
+
+    def model_post_init(self, context: object, /) -> None:
+        # Computed once at load: the pack is frozen, and every post's cache key reads it.
+        self._digest = hashlib.sha256(self.canonical_content()).hexdigest()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        # pydantic copies private attributes as they are: an edited copy needs its own digest.
+        copy = super().model_copy(update=update, deep=deep)
+        copy.model_post_init(None)
+        return copy
+
+    @property
+    def digest(self) -> str:
+        """Lowercase hex SHA-256 of :meth:`canonical_content`: the pack's identity by content."""
+        return self._digest
+
+    @property
+    def label(self) -> str:
+        """``id@version`` and the digest's first 12 digits, for logs and error messages."""
+        return f"{self.id}@{self.version} ({self._digest[:12]})"
+
+    def canonical_content(self) -> bytes:
+        """What the model reads and what decides, in one byte string.
+
+        The prompt an LLM reads (which carries every category's text in the pack's order), the
+        thresholds and model labels that turn scores into actions, the model binding and the
+        text limit. Not the gate (golden set), mode or tenants: those choose where a pack
+        applies and how it is tested, not what it decides. YAML comments and layout are gone
+        by the time the pack is parsed, so they never count.
+        """
+        deciding = {
+            name: {
+                "model_labels": list(c.model_labels),
+                "thresholds": [[t.min_score, t.action] for t in c.thresholds],
+            }
+            for name, c in self.categories.items()
+        }
+        content = {
+            "format": _DIGEST_FORMAT,
+            "prompt": self.prompt_text(),
+            "categories": deciding,
+            "model": self.model.model_dump(mode="json"),
+            "limits": self.limits.model_dump(mode="json"),
+        }
+        return json.dumps(
+            content, ensure_ascii=False, sort_keys=True, separators=(",", ":")
+        ).encode("utf-8", "surrogatepass")
 
     @model_validator(mode="after")
     def _baseline_names_known(self) -> Policy:

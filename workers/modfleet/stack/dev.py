@@ -12,6 +12,7 @@ import collections
 import contextlib
 import logging
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -19,6 +20,8 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from pydantic import SecretStr
 
 from modfleet.contracts.admin import create_topics
 from modfleet.errors import FatalError
@@ -55,6 +58,9 @@ def stack_settings(broker: LocalBroker, redis: LocalRedis | None, base: Settings
     }
     if redis is not None:
         overrides["redis_url"] = redis.url
+        if base.cache_hmac_key is None:
+            # A fresh secret per stack: this fleet's workers share it, nobody else knows it.
+            overrides["cache_hmac_key"] = SecretStr(secrets.token_urlsafe(32))
     return Settings.model_validate({**dict(base), **overrides})
 
 

@@ -90,6 +90,11 @@ class _Process:
             stop_process(self._proc)
         self._proc = None
 
+    @property
+    def pid(self) -> int | None:
+        """The running process's id, for fault tests that freeze it (SIGSTOP); None if stopped."""
+        return None if self._proc is None else self._proc.pid
+
     def close(self) -> None:
         self.stop()
         self._dir.cleanup()

@@ -80,6 +80,9 @@ class Adapter(abc.ABC):
     endpoint: Endpoint
     #: Text the model card puts before the prompt that servers add themselves (the BOS token).
     bos: str = ""
+    #: Version of the wording around the pack; bump it when the prompt template changes, so that
+    #: verdicts cached under the old wording are not reused.
+    template_version: str = "1"
 
     @abc.abstractmethod
     def request(self, policy: Policy, text: str) -> Request:

@@ -1,0 +1,94 @@
+"""Sealing and opening cache entries: pure logic, no Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from modfleet.cache import Sealer
+from modfleet.inference import Verdict
+from modfleet.policy import Policy
+
+SECRET = b"0123456789abcdef-secret"
+KEY = "modfleet:verdict:v2:test@1.0.0:abc:" + "ab" * 32
+
+
+def test_a_sealed_verdict_opens_as_itself(pack: Policy) -> None:
+    sealer = Sealer(SECRET)
+    verdict = Verdict({"offensive": 0.8}, rationale="rude")
+    opened = sealer.open(KEY, sealer.seal(KEY, verdict, pack), pack)
+    assert opened.rejected is None
+    assert opened.verdict is not None
+    assert opened.verdict.scores == {"offensive": 0.8}
+    assert opened.verdict.rationale == "rude"
+
+
+def test_plain_json_written_by_anyone_is_unsealed(pack: Policy) -> None:
+    forged = orjson.dumps({"scores": {"offensive": 0}})
+    assert Sealer(SECRET).open(KEY, forged, pack).rejected == "unsealed"
+
+
+def test_an_entry_sealed_with_another_secret_fails_its_seal(pack: Policy) -> None:
+    forged = Sealer(b"someone-else's-secret-0000").seal(KEY, Verdict({"offensive": 0.0}), pack)
+    assert Sealer(SECRET).open(KEY, forged, pack).rejected == "bad_seal"
+
+
+def test_an_honest_entry_moved_to_another_texts_key_fails_its_seal(pack: Policy) -> None:
+    sealer = Sealer(SECRET)
+    benign = sealer.seal(KEY, Verdict({"offensive": 0.01}), pack)
+    abusive_key = KEY[:-64] + "cd" * 32
+    assert sealer.open(abusive_key, benign, pack).rejected == "bad_seal"
+
+
+@pytest.mark.parametrize("where", [0, 70, -3], ids=["in-the-seal", "in-the-payload", "at-end"])
+def test_a_corrupted_byte_anywhere_fails_the_seal(pack: Policy, where: int) -> None:
+    sealer = Sealer(SECRET)
+    entry = bytearray(sealer.seal(KEY, Verdict({"offensive": 0.9}), pack))
+    entry[where] ^= 0x01
+    assert sealer.open(KEY, bytes(entry), pack).rejected == "bad_seal"
+
+
+def test_a_truncated_entry_is_rejected(pack: Policy) -> None:
+    sealer = Sealer(SECRET)
+    entry = sealer.seal(KEY, Verdict({"offensive": 0.9}), pack)
+    assert sealer.open(KEY, entry[:40], pack).rejected == "unsealed"
+    assert sealer.open(KEY, entry[:-10], pack).rejected == "bad_seal"
+
+
+def _sealed_raw(body: dict[str, Any]) -> bytes:
+    """An entry with a valid seal around any body, as a writer with the secret could make."""
+    sealer = Sealer(SECRET)
+    payload = orjson.dumps(body)
+    return sealer._mac(KEY, payload).encode() + b"." + payload
+
+
+def test_a_sealed_entry_that_is_not_a_verdict_is_unreadable(pack: Policy) -> None:
+    raw = _sealed_raw({"verdict": {"no_scores": 1}, "scored": []})
+    assert Sealer(SECRET).open(KEY, raw, pack).rejected == "unreadable"
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (
+            {"verdict": {"scores": {}, "categories": {"spam": 0.1}}, "scored": ["spam"]},
+            "does not have",
+        ),
+        ({"verdict": {"scores": {"offensive": "nan"}}, "scored": ["harassment"]}, "finite"),
+        ({"verdict": {"scores": {"offensive": "inf"}}, "scored": ["harassment"]}, "finite"),
+        ({"verdict": {"scores": {"other": 0.2}}, "scored": ["harassment"]}, "missing"),
+        (
+            {"verdict": {"scores": {}, "categories": {}}, "scored": ["harassment"]},
+            "missing",
+        ),
+    ],
+    ids=["unknown-category", "nan", "infinite", "missing-label", "missing-category"],
+)
+def test_a_sealed_entry_that_does_not_fit_the_pack_is_rejected(
+    pack: Policy, body: dict[str, Any], why: str
+) -> None:
+    opened = Sealer(SECRET).open(KEY, _sealed_raw(body), pack)
+    assert opened.rejected == "shape"
+    assert why in opened.detail

@@ -1,0 +1,100 @@
+"""Sealed verdicts: what a worker wrote is the only thing another worker will trust.
+
+Anyone who can write to Redis could otherwise decide posts: ``{"scores": {"offensive": 0}}``
+under an abusive text's key would get it allowed. Each entry is therefore stored as
+``HMAC-SHA256(secret, key + payload)`` in hex, a ``.``, then the payload. Binding the key means
+an honest entry copied under another text's key fails the check too. An entry that passes is
+still checked against the pack it is about to be decided under, because a sealed entry can only
+vouch for what was written, not for what the pack now expects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+
+from modfleet.inference.base import Verdict
+
+if TYPE_CHECKING:
+    from modfleet.policy import Policy
+
+# Why an entry in Redis was not used; each is a label of modfleet_cache_rejected_total.
+Rejected = Literal["unsealed", "bad_seal", "unreadable", "shape"]
+REJECTED_REASONS: tuple[Rejected, ...] = ("unsealed", "bad_seal", "unreadable", "shape")
+
+_MAC_HEX = 64
+_SEPARATOR = b"."
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """An entry that passed its seal and fits the pack, or why it did not."""
+
+    verdict: Verdict | None
+    rejected: Rejected | None = None
+    detail: str = ""
+
+
+class Sealer:
+    """Seals and opens cache entries with one fleet-wide secret."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def seal(self, key: str, verdict: Verdict, policy: Policy) -> bytes:
+        # ``scored`` records which of the pack's categories the verdict scored when it was new;
+        # a reader whose interpretation differs (a missing or extra category) treats it as a miss.
+        body = {"verdict": verdict.to_json(), "scored": sorted(verdict.policy_scores(policy))}
+        payload = orjson.dumps(body)
+        return self._mac(key, payload).encode("ascii") + _SEPARATOR + payload
+
+    def open(self, key: str, raw: bytes | str, policy: Policy) -> Opened:
+        data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+        mac, sep, payload = data.partition(_SEPARATOR)
+        if not sep or len(mac) != _MAC_HEX:
+            return Opened(None, "unsealed", "no seal")
+        if not hmac.compare_digest(mac, self._mac(key, payload).encode("ascii")):
+            return Opened(None, "bad_seal", "the seal does not match the entry and its key")
+        try:
+            body = orjson.loads(payload)
+            verdict = Verdict.from_json(body["verdict"])
+            scored = {str(name) for name in body["scored"]}
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            return Opened(None, "unreadable", f"{type(exc).__name__}")
+        problem = misfit(verdict, scored, policy)
+        if problem:
+            return Opened(None, "shape", problem)
+        return Opened(verdict)
+
+    def _mac(self, key: str, payload: bytes) -> str:
+        material = key.encode("utf-8", "surrogatepass") + b"\n" + payload
+        return hmac.new(self._secret, material, hashlib.sha256).hexdigest()
+
+
+def misfit(verdict: Verdict, scored: set[str], policy: Policy) -> str:
+    """Why ``verdict`` cannot be decided under ``policy``; empty when it fits."""
+    for where, scores in (("scores", verdict.scores), ("categories", verdict.categories or {})):
+        bad = _not_finite(scores)
+        if bad:
+            return f"{where}: {bad}"
+    unknown = sorted(set(verdict.categories or {}) - set(policy.categories))
+    if unknown:
+        return f"categories the pack does not have: {unknown}"
+    now = set(verdict.policy_scores(policy))
+    if now != scored or not scored <= set(policy.categories):
+        missing, extra = sorted(scored - now), sorted(now - scored)
+        return f"scored categories changed since it was written: missing {missing}, extra {extra}"
+    return ""
+
+
+def _not_finite(scores: Mapping[str, Any]) -> str:
+    for name, score in scores.items():
+        if not isinstance(score, float | int) or not math.isfinite(score):
+            return f"score {score!r} of {name!r} is not a finite number"
+    return ""
