@@ -13,7 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helmkit import CHART, CRD_KINDS, REPO, VARIANTS, Helm, Rendered, ci_values, copy_chart
+from helmkit import (
+    CHART,
+    CRD_KINDS,
+    REPO,
+    VARIANTS,
+    Helm,
+    Rendered,
+    ci_values,
+    copy_chart,
+    render_op,
+)
 from pydantic import SecretStr, TypeAdapter
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
@@ -98,8 +108,8 @@ def test_crd_kinds_are_rendered_only_when_asked(renders: dict[str, Rendered]) ->
         "default": set(),
         "hpa": set(),
         "keda": {"ScaledObject"},
-        "gpu": {"ScaledObject", "ServiceMonitor"},
-        "full": {"ScaledObject", "TriggerAuthentication", "ServiceMonitor"},
+        "gpu": {"ScaledObject", "ServiceMonitor", "PrometheusRule"},
+        "full": {"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"},
     }
 
 
@@ -194,10 +204,12 @@ def test_default_env_parses_into_the_settings_defaults(
         monkeypatch.delenv(name, raising=False)
     defaults = Settings()
     for name, entry in env.items():
-        monkeypatch.setenv(name, entry["value"])
+        monkeypatch.setenv(name, entry.get("value", "from-a-secret-0123456789"))
     from_chart = Settings()
 
+    # Redis AUTH and the cache's HMAC key are on by default, from the chart's generated Secret.
     in_cluster = {"broker_url", "redis_url", "policy_path", "web_host"}
+    in_cluster |= {"redis_password", "cache_hmac_key"} & set(Settings.model_fields)
     differ = {f for f in Settings.model_fields if getattr(from_chart, f) != getattr(defaults, f)}
     assert differ == in_cluster
     assert from_chart.web_host == "0.0.0.0"
@@ -220,7 +232,11 @@ def test_secrets_come_from_secret_refs(renders: dict[str, Rendered]) -> None:
 # --- stream workers ---------------------------------------------------------------------------
 
 
-def test_worker_probes_health_on_all_interfaces(renders: dict[str, Rendered]) -> None:
+def test_worker_is_ready_when_consuming_and_alive_when_answering(
+    renders: dict[str, Rendered],
+) -> None:
+    """Readiness is /ready (in the group with partitions, model usable), liveness /health;
+    a rollout waits minReadySeconds after each new worker is ready."""
     worker = renders["default"].one("Deployment", WORKER)
     (container,) = worker["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e.get("value") for e in container["env"]}
@@ -229,8 +245,10 @@ def test_worker_probes_health_on_all_interfaces(renders: dict[str, Rendered]) ->
     assert container["ports"] == [
         {"name": "http", "containerPort": int(env["MODFLEET_WEB_PORT"]), "protocol": "TCP"}
     ]
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
+    for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}
+    assert worker["spec"]["minReadySeconds"] == 20
     assert container["command"] == ["modfleet"]
     assert container["args"] == ["worker"]
 
@@ -263,13 +281,18 @@ def test_pods_run_as_non_root_with_a_read_only_root(
                 assert "/tmp" in {m["mountPath"] for m in c["volumeMounts"]}, name
 
 
-def test_replicas_are_left_to_the_autoscaler(renders: dict[str, Rendered]) -> None:
+def test_autoscaled_replicas_start_at_the_minimum_and_never_drop_out(
+    renders: dict[str, Rendered],
+) -> None:
+    """With an autoscaler, replicas is still rendered (the live count, or minReplicas on a new
+    release): a Deployment without the field is scaled to one by Kubernetes."""
+
     def replicas(variant: str) -> Any:
         return renders[variant].one("Deployment", WORKER)["spec"].get("replicas")
 
     assert replicas("default") == 2
-    assert replicas("keda") is None
-    assert replicas("hpa") is None
+    assert replicas("keda") == 2  # keda.minReplicas
+    assert replicas("hpa") == 2  # hpa.minReplicas
 
 
 def test_hpa_on_cpu_is_the_alternative_to_keda(renders: dict[str, Rendered]) -> None:
@@ -292,8 +315,13 @@ def test_pdbs_select_their_pods(renders: dict[str, Rendered]) -> None:
     for name in (WORKER, INFERENCE):
         pdb = rendered.one("PodDisruptionBudget", name)
         pods = rendered.one("Deployment", name)["spec"]["template"]["metadata"]["labels"]
-        assert pdb["spec"]["maxUnavailable"] == 1
         assert pdb["spec"]["selector"]["matchLabels"].items() <= pods.items()
+    assert rendered.one("PodDisruptionBudget", WORKER)["spec"]["maxUnavailable"] == 1
+    # the GPU tier keeps one replica serving through drains
+    assert rendered.one("PodDisruptionBudget", INFERENCE)["spec"] == {
+        "minAvailable": 1,
+        "selector": rendered.one("PodDisruptionBudget", INFERENCE)["spec"]["selector"],
+    }
 
 
 # --- KEDA ---------------------------------------------------------------------------------------
@@ -323,7 +351,8 @@ def test_scaled_object_targets_the_worker_group_and_posts_topic(
     assert meta["topic"] == "prod.posts.v1"
     assert meta["bootstrapServers"] == "kafka-0.kafka:9092,kafka-1.kafka:9092"
     assert meta["lagThreshold"] == "5000"
-    assert (keda["minReplicaCount"], keda["maxReplicaCount"]) == (2, 24)
+    # at most one worker per partition of the posts topic
+    assert (keda["minReplicaCount"], keda["maxReplicaCount"]) == (2, 12)
     assert keda["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"] == {
         "stabilizationWindowSeconds": 300
     }
@@ -366,7 +395,8 @@ def test_gpu_workers_scale_on_vllm_queue_and_in_flight(renders: dict[str, Render
         "vllm-queue": f"sum(vllm:num_requests_waiting{{{selector}}})",
         "vllm-in-flight": f"sum(vllm:num_requests_running{{{selector}}})",
     }
-    assert renders["gpu"].one("Deployment", INFERENCE)["spec"].get("replicas") is None
+    # autoscaled, yet rendered: minReplicas on a new release, the live count on upgrades
+    assert renders["gpu"].one("Deployment", INFERENCE)["spec"]["replicas"] == 2
 
 
 # --- policies -----------------------------------------------------------------------------------
@@ -393,19 +423,35 @@ def test_workers_read_the_active_policy_from_the_configmap(renders: dict[str, Re
     assert env["MODFLEET_POLICY_PATH"] == f"{mount['mountPath']}/default.yaml"
 
 
-def test_a_policy_change_rolls_the_workers(helm: Helm, renders: dict[str, Rendered]) -> None:
+def test_a_policy_change_rolls_the_workers_only_without_hot_reload(
+    helm: Helm, renders: dict[str, Rendered]
+) -> None:
+    """Workers hot-reload the mounted ConfigMap, so by default a pack change leaves the pod
+    template alone (no rollout, no rebalances); rollOnChange brings the checksum back."""
     strict = (REPO / "policies" / "default.yaml").read_text().replace("id: default", "id: strict")
+    extra = {"extraFiles": {"strict.yaml": strict}}
+    hot, rolled, rolled_changed = helm.run(
+        render_op({"policies": extra}),
+        render_op({"policies": {"rollOnChange": True}}),
+        render_op({"policies": {"rollOnChange": True, **extra}}),
+    )
+
+    def template(result: dict[str, Any]) -> dict[str, Any]:
+        pod: dict[str, Any] = Rendered.from_result(result).one("Deployment", WORKER)["spec"]
+        return pod["template"]
+
+    def checksum(result: dict[str, Any]) -> str:
+        value: str = template(result)["metadata"]["annotations"]["checksum/policies"]
+        return value
+
+    default_pod = renders["default"].one("Deployment", WORKER)["spec"]["template"]
+    assert "annotations" not in default_pod["metadata"]
+    assert template(hot) == default_pod
+    assert len(checksum(rolled)) == 64
+    assert checksum(rolled_changed) != checksum(rolled)
     changed = helm.render(
         {"policies": {"active": "strict.yaml", "extraFiles": {"strict.yaml": strict}}}
     )
-
-    def checksum(rendered: Rendered) -> str:
-        pod = rendered.one("Deployment", WORKER)["spec"]["template"]
-        value: str = pod["metadata"]["annotations"]["checksum/policies"]
-        return value
-
-    assert len(checksum(renders["default"])) == 64
-    assert checksum(changed) != checksum(renders["default"])
     assert changed.one("ConfigMap", f"{FULL}-policies")["data"]["strict.yaml"] == strict
     env = changed.env("Deployment", WORKER, "worker")
     assert env["MODFLEET_POLICY_PATH"]["value"] == "/etc/modfleet/policies/strict.yaml"
@@ -528,11 +574,14 @@ def test_topic_init_egress_is_only_dns_and_kafka(renders: dict[str, Rendered]) -
     assert _egress_ports(policy) == {53, 9092, 9093}
 
 
-def test_helm_test_pod_gets_worker_health(renders: dict[str, Rendered]) -> None:
+def test_helm_test_pod_checks_readiness_and_metrics(renders: dict[str, Rendered]) -> None:
     (pod,) = renders["default"].of_kind("Pod")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     script = pod["spec"]["containers"][0]["args"][0]
-    assert f"http://{WORKER}:6066/health" in script
+    assert f'base = "http://{WORKER}:6066"' in script
+    assert 'base + "/ready"' in script
+    assert "modfleet_posts_consumed_total" in script
+    compile(script, "helm-test", "exec")
     service = renders["default"].one("Service", WORKER)
     assert service["spec"]["ports"] == [
         {"name": "http", "port": 6066, "targetPort": "http", "protocol": "TCP"}

@@ -24,6 +24,7 @@ Names, labels and the environment shared by the chart's templates.
 {{- define "modfleet.inferenceName" -}}{{ include "modfleet.fullname" . }}-inference{{- end -}}
 {{- define "modfleet.topicInitName" -}}{{ include "modfleet.fullname" . }}-topic-init{{- end -}}
 {{- define "modfleet.policiesName" -}}{{ include "modfleet.fullname" . }}-policies{{- end -}}
+{{- define "modfleet.credentialsName" -}}{{ include "modfleet.fullname" . }}-credentials{{- end -}}
 
 {{- define "modfleet.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
@@ -96,6 +97,43 @@ app.kubernetes.io/part-of: modfleet
 {{- end -}}
 {{- end -}}
 
+{{/* Most workers that may run at once: the autoscaler's maximum, else replicaCount. */}}
+{{- define "modfleet.workerMaxReplicas" -}}
+{{- $a := .Values.worker.autoscaling -}}
+{{- if $a.keda.enabled }}{{ $a.keda.maxReplicas }}{{ else if $a.hpa.enabled }}{{ $a.hpa.maxReplicas }}{{ else }}{{ .Values.worker.replicaCount }}{{ end -}}
+{{- end -}}
+
+{{/* Fewest inference replicas that may run: the autoscaler's minimum, else replicaCount. */}}
+{{- define "modfleet.inferenceMinReplicas" -}}
+{{- $i := .Values.inference -}}
+{{- if $i.autoscaling.enabled }}{{ $i.autoscaling.minReplicas }}{{ else }}{{ $i.replicaCount }}{{ end -}}
+{{- end -}}
+
+{{/*
+spec.replicas of an autoscaled Deployment: the live count (the autoscaler's choice) and at least
+minReplicas. Rendering it, rather than leaving it out, keeps an upgrade that turns autoscaling on
+from dropping the field, which Kubernetes reads as 1. (dict "ctx" $ "name" NAME "min" N)
+*/}}
+{{- define "modfleet.autoscaledReplicas" -}}
+{{- max (include "modfleet.liveReplicas" . | int64) (.min | int64) -}}
+{{- end -}}
+
+{{/* Credentials the chart generates (no existingSecret given), by Secret key. */}}
+{{- define "modfleet.generatedKeys" -}}
+{{- $keys := list -}}
+{{- if and .Values.redis.auth (not .Values.redis.existingSecret) }}{{ $keys = append $keys "redis-password" }}{{ end -}}
+{{- if not .Values.redis.cacheHmacKey.existingSecret }}{{ $keys = append $keys "cache-hmac-key" }}{{ end -}}
+{{- if and .Values.inference.enabled (not .Values.inference.apiKey.existingSecret) }}{{ $keys = append $keys "inference-api-key" }}{{ end -}}
+{{- toYaml $keys -}}
+{{- end -}}
+
+{{/* secretKeyRef of a credential: the user's Secret, else the chart's generated one. */}}
+{{- define "modfleet.secretRef" -}}
+secretKeyRef:
+  name: {{ default (include "modfleet.credentialsName" .ctx) .secret | quote }}
+  key: {{ ternary .key .generatedKey (not (empty .secret)) | quote }}
+{{- end -}}
+
 {{/* Checks across values that the schema cannot express; fails the render with a reason. */}}
 {{- define "modfleet.validate" -}}
 {{- $files := include "modfleet.policyFiles" . | fromYaml -}}
@@ -119,6 +157,19 @@ app.kubernetes.io/part-of: modfleet
 {{- fail (printf "worker.settings.%s is set by the chart while inference.enabled: use inference.* instead" $field) -}}
 {{- end -}}
 {{- end -}}
+{{- if hasKey .Values.worker.secretSettings "inference_api_key" -}}
+{{- fail "worker.secretSettings.inference_api_key is set by the chart while inference.enabled: use inference.apiKey.existingSecret instead" -}}
+{{- end -}}
+{{- include "modfleet.validateInference" . -}}
+{{- end -}}
+{{- include "modfleet.validateWorkers" . -}}
+{{- $otel := .Values.worker.settings.otel_enabled -}}
+{{- if and $otel (ne (toString $otel) "false") -}}
+{{- range $field := list "otel_exporter_otlp_endpoint" "otel_exporter_otlp_metrics_endpoint" -}}
+{{- if not (hasKey $.Values.worker.settings $field) -}}
+{{- fail (printf "worker.settings.otel_enabled: set worker.settings.%s too (the default is localhost, which has no collector in a pod)" $field) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- range $field := keys .Values.worker.settings -}}
 {{- if hasKey $.Values.worker.secretSettings $field -}}
@@ -127,6 +178,56 @@ app.kubernetes.io/part-of: modfleet
 {{- end -}}
 {{- if and .Values.redis.existingSecret (not (or .Values.redis.urlKey .Values.redis.passwordKey)) -}}
 {{- fail "redis.existingSecret is set: name the key of the URL (redis.urlKey) and/or the password (redis.passwordKey)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Worker counts against partitions, and the consumer-group rename guard. */}}
+{{- define "modfleet.validateWorkers" -}}
+{{- $max := include "modfleet.workerMaxReplicas" . | int -}}
+{{- $partitions := .Values.topics.postsPartitions | int -}}
+{{- if gt $max $partitions -}}
+{{- fail (printf "up to %d workers on %d partitions of %s: the workers past %d get no partition, never become ready and stall rollouts; lower the replica count or maxReplicas, or add partitions first (docs/runbook.md) and raise topics.postsPartitions" $max $partitions .Values.topics.posts $partitions) -}}
+{{- end -}}
+{{- $live := include "modfleet.liveConsumerGroup" . -}}
+{{- if and $live (ne $live .Values.worker.consumerGroup) (not .Values.worker.consumerGroupChangeAllowed) -}}
+{{- fail (printf "worker.consumerGroup changes from %q to %q: the new group has no committed offsets and would start at the earliest retained post, moderating them all again. Copy the offsets to the new group first (docs/runbook.md, renaming a consumer group), then upgrade with --set worker.consumerGroupChangeAllowed=true" $live .Values.worker.consumerGroup) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* GPU tier combinations that cannot work. */}}
+{{- define "modfleet.validateInference" -}}
+{{- $i := .Values.inference -}}
+{{- $min := include "modfleet.inferenceMinReplicas" . | int -}}
+{{- $c := $i.modelCache -}}
+{{- $rwo := and (eq $c.type "pvc") (or (has "ReadWriteOnce" $c.accessModes) (has "ReadWriteOncePod" $c.accessModes)) -}}
+{{- if and $rwo (or $i.autoscaling.enabled (gt ($i.replicaCount | int) 1)) -}}
+{{- fail "inference.modelCache is a ReadWriteOnce volume, which one node only can attach: a second replica (replicaCount > 1 or autoscaling) would never start. Use accessModes [ReadWriteMany] or modelCache.type emptyDir" -}}
+{{- end -}}
+{{- if $i.autoscaling.enabled -}}
+{{- if lt ($i.autoscaling.minReplicas | int) 1 -}}
+{{- fail "inference.autoscaling.minReplicas 0: with no vLLM pod there are no vllm:* series, so the prometheus triggers never scale the GPU tier up again; use 1 or more (2 keeps one serving through drains)" -}}
+{{- end -}}
+{{- if gt ($i.autoscaling.minReplicas | int) ($i.autoscaling.maxReplicas | int) -}}
+{{- fail (printf "inference.autoscaling.minReplicas %d is above maxReplicas %d" ($i.autoscaling.minReplicas | int) ($i.autoscaling.maxReplicas | int)) -}}
+{{- end -}}
+{{- if ge ($i.autoscaling.runningThreshold | float64) ($i.maxNumSeqs | float64) -}}
+{{- fail (printf "inference.autoscaling.runningThreshold %v can never be reached: a replica runs at most inference.maxNumSeqs %v sequences; set it below" $i.autoscaling.runningThreshold $i.maxNumSeqs) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $i.pdb.enabled (le $min ($i.pdb.minAvailable | int)) -}}
+{{- fail (printf "inference.pdb.minAvailable %d with %d replica(s) leaves none to evict: node drains would hang. Run more replicas (replicaCount or autoscaling.minReplicas) or set inference.pdb.enabled=false" ($i.pdb.minAvailable | int) $min) -}}
+{{- end -}}
+{{- if and (eq (toString $i.rollout.maxSurge) "0") (eq (toString $i.rollout.maxUnavailable) "0") -}}
+{{- fail "inference.rollout: maxSurge and maxUnavailable cannot both be 0" -}}
+{{- end -}}
+{{- if and (not $rwo) (not (kindIs "string" $i.rollout.maxUnavailable)) (ge ($i.rollout.maxUnavailable | int) $min) -}}
+{{- fail (printf "inference.rollout.maxUnavailable %d takes all %d replica(s) down at once; keep it below the replica count" ($i.rollout.maxUnavailable | int) $min) -}}
+{{- end -}}
+{{- if and $i.service.headless (ne $i.service.type "ClusterIP") -}}
+{{- fail (printf "inference.service.headless needs type ClusterIP, not %s" $i.service.type) -}}
+{{- end -}}
+{{- if and .Values.serviceMonitor.enabled .Values.networkPolicy.enabled (not .Values.networkPolicy.metricsFrom) -}}
+{{- fail "serviceMonitor.enabled with the GPU tier: vLLM serves its API and /metrics on one port, so networkPolicy.metricsFrom must name your Prometheus (e.g. a namespaceSelector) instead of admitting every pod" -}}
 {{- end -}}
 {{- end -}}
 
@@ -215,7 +316,16 @@ app.kubernetes.io/part-of: modfleet
     secretKeyRef:
       name: {{ .Values.redis.existingSecret | quote }}
       key: {{ .Values.redis.passwordKey | quote }}
+{{- else if and .Values.redis.auth (not .Values.redis.existingSecret) }}
+- name: MODFLEET_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "modfleet.credentialsName" . | quote }}
+      key: redis-password
 {{- end }}
+- name: MODFLEET_CACHE_HMAC_KEY
+  valueFrom:
+    {{- include "modfleet.secretRef" (dict "ctx" . "secret" .Values.redis.cacheHmacKey.existingSecret "key" .Values.redis.cacheHmacKey.key "generatedKey" "cache-hmac-key") | nindent 4 }}
 {{- if .Values.redis.tls.existingSecret }}
 - name: MODFLEET_REDIS_SSL_CA_CERTS
   value: {{ printf "%s/%s" (include "modfleet.redisTlsMountPath" .) .Values.redis.tls.caKey | quote }}
@@ -241,11 +351,15 @@ app.kubernetes.io/part-of: modfleet
 - name: MODFLEET_CLASSIFIER_BACKEND
   value: {{ .Values.inference.workerBackend | quote }}
 - name: MODFLEET_INFERENCE_URLS
-  value: {{ printf "http://%s:%d/v1" (include "modfleet.inferenceName" .) (.Values.inference.service.port | int) | quote }}
+  {{- /* A headless Service has no port mapping: its DNS name leads to the pods themselves. */}}
+  value: {{ printf "http://%s:%d/v1" (include "modfleet.inferenceName" .) (ternary .Values.inference.port .Values.inference.service.port .Values.inference.service.headless | int) | quote }}
 - name: MODFLEET_INFERENCE_MODEL
   value: {{ default .Values.inference.model.name .Values.inference.model.servedName | quote }}
 - name: MODFLEET_INFERENCE_ADAPTER
   value: {{ .Values.inference.adapter | quote }}
+- name: MODFLEET_INFERENCE_API_KEY
+  valueFrom:
+    {{- include "modfleet.secretRef" (dict "ctx" . "secret" .Values.inference.apiKey.existingSecret "key" .Values.inference.apiKey.key "generatedKey" "inference-api-key") | nindent 4 }}
 {{- else }}
 - name: MODFLEET_CLASSIFIER_BACKEND
   value: {{ .Values.worker.classifierBackend | quote }}
@@ -256,6 +370,7 @@ app.kubernetes.io/part-of: modfleet
 {{- end }}
 - name: MODFLEET_POLICY_PATH
   value: {{ printf "%s/%s" .Values.policies.mountPath .Values.policies.active | quote }}
+{{- /* 0.0.0.0 only for the kubelet's probes and Prometheus; the NetworkPolicy narrows it. */}}
 - name: MODFLEET_WEB_HOST
   value: "0.0.0.0"
 - name: MODFLEET_WEB_PORT
