@@ -36,9 +36,7 @@ RELEASE = "mf"
 NAMESPACE = "moderation"
 # Kinds from CRDs (KEDA, Prometheus Operator): kubernetes-validate has no schema for them, so
 # the tests check their fields themselves.
-CRD_KINDS = frozenset(
-    {"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"}
-)
+CRD_KINDS = frozenset({"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"})
 
 
 def _is_python_312(candidate: str) -> bool:
