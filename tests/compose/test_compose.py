@@ -53,18 +53,35 @@ def compose(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     return [docker, "--config", str(config), "compose"]
 
 
-def run_compose(compose: list[str], file: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    # The caller's COMPOSE_* variables (COMPOSE_FILE, COMPOSE_PROFILES) would change the result.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
-    profiles = [a for p in ALL_PROFILES for a in ("--profile", p)]
+def run_compose(
+    compose: list[str],
+    file: Path,
+    *args: str,
+    profiles: list[str] = ALL_PROFILES,
+    host_env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    # The caller's COMPOSE_* and MODFLEET_* variables would change the result.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "MODFLEET_"))}
+    env.update(host_env or {})
+    flags = [a for p in profiles for a in ("--profile", p)]
     return subprocess.run(
-        [*compose, "-f", str(file), "--project-directory", str(ROOT), *profiles, *args],
+        [*compose, "-f", str(file), "--project-directory", str(ROOT), *flags, *args],
         capture_output=True,
         text=True,
         timeout=120,
         env=env,
         check=False,
     )
+
+
+def resolved(compose: list[str], profiles: list[str], **host_env: str) -> dict[str, Any]:
+    """The compose model as the engine would run it: profiles applied, variables filled in."""
+    result = run_compose(
+        compose, COMPOSE, "config", "--format", "json", profiles=profiles, host_env=host_env
+    )
+    assert result.returncode == 0, result.stderr
+    model: dict[str, Any] = json.loads(result.stdout)
+    return model
 
 
 def services() -> dict[str, dict[str, Any]]:
@@ -161,6 +178,69 @@ def test_kafka_is_a_single_kraft_node_of_the_official_image() -> None:
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
 
 
+def test_gpu_profile_points_the_workers_at_vllm_with_the_matching_adapter(
+    compose: list[str],
+) -> None:
+    """`docker compose --profile gpu config`: the workers' URL, model name, adapter and key are
+    those vLLM serves under, and the workers wait for it to be healthy."""
+    model = resolved(compose, ["gpu"], MODFLEET_CLASSIFIER_BACKEND="cascade")
+    worker, vllm = model["services"]["worker"], model["services"]["vllm"]
+    env = worker["environment"]
+    command = vllm["command"]
+
+    def arg(flag: str) -> str:
+        return str(command[command.index(flag) + 1])
+
+    assert env["MODFLEET_CLASSIFIER_BACKEND"] == "cascade"
+    assert env["MODFLEET_INFERENCE_URLS"] == "http://vllm:8000/v1"
+    assert "127.0.0.1:8000/health" in " ".join(vllm["healthcheck"]["test"])
+    assert env["MODFLEET_INFERENCE_MODEL"] == arg("--served-model-name")
+    assert arg("--model") == "meta-llama/Llama-Guard-3-1B"
+    assert env["MODFLEET_INFERENCE_ADAPTER"] == "llama-guard-3"
+    assert env["MODFLEET_INFERENCE_API_KEY"] == vllm["environment"]["VLLM_API_KEY"]
+    assert worker["depends_on"]["vllm"]["condition"] == "service_healthy"
+    assert vllm["environment"]["USER"] == vllm["environment"]["LOGNAME"] == "vllm"
+
+
+def test_without_the_gpu_profile_workers_do_not_wait_for_vllm(compose: list[str]) -> None:
+    model = resolved(compose, [])
+    assert "vllm" not in model["services"]
+    dependency = model["services"]["worker"]["depends_on"].get("vllm")
+    assert dependency is None or dependency["required"] is False
+    assert model["services"]["worker"]["environment"]["MODFLEET_CLASSIFIER_BACKEND"] == "embedded"
+
+
+def test_redis_requires_the_workers_password_and_the_cache_is_sealed(compose: list[str]) -> None:
+    model = resolved(compose, [])
+    redis, worker = model["services"]["redis"], model["services"]["worker"]
+    password = worker["environment"]["MODFLEET_REDIS_PASSWORD"]
+    command = redis["command"]
+
+    assert command[command.index("--requirepass") + 1] == password
+    assert redis["environment"]["REDISCLI_AUTH"] == password  # the healthcheck's redis-cli
+    assert len(worker["environment"]["MODFLEET_CACHE_HMAC_KEY"]) >= 16
+    chosen = resolved(compose, [], MODFLEET_REDIS_PASSWORD="s3cret-from-the-shell")
+    assert "s3cret-from-the-shell" in chosen["services"]["redis"]["command"]
+
+
+def test_otlp_traces_and_metrics_reach_the_collector_and_prometheus() -> None:
+    env = environment(services()["worker"])
+    collector = yaml.safe_load((DEPLOY / "otel-collector.yaml").read_text())
+    pipelines = collector["service"]["pipelines"]
+    scrape = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())["scrape_configs"]
+
+    assert env["MODFLEET_OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318/v1/traces"
+    assert env["MODFLEET_OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] == (
+        "http://otel-collector:4318/v1/metrics"
+    )
+    assert collector["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318")
+    assert pipelines["metrics"]["receivers"] == ["otlp"]
+    (exporter,) = pipelines["metrics"]["exporters"]
+    port = collector["exporters"][exporter]["endpoint"].rsplit(":", 1)[1]
+    job = next(j for j in scrape if j["job_name"] == "otel-collector")
+    assert job["static_configs"][0]["targets"] == [f"otel-collector:{port}"]
+
+
 def test_gpu_profile_reserves_a_gpu_and_caches_the_model() -> None:
     vllm = services()["vllm"]
     assert vllm["profiles"] == ["gpu"]
@@ -214,7 +294,39 @@ def test_the_dashboard_queries_only_metrics_the_worker_exports() -> None:
         (DEPLOY / "grafana" / "provisioning" / "datasources" / "datasources.yaml").read_text()
     )
     uids = {d["uid"] for d in provisioned["datasources"]}
-    assert {p["datasource"]["uid"] for p in dashboard["panels"]} <= uids
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["current"]["value"] in uids
+    data_panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert {p["datasource"]["uid"] for p in data_panels} == {"${datasource}"}
+
+
+def test_the_dashboard_selects_by_namespace_and_release_as_both_deployments_name_jobs() -> None:
+    """Under the Prometheus Operator the job is the Service's name (<release>-modfleet-worker);
+    in compose it is modfleet-worker. Every query filters by the variables, and the release
+    variable's pattern finds both."""
+    dashboard = json.loads((DASHBOARDS / "modfleet-fleet.json").read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert set(variables) == {"datasource", "namespace", "release"}
+    pattern = re.compile(variables["release"]["regex"].strip("/"))
+    scrape = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())["scrape_configs"]
+    compose_jobs = {j["job_name"] for j in scrape}
+    found = {
+        m.group(1) for job in compose_jobs | {"mf-modfleet-worker"} if (m := pattern.match(job))
+    }
+    assert found == {"modfleet", "mf-modfleet"}
+    assert "modfleet-inference" in compose_jobs  # the vLLM panels' job in compose
+
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    for expr in exprs:
+        for selector in re.findall(
+            r"\b(?:modfleet_[a-z0-9_]+|vllm:[a-z0-9_:]+|up)(\{[^}]*\})?", expr
+        ):
+            assert 'namespace=~"$namespace"' in selector, expr
+            assert 'job=~"$release-' in selector, expr
+    assert 'up{job="modfleet-worker"}' not in " ".join(exprs)
+    titles = " ".join(p["title"] for p in dashboard["panels"])
+    for vllm in ("vLLM requests", "vLLM KV-cache usage", "vLLM tokens/s", "vLLM latency"):
+        assert vllm in titles
 
 
 def test_the_dockerfile_is_multi_stage_slim_pinned_and_unprivileged() -> None:
