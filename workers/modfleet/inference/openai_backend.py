@@ -4,14 +4,14 @@ A micro-batch becomes one request per distinct text, all sent at once up to
 ``inference_max_in_flight``, so that the server's continuous batching sees enough sequences to
 keep the GPU busy. Each request has its own deadline and retries (backoff with full jitter) on
 what a retry can fix: 408/409/429, 5xx, dropped connections, timeouts. Other 4xx are the
-request's fault and fatal for it. Several server URLs share the load round-robin, each behind
-its own circuit breaker, so a dead server is skipped instead of waited on.
+request's fault and fatal for it. Requests spread over the servers (every address of each URL's
+name, least outstanding first; see endpoints.py), each behind its own circuit breaker, so a dead
+server is skipped instead of waited on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import random
 from collections.abc import Sequence
@@ -24,7 +24,7 @@ from modfleet.errors import FatalError, ModfleetError, RecoverableError
 from modfleet.inference import openai_wire
 from modfleet.inference.adapters import Adapter, Completion, Request, create_adapter
 from modfleet.inference.base import Classifier, Verdict
-from modfleet.inference.breaker import CircuitBreaker
+from modfleet.inference.endpoints import Endpoints, Resolver, resolve_host
 
 if TYPE_CHECKING:
     from modfleet.policy import Policy
@@ -68,35 +68,24 @@ class HttpOptions:
         )
 
 
-class _Servers:
-    """Round-robin over the servers whose circuit lets a call through."""
-
-    def __init__(self, options: HttpOptions) -> None:
-        if not options.urls:
-            raise FatalError("inference_urls names no server")
-        self.breakers = {
-            url.rstrip("/"): CircuitBreaker(url, options.breaker_failures, options.breaker_reset_s)
-            for url in options.urls
-        }
-        self._order = itertools.cycle(list(self.breakers))
-
-    def pick(self) -> tuple[str, CircuitBreaker]:
-        for _ in range(len(self.breakers)):
-            url = next(self._order)
-            if self.breakers[url].available():
-                self.breakers[url].acquire()
-                return url, self.breakers[url]
-        raise RecoverableError(f"all {len(self.breakers)} inference servers are failing")
-
-
 class OpenAICompatibleClassifier(Classifier):
     def __init__(
-        self, adapter: Adapter, options: HttpOptions, client: httpx.AsyncClient | None = None
+        self,
+        adapter: Adapter,
+        options: HttpOptions,
+        client: httpx.AsyncClient | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
+        """``resolver`` finds the addresses behind the URLs' names; None: each URL is one
+        server (``from_settings`` resolves with DNS)."""
+        if not options.urls:
+            raise FatalError("inference_urls names no server")
         self.adapter = adapter
         self.options = options
         self.model_id = f"{adapter.name}:{options.model}"
-        self._servers = _Servers(options)
+        self._servers = Endpoints(
+            options.urls, options.breaker_failures, options.breaker_reset_s, resolver
+        )
         self._slots = asyncio.Semaphore(options.max_in_flight)
         self._client = client or _client(options)
         self.requests_sent = 0  # for tests and the benchmark
@@ -108,7 +97,7 @@ class OpenAICompatibleClassifier(Classifier):
             keep_reasoning=settings.inference_keep_reasoning,
             max_tokens=settings.inference_max_tokens,
         )
-        return cls(adapter, HttpOptions.from_settings(settings))
+        return cls(adapter, HttpOptions.from_settings(settings), resolver=resolve_host)
 
     async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
         if not texts:
@@ -147,12 +136,16 @@ class OpenAICompatibleClassifier(Classifier):
         raise AssertionError("unreachable: attempts >= 1")
 
     async def _send(self, request: Request, body: dict[str, Any]) -> Completion:
+        await self._servers.refresh()
         async with self._slots:
-            url, breaker = self._servers.pick()
+            server = self._servers.pick()
+            url, breaker = server.url, server.breaker
             self.requests_sent += 1
             try:
                 async with asyncio.timeout(self.options.timeout_s):
-                    response = await self._client.post(url + openai_wire.path(request), json=body)
+                    response = await self._client.post(
+                        url + openai_wire.path(request), json=body, headers=server.headers
+                    )
                 data = openai_wire.completion(_checked(response), request.endpoint)
             except openai_wire.MalformedResponse as exc:
                 breaker.failure()
@@ -169,6 +162,8 @@ class OpenAICompatibleClassifier(Classifier):
             except asyncio.CancelledError:
                 breaker.cancelled()  # a cancelled probe must not hold the circuit half-open
                 raise
+            finally:
+                self._servers.done(server)
             breaker.success()
             return data
 
