@@ -9,11 +9,13 @@ copy of the chart, since `helm template` sees an empty cluster.
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helmkit import CRD_KINDS, Helm, Rendered, ci_values, copy_chart, render_op
+import yaml
+from helmkit import CHART, CRD_KINDS, Helm, Rendered, ci_values, copy_chart, render_op
 
 FULL = "mf-modfleet"
 WORKER = f"{FULL}-worker"
@@ -409,3 +411,43 @@ def test_notes_never_recommend_reuse_values(renders: dict[str, Rendered]) -> Non
     assert "helm upgrade" in notes
     commands = [line for line in notes.splitlines() if "helm upgrade" in line]
     assert all("--reuse-values" not in line for line in commands), commands
+
+
+# --- the runbook --------------------------------------------------------------------------------
+
+RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "runbook.md"
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, spaces to hyphens, punctuation dropped."""
+    headings = re.findall(r"^#+ (.+)$", markdown, re.MULTILINE)
+    return {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
+def test_every_alert_links_to_a_runbook_section(renders: dict[str, Rendered]) -> None:
+    anchors = _anchors(RUNBOOK.read_text())
+    for name, rule in _rules(renders["gpu"]).items():
+        anchor = rule["annotations"]["runbook_url"].split("#", 1)[1]
+        assert anchor in anchors, f"{name}: docs/runbook.md has no section #{anchor}"
+
+
+def test_the_runbook_covers_day_two_operations_with_the_charts_own_numbers() -> None:
+    text = RUNBOOK.read_text()
+    anchors = _anchors(text)
+    for section in (
+        "minimum-versions",
+        "replaying-the-dead-letter-topic",
+        "gpu-outage",
+        "kafka-outage",
+        "redis-outage",
+        "adding-partitions",
+        "resetting-or-renaming-a-consumer-group",
+        "upgrading-and-rolling-back-the-chart",
+    ):
+        assert section in anchors, section
+    assert "modfleet replay --from-topic modfleet.dead-letter.v1" in text
+    assert "--reset-then-reuse-values" in text
+    assert "worker.consumerGroupChangeAllowed=true" in text
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    minimum = chart["kubeVersion"].removeprefix(">=").split(".0-")[0]
+    assert f"| Kubernetes | {minimum} |" in text
