@@ -34,10 +34,10 @@ class RecordingCache:
     def __init__(self) -> None:
         self.written: dict[str, Verdict] = {}
 
-    async def get_many(self, keys: Sequence[str]) -> list[Verdict | None]:
+    async def get_many(self, keys: Sequence[str], packs: Sequence[Policy]) -> list[Verdict | None]:
         return [None] * len(keys)
 
-    async def put_many(self, verdicts: Mapping[str, Verdict]) -> None:
+    async def put_many(self, verdicts: Mapping[str, Verdict], packs: Mapping[str, Policy]) -> None:
         self.written.update(verdicts)
 
 
