@@ -50,8 +50,16 @@ FIELDS: dict[str, set[str]] = {
 POST_REQUIRED = {"schema_version", "post_id", "tenant", "text"}
 # Optional fields added within v1 (additive, so consumers of v1 keep working).
 OPTIONAL: dict[str, set[str]] = {
-    "decision": {"stage", "policy_digest"},
-    "escalation": {"stage", "raw_output", "policy_digest"},
+    "decision": {"stage", "policy_digest", "fallback_from"},
+    "escalation": {
+        "stage",
+        "raw_output",
+        "policy_digest",
+        "text_truncated",
+        "source",
+        "fallback_from",
+    },
+    "dead_letter": {"original_omitted"},
 }
 
 

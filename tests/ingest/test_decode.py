@@ -56,3 +56,62 @@ def test_reason_for_a_huge_bad_value_stays_short() -> None:
 def test_deeply_nested_json_is_rejected_not_crashing() -> None:
     result = decode(record(b"[" * 100_000 + b"]" * 100_000))
     assert isinstance(result, Rejection)
+
+
+def test_duplicate_keys_are_refused_naming_the_key() -> None:
+    # Parsers disagree on which value wins: the platform could show one text, we judge another.
+    value = b'{"schema_version": 1, "post_id": "p", "tenant": "t", "text": "nice day", "text": "x"}'
+    result = decode(record(value))
+    assert isinstance(result, Rejection)
+    assert (result.code, result.field) == ("schema_invalid", "/text")
+    assert "duplicate key 'text'" in result.message
+    assert result.post_id == "p"
+
+
+def test_duplicate_keys_inside_attributes_too() -> None:
+    value = (
+        b'{"schema_version": 1, "post_id": "p", "tenant": "t", "text": "x",'
+        b' "attributes": {"a": "1", "a" : "2"}}'
+    )
+    result = decode(record(value))
+    assert isinstance(result, Rejection)
+    assert "duplicate key 'a'" in result.message
+
+
+def test_colons_inside_text_are_not_duplicate_keys() -> None:
+    body = {"schema_version": 1, "post_id": "p", "tenant": "t", "text": 'say "a": "b" "c":'}
+    assert isinstance(decode(record(orjson.dumps(body))), Post)
+
+
+def test_deep_nesting_is_refused_before_validation() -> None:
+    inner = b"[" * 1000 + b"]" * 1000
+    head = b'{"schema_version": 1, "post_id": "p", "tenant": "t", "text": "x", "attributes": '
+    result = decode(record(head + b'{"a": ' + inner + b"}}"))
+    assert isinstance(result, Rejection)
+    assert result.code == "schema_invalid"
+    assert "nested deeper" in result.message
+    assert result.field is not None
+    assert result.field.startswith("/attributes/a")
+
+
+def test_a_post_with_90k_attributes_is_refused_by_its_shape() -> None:
+    attributes = {f"k{i}": "v" for i in range(90_000)}
+    body = {"schema_version": 1, "post_id": "p", "tenant": "t", "text": "x"}
+    result = decode(record(orjson.dumps({**body, "attributes": attributes})))
+    assert isinstance(result, Rejection)
+    assert (result.code, result.field) == ("schema_invalid", "/attributes")
+    assert len(result.message) < 400
+
+
+def test_a_value_over_the_limit_is_not_parsed() -> None:
+    result = decode(record(b"{" * 5000), max_bytes=4096)
+    assert isinstance(result, Rejection)
+    assert result.code == "too_large"
+    assert "5,000 bytes" in result.message
+
+
+def test_huge_numbers_are_rejected_not_raised() -> None:
+    value = b'{"schema_version": 1, "post_id": "p", "tenant": "t", "text": 1' + b"0" * 5000 + b"}"
+    result = decode(record(value))
+    assert isinstance(result, Rejection)
+    assert result.code in {"not_json", "schema_invalid"}

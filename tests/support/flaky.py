@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from modfleet.errors import RecoverableError
 from modfleet.inference.base import Classifier, Verdict
@@ -68,3 +70,27 @@ class HalfBroken(FailsOnce):
 
 def half_broken(settings: Settings) -> Classifier:
     return HalfBroken()
+
+
+def outage_flag(settings: Settings) -> Path:
+    """While this file exists, the ``down_while_flagged`` model of that worker is down."""
+    return Path(tempfile.gettempdir()) / f"modfleet-outage-{settings.consumer_group}"
+
+
+class DownWhileFlagged(Classifier):
+    """The real embedded model behind a switch: every call fails while the flag file exists,
+    as a model server does when it is stopped (connection refused)."""
+
+    def __init__(self, flag: Path) -> None:
+        self.inner = EmbeddedClassifier()
+        self.model_id = f"switched/{self.inner.model_id}"
+        self.flag = flag
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        if self.flag.exists():
+            raise RecoverableError("injected outage: connection refused")
+        return await self.inner.classify(texts, policy)
+
+
+def down_while_flagged(settings: Settings) -> Classifier:
+    return DownWhileFlagged(outage_flag(settings))

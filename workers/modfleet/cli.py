@@ -10,6 +10,7 @@ import click
 
 from modfleet.bench.commands import bench
 from modfleet.cli_common import guard, load_settings
+from modfleet.model.commands import model
 from modfleet.policy.commands import policy
 from modfleet.shadow.commands import shadow
 
@@ -22,6 +23,7 @@ def main() -> None:
 
 main.add_command(policy)
 main.add_command(shadow)
+main.add_command(model)
 
 
 @main.command()
@@ -92,6 +94,14 @@ def bench_gpu(args: tuple[str, ...]) -> None:
     from modfleet.bench.gpu import gpu
 
     gpu.main(list(args), prog_name="modfleet bench gpu")
+
+
+@bench.command("reject")
+def bench_reject() -> None:
+    """Worst-case time to reject one hostile post, before (jsonschema) and now."""
+    from modfleet.bench.reject import measure, table
+
+    click.echo(table(measure()))
 
 
 @main.group()

@@ -37,6 +37,11 @@ class Metrics:
             "modfleet_cache_errors", "Redis calls that failed.", ["op"], registry=r
         )
         self.cache_up = Gauge("modfleet_cache_up", "1 when Redis answered last time.", registry=r)
+        self.model_down = Gauge(
+            "modfleet_model_down",
+            "1 while the worker holds a batch because its model is not answering.",
+            registry=r,
+        )
         self.cache_rejected = Counter(
             "modfleet_cache_rejected",
             "Cached verdicts not used (reclassified): unsealed, bad_seal, unreadable, shape.",

@@ -126,6 +126,44 @@ class Settings(BaseSettings):
     emit_attempts: int = Field(
         5, ge=1, le=100, description="Tries to deliver one batch's output before the worker stops."
     )
+    # --- Hostile input and output limits (every output fits the broker by construction) -----
+    max_post_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        le=256 * 1024 * 1024,
+        description=(
+            "Largest post value read (after decompression); larger ones are dead-lettered "
+            "'too_large' without being parsed."
+        ),
+    )
+    producer_max_request_bytes: int = Field(
+        1024 * 1024,
+        ge=64 * 1024,
+        le=64 * 1024 * 1024,
+        description="The producer's max_request_size; bounds every output record.",
+    )
+    broker_max_message_bytes: int = Field(
+        1_048_588,
+        ge=64 * 1024,
+        le=64 * 1024 * 1024,
+        description="The brokers' (or output topics') max.message.bytes; bounds every output.",
+    )
+    escalation_text_max_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        le=32 * 1024 * 1024,
+        description=(
+            "Post text carried by an escalation (UTF-8 bytes); longer text is cut with "
+            "text_truncated and a reference to the post record."
+        ),
+    )
+    dead_letter_originals: bool = Field(
+        False,
+        description=(
+            "Also carry the original post in dead-letters of modfleet's own failures "
+            "(inference_failed, internal_error, undeliverable); invalid input always carries it."
+        ),
+    )
 
     # --- Model and policy ---------------------------------------------------------------------
     classifier_backend: ClassifierBackend = Field(
@@ -215,6 +253,22 @@ class Settings(BaseSettings):
         True, description="Automatic prefix caching of the in-process engine (the policy prefix)."
     )
     vllm_tensor_parallel_size: int = Field(1, ge=1, le=64, description="GPUs per engine.")
+    vllm_kv_cache_gib: float | None = Field(
+        None,
+        gt=0.0,
+        le=4096.0,
+        description="KV cache of the in-process engine, GiB; unset: vllm_gpu_memory_utilization "
+        "of the GPU, or 1 GiB on a CPU (where that share would be of the node's RAM).",
+    )
+    vllm_enforce_eager: bool | None = Field(
+        None,
+        description="Skip graph compilation (quicker start, slower steps); unset: on CPU only.",
+    )
+    inference_tiktoken_dir: Path | None = Field(
+        None,
+        description="Folder holding o200k_base.tiktoken, gpt-oss's harmony vocabulary, for "
+        "nodes without internet; unset: the model folder if it holds it, else downloaded.",
+    )
     # --- end of the LLM inference tier block ---------------------------------------------------
 
     # --- Process ------------------------------------------------------------------------------

@@ -112,6 +112,10 @@ def _verdict_fields(d: Decided, policy: Policy, model_id: str) -> dict[str, Any]
     }
     if d.verdict.stage is not None:
         body["stage"] = d.verdict.stage  # which cascade stage decided
+    if d.verdict.model_id is not None:
+        body["model_id"] = d.verdict.model_id  # the fallback that scored while the model was down
+    if d.verdict.fallback_from is not None:
+        body["fallback_from"] = d.verdict.fallback_from
     return body
 
 

@@ -30,6 +30,11 @@ class Verdict:
     stage: str | None = None
     unparseable: bool = False
     raw_output: str | None = None
+    # Set when the pack's own model was down: the model that scored instead (its
+    # ``on_model_down: fallback``), or ``model_down`` when no model scored (``escalate``).
+    model_id: str | None = None
+    fallback_from: str | None = None
+    model_down: bool = False
 
     @classmethod
     def unreadable(cls, raw_output: str, why: str) -> Verdict:

@@ -117,6 +117,19 @@ class ModelRef(_Frozen):
     backend: Text = "embedded"
     id: Text
     reasoning_effort: Literal["low", "medium", "high"] = "low"
+    # When the model is down: "wait" holds the posts until it is back (nothing is decided or
+    # dead-lettered meanwhile), "fallback" decides with the ``fallback`` backend (recorded on
+    # each decision), "escalate" sends every post to human review.
+    on_model_down: Literal["wait", "fallback", "escalate"] = "wait"
+    fallback: Text | None = None
+
+    @model_validator(mode="after")
+    def _fallback_named(self) -> ModelRef:
+        if self.on_model_down == "fallback" and not self.fallback:
+            raise ValueError("on_model_down is 'fallback' but no fallback backend is named")
+        if self.fallback is not None and self.fallback == self.backend:
+            raise ValueError("the fallback backend must differ from the pack's own backend")
+        return self
 
 
 class Limits(_Frozen):

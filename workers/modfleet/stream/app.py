@@ -11,21 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import tempfile
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import faust
-from aiokafka.errors import (
-    CorruptRecordException,
-    InvalidMessageError,
-    InvalidTimestampError,
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
-    RecordTooLargeError,
-)
+from faust.exceptions import ConsumerNotStarted
 from faust.types import EventT
 
 from modfleet.cache import VerdictCache, connect_cache
@@ -39,8 +31,10 @@ from modfleet.metrics import Metrics
 from modfleet.policy import Policy
 from modfleet.policy.packs import PolicySet, load_policy_set
 from modfleet.settings import Settings
-from modfleet.stream.infer import Retry
+from modfleet.stream.deliver import deliver, exit_unacked
+from modfleet.stream.infer import BackendDown, Retry
 from modfleet.stream.observe import BatchObserver
+from modfleet.stream.pages import Liveness, add_pages
 from modfleet.stream.pipeline import Pipeline
 from modfleet.stream.reload import PolicyReloader
 from modfleet.telemetry.otlp_metrics import start_otlp_metrics
@@ -48,18 +42,7 @@ from modfleet.telemetry.tracing import BatchTrace, Tracing, setup_tracing
 
 log = logging.getLogger(__name__)
 
-# os._exit status when output cannot be delivered: EX_TEMPFAIL, "try again later".
-_EXIT_UNDELIVERABLE = 75
-_EMIT_BACKOFF_CAP_S = 5.0
-# Refusals of one record that no retry changes: it gets a dead-letter in its place.
-PERMANENT_SEND_ERRORS = (
-    MessageSizeTooLargeError,
-    RecordTooLargeError,
-    RecordListTooLargeError,
-    CorruptRecordException,
-    InvalidMessageError,
-    InvalidTimestampError,
-)
+_HOLD_CAP_S = 5.0  # longest pause between tries of a held batch while the model is down
 
 
 class StreamWorker:
@@ -94,6 +77,9 @@ class StreamWorker:
             retry,
             Budget.from_settings(settings),
             settings.max_post_bytes,
+            fallbacks=lambda name: create_classifier(
+                settings.model_copy(update={"classifier_backend": name, "classifier_plugin": None})
+            ),
         )
         self.liveness = Liveness()
         self.reloader = PolicyReloader(settings.policy_path, self.pipeline, self.metrics)
@@ -143,7 +129,7 @@ class StreamWorker:
         app.task(self.cache.run_probe)  # so that modfleet_cache_up is right from the start
         if self.policies.fingerprint:  # loaded from files, so there is something to watch
             app.timer(s.policy_reload_interval_s)(self.reloader.check)
-        self._add_pages(app)
+        add_pages(app, lambda: self.pipeline.policies, self.metrics, self.liveness)
         return app
 
     async def _moderate(self, stream: faust.StreamT[bytes]) -> None:
@@ -160,13 +146,13 @@ class StreamWorker:
             raise
         except Exception as exc:
             log.critical("the agent failed", exc_info=True)
-            _exit_unacked(f"the agent failed ({type(exc).__name__})")
+            exit_unacked(f"the agent failed ({type(exc).__name__})")
         finally:
             self.liveness.agent_running = False
         if not self.app.should_stop:
             # A stream that ends while the app runs leaves a worker that holds its partitions
             # and decides nothing: exit, so that the group rebalances and the work moves on.
-            _exit_unacked("the agent's stream ended while the worker was running")
+            exit_unacked("the agent's stream ended while the worker was running")
 
     async def _settle(self, stream: faust.StreamT[bytes], events: Sequence[EventT[bytes]]) -> None:
         """Decide and deliver the batch, then ack it: acks follow delivery, never precede it."""
@@ -180,7 +166,7 @@ class StreamWorker:
             try:
                 await asyncio.wait_for(task, self.settings.shutdown_grace_s)
             except TimeoutError:
-                _exit_unacked("the batch in hand did not finish within shutdown_grace_s")
+                exit_unacked("the batch in hand did not finish within shutdown_grace_s")
             await _ack(stream, events)
             raise
         await _ack(stream, events)
@@ -197,11 +183,53 @@ class StreamWorker:
         self.observer.batch_done(records)
 
     async def _outcomes(self, records: Sequence[Record], trace: BatchTrace) -> list[Outbound]:
+        """The batch's outcomes; while the model is down, the same batch again and again."""
+        outage = 0
+        while True:
+            try:
+                outbound = await self._attempts(records, trace)
+            except BackendDown as exc:
+                outage = await self._hold(outage, exc)
+                continue
+            if outage:
+                self._model_back(outage)
+            return outbound
+
+    async def _hold(self, waited: int, exc: BackendDown) -> int:
+        """Hold the batch in hand, take no more records and say not-ready, until the model is
+        back: an outage slows the fleet down, it does not empty it into the dead-letter topic."""
+        if not waited:
+            log.error("%s: holding the batch and pausing consumption until it answers", exc)
+            self.liveness.model_down = True
+            self.metrics.model_down.set(1)
+            self._pause(True)
+        await asyncio.sleep(min(_HOLD_CAP_S, self.settings.retry_backoff_s * 2 ** min(waited, 10)))
+        return waited + 1
+
+    def _model_back(self, waited: int) -> None:
+        log.warning("the model answers again after %d tries; resuming consumption", waited)
+        self.liveness.model_down = False
+        self.metrics.model_down.set(0)
+        self._pause(False)
+
+    def _pause(self, pause: bool) -> None:
+        # The group membership stays (heartbeats go on); only fetching stops.
+        try:
+            consumer = self.app.consumer
+            assigned = consumer.assignment()
+            if pause:
+                consumer.pause_partitions(assigned)
+            else:
+                consumer.resume_partitions(assigned)
+        except ConsumerNotStarted:  # a batch handled outside a running worker (tests, tools)
+            return
+
+    async def _attempts(self, records: Sequence[Record], trace: BatchTrace) -> list[Outbound]:
         retry = self.pipeline.retry
         for attempt in range(retry.attempts):
             try:
                 return await self.pipeline.process(records, trace)
-            except FatalError:
+            except (FatalError, BackendDown):
                 raise
             except Exception as exc:  # noqa: BLE001 - retried, then each record on its own
                 # Its text may quote a post: the log names the type only.
@@ -212,51 +240,9 @@ class StreamWorker:
         return await self.pipeline.process_isolated(records, trace)
 
     async def _deliver(self, outbound: Sequence[Outbound]) -> list[Outbound]:
-        """Every message delivered, or stood in for by a dead-letter where the broker refuses
-        one for good (too large, invalid); the worker exits unacked if the broker stays away."""
-        pending, delivered = list(outbound), []
-        for attempt in range(self.settings.emit_attempts):
-            again: list[Outbound] = []
-            for message, error in await self._send_all(pending):
-                if error is None:
-                    delivered.append(message)
-                elif isinstance(error, PERMANENT_SEND_ERRORS):
-                    again.extend(self._stand_in(message, error))
-                else:
-                    again.append(message)
-            if not again:
-                return delivered
-            pending = again
-            delay = min(_EMIT_BACKOFF_CAP_S, self.settings.retry_backoff_s * 2**attempt)
-            log.warning("delivering %d messages failed; retrying", len(pending))
-            await asyncio.sleep(delay)
-        _exit_unacked(f"could not deliver a batch's output in {self.settings.emit_attempts} tries")
-
-    async def _send_all(
-        self, messages: Sequence[Outbound]
-    ) -> list[tuple[Outbound, BaseException | None]]:
-        producer = self.app.producer
-        sent: list[tuple[Outbound, Awaitable[Any] | BaseException]] = []
-        for m in messages:
-            try:
-                future = await producer.send(m.topic, m.key, m.value, None, None, list(m.headers))
-            except Exception as exc:  # noqa: BLE001 - sorted into permanent or retried
-                sent.append((m, exc))
-            else:
-                sent.append((m, future))
-        waiting = [f for _, f in sent if not isinstance(f, BaseException)]
-        results = iter(await asyncio.gather(*waiting, return_exceptions=True))
-        return [
-            (m, f if isinstance(f, BaseException) else _error_of(next(results))) for m, f in sent
-        ]
-
-    def _stand_in(self, message: Outbound, error: BaseException) -> list[Outbound]:
-        log.error("the broker refused a %s for good (%s)", message.kind, type(error).__name__)
-        if message.kind == "dead_letter" and message.code == "undeliverable":
-            # Even the minimal form was refused: nothing smaller can be sent.
-            _exit_unacked("the broker refused a minimal dead-letter")
-        replacement = self.pipeline.undeliverable(message)
-        return [] if replacement is None else [replacement]
+        s = self.settings
+        stand_in = self.pipeline.undeliverable
+        return await deliver(self.app, outbound, stand_in, s.emit_attempts, s.retry_backoff_s)
 
     def _assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         # faust sends the signal as send(assigned): the partitions now this worker's.
@@ -272,59 +258,9 @@ class StreamWorker:
         if self.meter_provider is not None:
             self.meter_provider.shutdown()
 
-    def _add_pages(self, app: faust.App) -> None:
-        # faust binds page handlers to its View class, so they must be plain functions.
-        pipeline, metrics, liveness = self.pipeline, self.metrics, self.liveness
-
-        async def health(web: Any, request: Any) -> Any:
-            # Liveness: the agent runs. A worker whose agent stopped exits, but say so meanwhile.
-            status = 200 if liveness.agent_running else 503
-            body = {"status": "ok" if status == 200 else "agent stopped"}
-            body["policies"] = pipeline.policies.describe()
-            return web.json(body, status=status)
-
-        async def ready(web: Any, request: Any) -> Any:
-            why = liveness.not_ready()
-            return web.json({"ready": why is None, "why": why}, status=503 if why else 200)
-
-        async def prometheus(web: Any, request: Any) -> Any:
-            return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
-
-        app.page("/health")(health)
-        app.page("/ready")(ready)
-        app.page("/metrics")(prometheus)
-
-
-class Liveness:
-    """What /health and /ready report: the agent's own state, not only the process's."""
-
-    def __init__(self) -> None:
-        self.agent_running = False
-        self.joined = False  # the consumer joined its group and got an assignment
-
-    def not_ready(self) -> str | None:
-        if not self.agent_running:
-            return "agent not running"
-        if not self.joined:
-            return "not yet in the consumer group"
-        return None
-
-
-def _error_of(result: object) -> BaseException | None:
-    return result if isinstance(result, BaseException) else None
-
-
 async def _ack(stream: faust.StreamT[bytes], events: Sequence[EventT[bytes]]) -> None:
     for event in events:
         await stream.ack(event)
-
-
-def _exit_unacked(why: str) -> NoReturn:
-    """Stop now, without acking: the batch is redelivered to whoever takes the partitions."""
-    log.critical("%s; exiting without acking the batch so that it is redelivered", why)
-    logging.shutdown()
-    # No orderly exit: an orderly stop commits what was acked, and nothing more must be.
-    os._exit(_EXIT_UNDELIVERABLE)
 
 
 def _record(event: EventT[bytes]) -> Record:

@@ -1,7 +1,10 @@
 """Inference for one micro-batch: bounded retries, a deadline per call, then per-post isolation.
 
-A failure never decides a post: what cannot be classified comes back in ``failed`` with the
-reason, and the pipeline dead-letters it.
+A failure never decides a post. When posts fail alone while the backend answers a probe, they
+come back in ``failed`` with the reason, and the pipeline dead-letters them. When the backend
+does not answer at all, that is an outage, not a property of the posts: ``BackendDown`` goes up
+to the agent, which stops taking records until the backend is back (or the pack's
+``on_model_down`` says otherwise). A ``FatalError`` (a dead engine) is never retried.
 """
 
 from __future__ import annotations
@@ -30,6 +33,15 @@ class Retry:
         return float(self.backoff_s * (2**attempt))
 
 
+# A text any healthy backend can score: asked when posts fail one by one, to tell a poison
+# post from a backend that is down.
+PROBE_TEXT = "hello, how was your day?"
+
+
+class BackendDown(RecoverableError):
+    """The backend failed a batch, each of its posts alone, and a probe: it is down."""
+
+
 @dataclass
 class Results:
     found: dict[str, Verdict]
@@ -51,10 +63,25 @@ class Inference:
             return Results({}, {})
         try:
             verdicts = await self._with_retries(policy, list(texts))
-        except Exception as exc:  # noqa: BLE001 - any backend failure; the posts are isolated next
+        except FatalError:
+            raise
+        except Exception as exc:
+            # Probe first: a backend that is down would fail (or time out) once per post.
+            if not await self._answers(policy):
+                raise BackendDown(f"model {self.classifier.model_id} is not answering") from exc
             log.warning("inference failed for a batch of %d texts (%s); isolating", len(texts), exc)
             return await self._isolate(policy, keys, texts)
         return Results(dict(zip(keys, verdicts, strict=True)), {})
+
+    async def _answers(self, policy: Policy) -> bool:
+        """Whether the backend scores a plain text: if not, the failures are an outage."""
+        try:
+            await self._call(policy, [PROBE_TEXT])
+        except FatalError:
+            raise
+        except Exception:  # noqa: BLE001 - any failure of the probe means "not answering"
+            return False
+        return True
 
     async def _with_retries(self, policy: Policy, texts: list[str]) -> list[Verdict]:
         for attempt in range(self.retry.attempts):
@@ -92,6 +119,8 @@ class Inference:
         for key, text in zip(keys, texts, strict=True):
             try:
                 results.found[key] = (await self._call(policy, [text]))[0]
+            except FatalError:
+                raise
             except Exception as exc:  # noqa: BLE001 - recorded as the post's dead-letter reason
                 results.failed[key] = f"{type(exc).__name__}: {exc}"
         return results

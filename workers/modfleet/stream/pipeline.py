@@ -7,6 +7,7 @@ dead-letter), so that no post is lost however a step fails.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -30,10 +31,12 @@ from modfleet.metrics import Metrics
 from modfleet.normalise import Normalised, normalise
 from modfleet.policy import Judgement, Policy
 from modfleet.policy.packs import PolicySet
-from modfleet.stream.infer import Inference, Retry
+from modfleet.stream.degrade import BackendFactory, Degrade
+from modfleet.stream.infer import BackendDown, Inference, Retry
 from modfleet.telemetry.tracing import BatchTrace, Headers, Tracing
 
 log = logging.getLogger(__name__)
+_LARGE_RECORD = 64 * 1024
 _UNREADABLE = Judgement(action="escalate", labels=(), per_category={})
 
 _UNTRACED = Tracing(None).batch()
@@ -77,6 +80,7 @@ class Pipeline:
         retry: Retry,
         budget: Budget = DEFAULT_BUDGET,
         max_post_bytes: int = DEFAULT_MAX_POST_BYTES,
+        fallbacks: BackendFactory | None = None,
     ) -> None:
         # Swapped whole by a hot reload; each batch reads it once, so a batch sees one version.
         self.policies = policies if isinstance(policies, PolicySet) else PolicySet.single(policies)
@@ -88,6 +92,7 @@ class Pipeline:
         self.budget = budget
         self.max_post_bytes = max_post_bytes
         self.inference = Inference(classifier, retry, metrics)
+        self.degrade = Degrade(metrics, retry, fallbacks)
 
     async def process(
         self, records: Sequence[Record], trace: BatchTrace = _UNTRACED
@@ -108,6 +113,10 @@ class Pipeline:
                         items.extend(self._prepare(record, decoded, trace, policies))
                 except Exception as exc:  # noqa: BLE001 - one record costs one record
                     out.append(self._internal_error(record, "reading the post", exc))
+                if record.value is not None and len(record.value) > _LARGE_RECORD:
+                    # Parsing a large hostile record takes tens of ms: let the heartbeat and
+                    # the fetcher run between such records rather than after the whole batch.
+                    await asyncio.sleep(0)
         verdicts = await self._verdicts(items, trace)
         with trace.stage("policy"):
             for item in items:
@@ -213,12 +222,17 @@ class Pipeline:
         with trace.stage("inference"):
             for policy, misses in _by_policy(jobs, found):
                 texts = [jobs[k].norm.text for k in misses]
-                results = await self.inference.classify(policy, misses, texts)
+                try:
+                    results = await self.inference.classify(policy, misses, texts)
+                except BackendDown:
+                    down = self.classifier.model_id
+                    results = await self.degrade.verdicts(policy, misses, texts, down)
                 fresh.update(results.found)
                 failed.update(results.failed)
         with trace.stage("cache write"):
-            # An unreadable answer is asked again next time, never served from the cache.
-            keep = {k: v for k, v in fresh.items() if not v.unparseable}
+            # An unreadable answer is asked again next time, never served from the cache; nor is
+            # a verdict given while the pack's model was down.
+            keep = {k: v for k, v in fresh.items() if _cacheable(v)}
             await self.cache.put_many(keep, {k: jobs[k].policy for k in keep})
         return _Verdicts({**found, **fresh}, frozenset(found), failed)
 
@@ -245,8 +259,7 @@ class Pipeline:
         model_id, policy = self.classifier.model_id, item.policy
         out = [decision_message(decided, policy, model_id, self.topics.decisions)]
         if decided.judgement.action == "escalate":
-            unread = decided.verdict.unparseable
-            reason = "unparseable_verdict" if unread else "policy_threshold"
+            reason = _escalation_reason(decided.verdict)
             topic = self.topics.escalations
             out.append(escalation_message(decided, policy, model_id, topic, reason, self.budget))
         return out
@@ -265,7 +278,8 @@ class Pipeline:
     def _decide(self, item: _Item, verdict: Verdict, from_cache: bool) -> Decided:
         scores = verdict.policy_scores(item.policy)
         # A model answer that could not be read is never "allow": a person reviews the post.
-        judgement = _UNREADABLE if verdict.unparseable else item.policy.decide(scores)
+        unread = verdict.unparseable or verdict.model_down
+        judgement = _UNREADABLE if unread else item.policy.decide(scores)
         return Decided(
             post_id=item.post.post_id,
             tenant=item.post.tenant,
@@ -299,6 +313,16 @@ class Pipeline:
         headers = headers or carried_headers(record)
         topic = self.topics.dead_letter
         return dead_letter_message(record, why, topic, self.budget, trace_id, headers)
+
+
+def _cacheable(verdict: Verdict) -> bool:
+    return not (verdict.unparseable or verdict.model_down or verdict.fallback_from)
+
+
+def _escalation_reason(verdict: Verdict) -> str:
+    if verdict.model_down:
+        return "model_down"
+    return "unparseable_verdict" if verdict.unparseable else "policy_threshold"
 
 
 def _by_policy(

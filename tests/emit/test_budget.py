@@ -1,0 +1,160 @@
+"""Every output fits the broker, whatever the post record holds: sizes by construction."""
+
+from __future__ import annotations
+
+import base64
+
+import orjson
+import pytest
+
+from modfleet.contracts.schemas import violations
+from modfleet.emit import (
+    Budget,
+    dead_letter,
+    dead_letter_message,
+    escalation_message,
+    minimal_dead_letter,
+)
+from modfleet.emit.budget import KEY_LIMIT, record_overhead
+from modfleet.emit.messages import Decided, carried_headers, decision_message, iso_time
+from modfleet.inference import Verdict
+from modfleet.ingest import Record
+from modfleet.ingest.decode import Rejection
+from modfleet.policy import Judgement, load_policy
+from modfleet.settings import Settings
+
+BUDGET = Budget(record_bytes=1024 * 1024, escalation_text_bytes=256 * 1024)
+POLICY = load_policy(Settings().policy_path)
+
+
+def weight(message: object) -> int:
+    key, value, headers = message.key, message.value, message.headers  # type: ignore[attr-defined]
+    return len(value) + record_overhead(key, headers)
+
+
+def decided(text: str, produced_at: float | None = 1.7e9, record: Record | None = None) -> Decided:
+    return Decided(
+        post_id="p-1",
+        tenant="acme",
+        original_text=text,
+        content_hash="0" * 64,
+        truncated=False,
+        verdict=Verdict(scores={"offensive": 0.9}),
+        scores={"harassment": 0.9},
+        judgement=Judgement(action="escalate", labels=("harassment",), per_category={}),
+        from_cache=False,
+        produced_at=produced_at,
+        trace_id="1" * 32,
+        headers=(("content-type", b"application/json"),),
+        source=record or Record("posts", 3, 42, produced_at, b"p-1", b"{}"),
+    )
+
+
+def test_an_escalation_of_a_2_mib_text_fits_and_points_at_the_whole_post() -> None:
+    text = "you are vile " * 200_000  # 2.6 MB
+    message = escalation_message(decided(text), POLICY, "m", "esc", "policy_threshold", BUDGET)
+    body = orjson.loads(message.value)
+    assert weight(message) <= BUDGET.record_bytes
+    assert body["text_truncated"] is True
+    assert len(body["text"].encode()) <= BUDGET.escalation_text_bytes
+    assert text.startswith(body["text"])
+    assert body["source"] == {
+        "topic": "posts",
+        "partition": 3,
+        "offset": 42,
+        "content_hash": "0" * 64,
+    }
+    assert violations("escalation", body) == []
+
+
+def test_an_escalation_cut_below_its_bound_when_the_broker_allows_less() -> None:
+    small = Budget(record_bytes=64 * 1024, escalation_text_bytes=256 * 1024)
+    message = escalation_message(decided("é" * 100_000), POLICY, "m", "esc", "x", small)
+    body = orjson.loads(message.value)
+    assert weight(message) <= small.record_bytes
+    assert body["text_truncated"] is True
+    assert body["text"] == "é" * len(body["text"])
+
+
+def test_a_short_escalation_is_whole() -> None:
+    message = escalation_message(decided("rude"), POLICY, "m", "esc", "policy_threshold", BUDGET)
+    body = orjson.loads(message.value)
+    assert body["text"] == "rude"
+    assert body["text_truncated"] is False
+
+
+@pytest.mark.parametrize("stamp", [253402300800.0, 1e18, -62135596801.0, float("inf")])
+def test_timestamps_rfc_3339_cannot_write_become_null(stamp: float) -> None:
+    assert iso_time(stamp) is None
+    message = decision_message(decided("hi", produced_at=stamp), POLICY, "m", "decisions")
+    body = orjson.loads(message.value)
+    assert body["post_produced_at"] is None
+    assert violations("decision", body) == []
+
+
+def test_a_dead_letter_of_a_huge_key_and_value_fits_and_says_what_was_cut() -> None:
+    record = Record("posts", 1, 9, 1.7e9, b"k" * 1_000_000, b"\xff" * 3_000_000)
+    why = Rejection("not_utf8", "x" * 1_000_000, field="/" + "a" * 5000 + "~0")
+    message = dead_letter_message(record, why, "dl", BUDGET)
+    body = orjson.loads(message.value)
+    assert weight(message) <= BUDGET.record_bytes
+    assert len(message.key or b"") <= KEY_LIMIT
+    assert body["source"]["key_truncated"] is True
+    assert len(base64.b64decode(body["source"]["key_b64"])) == KEY_LIMIT
+    assert body["source"]["value_bytes"] == 3_000_000
+    assert body["original_truncated"] is True
+    assert base64.b64decode(body["original_b64"]) == b"\xff" * len(
+        base64.b64decode(body["original_b64"])
+    )
+    assert len(body["reason"]["message"]) < 2000
+    assert violations("dead_letter", body) == []
+
+
+def test_modfleets_own_failures_carry_a_reference_not_the_post() -> None:
+    value = orjson.dumps({"schema_version": 1, "post_id": "p", "tenant": "a", "text": "secret"})
+    record = Record("posts", 0, 5, 1.7e9, b"p", value)
+    why = Rejection("inference_failed", "model down", post_id="p", tenant="a")
+    body = orjson.loads(dead_letter_message(record, why, "dl", BUDGET).value)
+    assert body["original_b64"] == ""
+    assert body["original_omitted"] is True
+    assert body["source"]["offset"] == 5
+    assert len(body["source"]["value_sha256"]) == 64
+    kept = Budget(BUDGET.record_bytes, BUDGET.escalation_text_bytes, dead_letter_originals=True)
+    body = orjson.loads(dead_letter_message(record, why, "dl", kept).value)
+    assert base64.b64decode(body["original_b64"]) == value
+    assert violations("dead_letter", body) == []
+
+
+def test_a_dead_letter_that_cannot_be_built_falls_back_to_the_minimal_form(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def explode(record: Record) -> None:
+        raise RecursionError("maximum recursion depth exceeded while getting the repr")
+
+    monkeypatch.setattr(dead_letter, "_source", explode)
+    record = Record("posts", 2, 77, 1.7e9, b"k", b"[" * 5000)
+    message = dead_letter_message(record, Rejection("not_json", "x"), "dl", BUDGET)
+    body = orjson.loads(message.value)
+    assert body["reason"]["code"] == "not_json"
+    assert body["source"]["offset"] == 77
+    assert body["original_omitted"] is True
+    assert violations("dead_letter", body) == []
+
+
+def test_the_minimal_dead_letter_is_valid_for_any_record() -> None:
+    record = Record("posts", 0, 0, None, None, None)
+    body = orjson.loads(minimal_dead_letter(record, "undeliverable", "dl").value)
+    assert violations("dead_letter", body) == []
+
+
+def test_only_well_formed_bounded_trace_headers_travel_on() -> None:
+    parent = b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01"
+    huge = Record(
+        "p", 0, 0, None, None, b"", (("traceparent", parent), ("tracestate", b"x" * 10**6))
+    )
+    assert dict(carried_headers(huge)) == {
+        "content-type": b"application/json",
+        "traceparent": parent,
+    }
+    junk = Record("p", 0, 0, None, None, b"", (("traceparent", b"0" * 10**6),))
+    assert dict(carried_headers(junk)) == {"content-type": b"application/json"}

@@ -1,0 +1,114 @@
+"""What a pack does while its model is down, on the pipeline with stand-in models (pure logic:
+the outage on a real worker and broker is tests/stream/test_model_outage_integration.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+import pytest
+from posts import encode, post
+
+from modfleet.cache import connect_cache
+from modfleet.emit import Topics
+from modfleet.errors import FatalError, RecoverableError
+from modfleet.inference import Classifier, Verdict
+from modfleet.ingest import Record
+from modfleet.metrics import Metrics
+from modfleet.policy import Policy, load_policy
+from modfleet.settings import Settings
+from modfleet.stream import Pipeline, Retry
+from modfleet.stream.infer import PROBE_TEXT, BackendDown
+
+BASE = load_policy(Settings().policy_path)
+LABELS = sorted({label for c in BASE.categories.values() for label in c.model_labels})
+
+
+class Scores(Classifier):
+    """Scores every text 0.9 on every label the pack reads, unless told to fail."""
+
+    def __init__(self, model_id: str, down: bool = False, poison: str | None = None) -> None:
+        self.model_id = model_id
+        self.down = down
+        self.poison = poison
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        if self.down:
+            raise RecoverableError("connection refused")
+        if self.poison is not None and self.poison in texts:
+            raise RecoverableError("this text breaks the model")
+        return [Verdict(scores=dict.fromkeys(LABELS, 0.9)) for _ in texts]
+
+
+class DeadEngine(Classifier):
+    model_id = "dead"
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        raise FatalError("engine dead")
+
+
+def pack(on_model_down: str) -> Policy:
+    model = BASE.model.model_copy(
+        update={"backend": "openai", "on_model_down": on_model_down, "fallback": "embedded"}
+    )
+    return BASE.model_copy(update={"model": model})
+
+
+def pipeline(
+    classifier: Classifier, policy: Policy, fallback: Classifier | None = None
+) -> Pipeline:
+    settings = Settings(cache_enabled=False)
+    metrics = Metrics()
+    return Pipeline(
+        policy,
+        classifier,
+        connect_cache(settings, metrics),
+        metrics,
+        Topics.from_settings(settings),
+        Retry(2, 0.0),
+        fallbacks=None if fallback is None else (lambda name: fallback),
+    )
+
+
+def records(*texts: str) -> list[Record]:
+    return [
+        Record("posts", 0, i, 1.7e9, None, encode(post(f"p-{i}", t))) for i, t in enumerate(texts)
+    ]
+
+
+async def test_wait_raises_backend_down_and_decides_nothing() -> None:
+    with pytest.raises(BackendDown):
+        await pipeline(Scores("m", down=True), pack("wait")).process(records("a", "b"))
+
+
+async def test_escalate_sends_every_post_to_review_with_the_reason() -> None:
+    out = await pipeline(Scores("m", down=True), pack("escalate")).process(records("a", "b"))
+    escalations = [orjson.loads(m.value) for m in out if m.kind == "escalation"]
+    assert [e["reason"] for e in escalations] == ["model_down", "model_down"]
+    decisions = [orjson.loads(m.value) for m in out if m.kind == "decision"]
+    assert {d["action"] for d in decisions} == {"escalate"}
+
+
+async def test_fallback_decides_and_names_both_models() -> None:
+    stand_in = Scores("fallback-model")
+    out = await pipeline(Scores("m", down=True), pack("fallback"), stand_in).process(
+        records("a", "b")
+    )
+    decisions = [orjson.loads(m.value) for m in out if m.kind == "decision"]
+    assert len(decisions) == 2
+    assert {(d["model_id"], d["fallback_from"]) for d in decisions} == {("fallback-model", "m")}
+
+
+async def test_a_post_that_fails_alone_on_a_healthy_model_is_dead_lettered() -> None:
+    assert PROBE_TEXT != "poison"
+    out = await pipeline(Scores("m", poison="poison"), pack("wait")).process(
+        records("fine", "poison", "also fine")
+    )
+    letters = [orjson.loads(m.value) for m in out if m.kind == "dead_letter"]
+    assert [(d["post_id"], d["reason"]["code"]) for d in letters] == [("p-1", "inference_failed")]
+    assert sum(1 for m in out if m.kind == "decision") == 2
+
+
+async def test_a_dead_engine_is_fatal_not_retried_as_a_post_problem() -> None:
+    with pytest.raises(FatalError):
+        await pipeline(DeadEngine(), pack("wait")).process(records("a"))

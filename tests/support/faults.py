@@ -1,0 +1,118 @@
+"""Fault injection for a real worker process: ``python faults.py STEP`` runs ``modfleet worker``
+with one step of batch handling made to raise.
+
+Record steps raise for the post whose text contains ``POISON``; batch steps raise once, for the
+first batch that holds such a post. The step names are the stages of ``StreamWorker``'s batch
+handling, in order.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+POISON = "FAULT-INJECTED"
+
+# Steps that one record can break: that record is dead-lettered, its neighbours decided.
+RECORD_STEPS = ("decode", "decide", "build")
+# Steps around the batch: the worker exits without acking and the batch is redelivered.
+BATCH_STEPS = ("deliver", "count", "observe", "ack")
+
+
+class Injected(RuntimeError):
+    pass
+
+
+def _poisoned(records: Any) -> bool:
+    return any(POISON.encode() in (r.value or b"") for r in records)
+
+
+def install(step: str) -> None:
+    from modfleet.emit import messages
+    from modfleet.stream import app, pipeline
+
+    fired = [False]
+
+    def once(records: Any) -> None:
+        if not fired[0] and _poisoned(records):
+            fired[0] = True
+            raise Injected(f"injected fault at {step}")
+
+    if step == "decode":
+        real_decode = pipeline.decode
+
+        def decode(record: Any, *args: Any) -> Any:
+            if POISON.encode() in (record.value or b""):
+                raise Injected("injected fault at decode")
+            return real_decode(record, *args)
+
+        pipeline.decode = decode  # type: ignore[assignment]
+    elif step == "decide":
+        real_decide = pipeline.Pipeline._decide
+
+        def decide(self: Any, item: Any, *args: Any) -> Any:
+            if POISON in item.post.text:
+                raise Injected("injected fault at decide")
+            return real_decide(self, item, *args)
+
+        pipeline.Pipeline._decide = decide  # type: ignore[method-assign]
+    elif step == "build":
+        real_build = messages.decision_message
+
+        def build(d: Any, *args: Any, **kwargs: Any) -> Any:
+            if POISON in d.original_text:
+                raise Injected("injected fault at build")
+            return real_build(d, *args, **kwargs)
+
+        pipeline.decision_message = build  # type: ignore[assignment]
+    elif step in BATCH_STEPS:
+        _install_batch_fault(step, once, app)
+    else:
+        raise SystemExit(f"unknown step {step!r}")
+
+
+def _install_batch_fault(step: str, once: Any, app: Any) -> None:
+    worker = app.StreamWorker
+    if step == "deliver":
+        real_deliver = worker._deliver
+
+        async def deliver(self: Any, outbound: Any) -> Any:
+            # Half the batch's output is on the broker when delivery breaks.
+            sources = [m.source for m in outbound if m.source is not None]
+            delivered = await real_deliver(self, outbound[: len(outbound) // 2])
+            once(sources)
+            return delivered + await real_deliver(self, outbound[len(outbound) // 2 :])
+
+        worker._deliver = deliver
+    elif step == "count":
+        real_count = app.Pipeline.count
+
+        def count(self: Any, delivered: Any, records: int) -> None:
+            once([m.source for m in delivered if m.source is not None])
+            real_count(self, delivered, records)
+
+        app.Pipeline.count = count
+    elif step == "observe":
+        real_done = app.BatchObserver.batch_done
+
+        def batch_done(self: Any, records: Any) -> None:
+            once(records)
+            real_done(self, records)
+
+        app.BatchObserver.batch_done = batch_done
+    elif step == "ack":
+        real_ack = app._ack
+
+        async def ack(stream: Any, events: Any) -> None:
+            once([e.message for e in events])
+            await real_ack(stream, events)
+
+        app._ack = ack
+
+
+if __name__ == "__main__":
+    install(sys.argv[1])
+    from modfleet.cli import main
+
+    sys.argv = ["modfleet", "worker"]
+    main()
