@@ -35,6 +35,7 @@ def fleet_settings(kafka_url: str, redis_url: str) -> Settings:
         broker_heartbeat_interval_s=1.0,
         web_port=free_port(),
         retry_backoff_s=0.05,
+        cache_hmac_key="modfleet-tests-cache-hmac-key",  # type: ignore[arg-type]
     )
 
 
