@@ -49,6 +49,11 @@ class PolicySet:
     def shadows_for(self, tenant: str) -> tuple[Policy, ...]:
         return tuple(s for s in self.shadows if not s.tenants or tenant in s.tenants)
 
+    def all(self) -> tuple[Policy, ...]:
+        """Every pack, live and shadow, each once."""
+        packs = [self.default, *self.by_tenant.values(), *self.shadows]
+        return tuple({id(p): p for p in packs}.values())
+
     def describe(self) -> str:
         live = [self.default, *{id(p): p for p in self.by_tenant.values()}.values()]
         names = [p.label for p in live]

@@ -25,6 +25,7 @@ from modfleet.emit.budget import Budget
 from modfleet.emit.messages import Outbound, Topics
 from modfleet.errors import FatalError
 from modfleet.inference import Classifier, create_classifier
+from modfleet.inference.routing import Backends
 from modfleet.ingest.decode import Record
 from modfleet.kafka import faust_credentials
 from modfleet.metrics import Metrics
@@ -62,7 +63,10 @@ class StreamWorker:
         self.policies = (
             PolicySet.single(policy) if policy else load_policy_set(settings.policy_path)
         )
-        self.classifier = classifier or create_classifier(settings)
+        self.backends = (
+            Backends.fixed(classifier) if classifier else Backends.from_settings(settings)
+        )
+        self.backends.check(self.policies.all())
         self.cache: VerdictCache = connect_cache(settings, self.metrics)
         retry = Retry(
             settings.classify_attempts, settings.retry_backoff_s, settings.classify_timeout_s
@@ -70,7 +74,7 @@ class StreamWorker:
         topics = Topics.from_settings(settings)
         self.pipeline = Pipeline(
             self.policies,
-            self.classifier,
+            self.backends,
             self.cache,
             self.metrics,
             topics,

@@ -26,6 +26,7 @@ from modfleet.emit.messages import (
     trace_id_of,
 )
 from modfleet.inference.base import Classifier, Verdict
+from modfleet.inference.routing import Backends
 from modfleet.ingest.decode import DEFAULT_MAX_POST_BYTES, Post, Record, Rejection, decode
 from modfleet.metrics import Metrics
 from modfleet.normalise import Normalised, normalise
@@ -73,7 +74,7 @@ class Pipeline:
     def __init__(
         self,
         policies: PolicySet | Policy,
-        classifier: Classifier,
+        classifier: Classifier | Backends,
         cache: VerdictCache,
         metrics: Metrics,
         topics: Topics,
@@ -84,15 +85,33 @@ class Pipeline:
     ) -> None:
         # Swapped whole by a hot reload; each batch reads it once, so a batch sees one version.
         self.policies = policies if isinstance(policies, PolicySet) else PolicySet.single(policies)
-        self.classifier = classifier
+        self.backends = (
+            classifier if isinstance(classifier, Backends) else Backends.fixed(classifier)
+        )
         self.cache = cache
         self.metrics = metrics
         self.topics = topics
         self.retry = retry
         self.budget = budget
         self.max_post_bytes = max_post_bytes
-        self.inference = Inference(classifier, retry, metrics)
+        self._inference: dict[int, Inference] = {}
         self.degrade = Degrade(metrics, retry, fallbacks)
+
+    @property
+    def classifier(self) -> Classifier:
+        """The one classifier of a pipeline built with one (tests, plugins)."""
+        if self.backends.default is None:
+            raise AttributeError("this pipeline routes each pack to its own backend")
+        return self.backends.default
+
+    def inference_for(self, policy: Policy) -> Inference:
+        classifier = self.backends.for_policy(policy)
+        found = self._inference.get(id(classifier))
+        if found is None:
+            found = self._inference[id(classifier)] = Inference(
+                classifier, self.retry, self.metrics
+            )
+        return found
 
     async def process(
         self, records: Sequence[Record], trace: BatchTrace = _UNTRACED
@@ -206,7 +225,7 @@ class Pipeline:
         self, record: Record, post: Post, trace_id: str, headers: Headers, p: Policy, shadow: bool
     ) -> _Item:
         norm = normalise(post.text, p.limits.max_text_chars)
-        key = cache_key(p, self.classifier.cache_scope(), norm.content_hash)
+        key = cache_key(p, self.backends.for_policy(p).cache_scope(), norm.content_hash)
         return _Item(record, post, norm, key, trace_id, headers, p, shadow)
 
     async def _verdicts(self, items: Sequence[_Item], trace: BatchTrace) -> _Verdicts:
@@ -222,10 +241,11 @@ class Pipeline:
         with trace.stage("inference"):
             for policy, misses in _by_policy(jobs, found):
                 texts = [jobs[k].norm.text for k in misses]
+                inference = self.inference_for(policy)
                 try:
-                    results = await self.inference.classify(policy, misses, texts)
+                    results = await inference.classify(policy, misses, texts)
                 except BackendDown:
-                    down = self.classifier.model_id
+                    down = inference.classifier.model_id
                     results = await self.degrade.verdicts(policy, misses, texts, down)
                 fresh.update(results.found)
                 failed.update(results.failed)
@@ -249,14 +269,15 @@ class Pipeline:
         if item.key in verdicts.failed:
             why = Rejection(
                 "inference_failed",
-                f"model {self.classifier.model_id} failed after "
+                f"model {self.backends.for_policy(item.policy).model_id} failed after "
                 f"{self.retry.attempts} attempts: {verdicts.failed[item.key]}",
                 post_id=item.post.post_id,
                 tenant=item.post.tenant,
             )
             return [self._dead_letter(item.record, why, item.trace_id, item.headers)]
         decided = self._decide(item, verdicts.found[item.key], item.key in verdicts.cached)
-        model_id, policy = self.classifier.model_id, item.policy
+        policy = item.policy
+        model_id = self.backends.for_policy(policy).model_id
         out = [decision_message(decided, policy, model_id, self.topics.decisions)]
         if decided.judgement.action == "escalate":
             reason = _escalation_reason(decided.verdict)
@@ -272,7 +293,7 @@ class Pipeline:
             return []
         decided = self._decide(item, verdicts.found[item.key], item.key in verdicts.cached)
         topic = self.topics.shadow_decisions
-        shadow = decision_message(decided, policy, self.classifier.model_id, topic)
+        shadow = decision_message(decided, policy, self.backends.for_policy(policy).model_id, topic)
         return [replace(shadow, kind="shadow_decision", code=policy.id, source=None)]
 
     def _decide(self, item: _Item, verdict: Verdict, from_cache: bool) -> Decided:

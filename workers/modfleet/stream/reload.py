@@ -10,6 +10,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+from modfleet.errors import FatalError
 from modfleet.metrics import Metrics
 from modfleet.policy.load import PolicyInvalid
 from modfleet.policy.packs import fingerprint, load_policy_set
@@ -32,7 +33,9 @@ class PolicyReloader:
             return False
         try:
             fresh = await asyncio.to_thread(load_policy_set, self.path)
-        except PolicyInvalid as exc:
+            # A pack whose model this worker cannot run is refused like an invalid one.
+            self.pipeline.backends.check(fresh.all())
+        except (PolicyInvalid, FatalError) as exc:
             self._refused = current
             self.metrics.policy_reloads.labels(result="refused").inc()
             log.error("policy change refused, keeping %s: %s", self._running(), exc)

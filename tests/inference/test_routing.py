@@ -1,0 +1,79 @@
+"""Each pack chooses its model: the worker routes a pack's posts to the backend it names."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from modfleet.errors import FatalError, RecoverableError
+from modfleet.inference import Classifier, Verdict
+from modfleet.inference.routing import Backends
+from modfleet.policy import Policy, load_policy
+from modfleet.settings import Settings
+
+BASE = load_policy(Settings().policy_path)
+
+
+class Named(Classifier):
+    def __init__(self, model_id: str) -> None:
+        self.model_id = model_id
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        return [Verdict(scores={}) for _ in texts]
+
+
+def bound(pack_id: str, backend: str, model: str) -> Policy:
+    ref = BASE.model.model_copy(update={"backend": backend, "id": model})
+    return BASE.model_copy(update={"id": pack_id, "model": ref})
+
+
+def recording() -> tuple[Backends, list[tuple[str, str]]]:
+    built: list[tuple[str, str]] = []
+
+    def build(backend: str, model: str) -> Classifier:
+        built.append((backend, model))
+        return Named(f"{backend}:{model}")
+
+    return Backends(build), built
+
+
+def test_each_pack_gets_the_backend_and_model_it_names() -> None:
+    backends, built = recording()
+    cheap, smart = bound("cheap", "embedded", "tiny"), bound("smart", "openai", "guard-8b")
+    backends.check([cheap, smart, bound("smart2", "openai", "guard-8b")])
+    assert backends.for_policy(cheap).model_id == "embedded:"
+    assert backends.for_policy(smart).model_id == "openai:guard-8b"
+    assert built == [("embedded", ""), ("openai", "guard-8b")], "one backend per binding"
+
+
+def test_an_explicit_deployment_backend_overrides_every_pack_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    built: list[tuple[str, str]] = []
+    backends = Backends(lambda b, m: built.append((b, m)) or Named(b), override="cascade")
+    backends.check([bound("p", "embedded", "tiny")])
+    assert built == [("cascade", "tiny")]
+    assert "MODFLEET_CLASSIFIER_BACKEND=cascade overrides it" in caplog.text
+
+
+def test_a_pack_whose_model_is_unknown_is_refused_naming_the_pack() -> None:
+    backends, _ = recording()
+    with pytest.raises(FatalError, match=r"pack odd@.*names model backend 'tpu'"):
+        backends.check([bound("odd", "tpu", "x")])
+
+
+def test_a_pack_whose_model_cannot_be_built_is_refused_at_load() -> None:
+    def build(backend: str, model: str) -> Classifier:
+        raise RecoverableError("no inference_urls configured")
+
+    with pytest.raises(FatalError, match=r"pack llm@.*not available: no inference_urls"):
+        Backends(build).check([bound("llm", "openai", "guard")])
+
+
+def test_settings_route_by_the_pack_unless_the_deployment_says_otherwise() -> None:
+    routed = Backends.from_settings(Settings())
+    assert isinstance(routed.for_policy(bound("p", "embedded", "x")), Classifier)
+    with pytest.raises(FatalError, match="not available"):
+        # An LLM pack on a worker with no inference server configured.
+        routed.check([bound("llm", "openai", "guard")])

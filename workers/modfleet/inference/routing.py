@@ -1,0 +1,108 @@
+"""Each pack chooses its model: the backends a worker's packs need, one per model binding.
+
+A pack's ``model:`` section names the backend and the model its thresholds were calibrated
+for; the worker builds that backend (connection details come from Settings) and scores the
+pack's posts with it, so one fleet can serve a cheap embedded pack for one surface and an LLM
+pack for another. ``MODFLEET_CLASSIFIER_BACKEND``, when set explicitly, overrides every pack's
+backend (a deployment-wide choice, such as putting the cascade in front of an embedded pack);
+the worker logs each pack it overrides. A pack whose backend cannot be built is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from modfleet.errors import FatalError, ModfleetError
+from modfleet.inference.base import Classifier
+
+if TYPE_CHECKING:
+    from modfleet.policy import Policy
+    from modfleet.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# (backend, model) -> a classifier for it
+Build = Callable[[str, str], Classifier]
+BACKENDS = frozenset({"embedded", "openai", "vllm", "cascade"})
+
+
+class Backends:
+    def __init__(self, build: Build, override: str | None = None) -> None:
+        self._build = build
+        self._override = override
+        self._built: dict[tuple[str, str], Classifier] = {}
+        self._fixed: Classifier | None = None
+
+    @classmethod
+    def fixed(cls, classifier: Classifier) -> Backends:
+        """One classifier for every pack: a plugin, or a test's own."""
+        backends = cls(lambda backend, model: classifier)
+        backends._fixed = classifier
+        return backends
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Backends:
+        from modfleet.inference.factory import create_classifier
+
+        if settings.classifier_plugin:
+            return cls.fixed(create_classifier(settings))
+
+        def build(backend: str, model: str) -> Classifier:
+            update: dict[str, object] = {"classifier_backend": backend}
+            if model and "inference_model" not in settings.model_fields_set:
+                update["inference_model"] = model  # the served name is the pack's model id
+            return create_classifier(settings.model_copy(update=update))
+
+        explicit = "classifier_backend" in settings.model_fields_set
+        return cls(build, settings.classifier_backend if explicit else None)
+
+    @property
+    def default(self) -> Classifier | None:
+        return self._fixed
+
+    def for_policy(self, policy: Policy) -> Classifier:
+        if self._fixed is not None:
+            return self._fixed
+        key = self._binding(policy)
+        found = self._built.get(key)
+        if found is None:
+            found = self._built[key] = self._make(key, policy)
+        return found
+
+    def check(self, policies: Iterable[Policy]) -> None:
+        """Build every pack's backend now: a pack whose model is not available is refused
+        when it is loaded, not on its first post."""
+        for policy in policies:
+            self.for_policy(policy)
+
+    def all(self) -> list[Classifier]:
+        return [self._fixed] if self._fixed is not None else list(self._built.values())
+
+    def _binding(self, policy: Policy) -> tuple[str, str]:
+        backend = self._override or policy.model.backend
+        if self._override and self._override != policy.model.backend:
+            log.warning(
+                "pack %s is bound to %s; MODFLEET_CLASSIFIER_BACKEND=%s overrides it",
+                policy.label,
+                policy.model.backend,
+                self._override,
+            )
+        # Embedded models are chosen per category by their labels; one instance serves all.
+        return backend, "" if backend == "embedded" else policy.model.id
+
+    def _make(self, key: tuple[str, str], policy: Policy) -> Classifier:
+        backend, model = key
+        if backend not in BACKENDS:
+            raise FatalError(
+                f"pack {policy.label} names model backend {backend!r}; "
+                f"this worker has {sorted(BACKENDS)}"
+            )
+        try:
+            return self._build(backend, model)
+        except (ModfleetError, ImportError, ValueError) as exc:
+            raise FatalError(
+                f"pack {policy.label}: its model ({backend} {model or 'embedded'}) is not "
+                f"available: {exc}"
+            ) from exc
