@@ -32,7 +32,9 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
 USER 10001:10001
 # faust keeps its (small) state directory in the working directory: it must be writable.
 WORKDIR /var/lib/modfleet
-# /health and /metrics (MODFLEET_WEB_PORT)
+# /health (alive), /ready (in the consumer group, consuming) and /metrics on MODFLEET_WEB_PORT,
+# bound to MODFLEET_WEB_HOST: 127.0.0.1 unless a deployment opens it for probes and scrapes
+# (compose and the chart set 0.0.0.0; the chart's NetworkPolicy then admits only that port).
 EXPOSE 6066
 ENTRYPOINT ["modfleet"]
 CMD ["worker"]

@@ -67,6 +67,12 @@ WRONG_VALUES = [
     (["worker", "settings"], {"inference_api_key": "sk-1"}, "should not be valid"),
     (["worker", "settings"], {"inference_max_in_flight": [1]}, "is not of type"),
     (["worker", "secretSettings"], {"redis_url": {"secretName": "r", "key": "u"}}, "should not"),
+    # the chart sets the cache's HMAC key itself, from a Secret
+    (["worker", "settings"], {"cache_hmac_key": "k" * 32}, "should not be valid"),
+    (["alerts", "lagSource"], "prometheus", "is not one of"),
+    # replaced by minAvailable: a values file that still has it is told so, not ignored
+    (["inference", "pdb", "maxUnavailable"], 1, "Additional properties are not allowed"),
+    (["inference", "apiKey", "key"], "", "should be non-empty"),
 ]
 
 
