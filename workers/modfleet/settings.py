@@ -105,6 +105,16 @@ class Settings(BaseSettings):
 
     # --- Micro-batching and retries -------------------------------------------------------------
     batch_max: int = Field(256, ge=1, le=10_000, description="Most posts in one micro-batch.")
+    batches_in_flight: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description=(
+            "Micro-batches handled at once; more keep an LLM server's continuous batching busy "
+            "(offsets are still committed in order). Records of one post in different batches "
+            "may then be decided out of order."
+        ),
+    )
     batch_within_s: float = Field(
         0.05, gt=0.0, le=10.0, description="Longest wait to fill a micro-batch, in seconds."
     )

@@ -34,6 +34,7 @@ from modfleet.policy.packs import PolicySet, load_policy_set
 from modfleet.settings import Settings
 from modfleet.stream.deliver import deliver, exit_unacked
 from modfleet.stream.infer import BackendDown, Retry
+from modfleet.stream.inflight import InFlight
 from modfleet.stream.observe import BatchObserver
 from modfleet.stream.pages import Liveness, add_pages
 from modfleet.stream.pipeline import Pipeline
@@ -138,6 +139,7 @@ class StreamWorker:
 
     async def _moderate(self, stream: faust.StreamT[bytes]) -> None:
         s = self.settings
+        flight = InFlight(s.batches_in_flight)
         self.liveness.agent_running = True
         try:
             # noack_take() is faust's; its type stubs lag behind and only know take().
@@ -145,8 +147,11 @@ class StreamWorker:
                 s.batch_max, within=s.batch_within_s
             )
             async for events in batches:
-                await self._settle(stream, events)
+                await flight.start(self._settle(stream, events))
         except asyncio.CancelledError:
+            # On shutdown faust cancels the agent: finish the batches in hand, so that what is
+            # committed at the stop has been decided and nothing is decided twice.
+            await flight.drain(s.shutdown_grace_s)
             raise
         except Exception as exc:
             log.critical("the agent failed", exc_info=True)
@@ -160,19 +165,7 @@ class StreamWorker:
 
     async def _settle(self, stream: faust.StreamT[bytes], events: Sequence[EventT[bytes]]) -> None:
         """Decide and deliver the batch, then ack it: acks follow delivery, never precede it."""
-        task = asyncio.ensure_future(self.handle_batch([_record(e) for e in events]))
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            # On shutdown faust cancels the agent: finish the batch in hand, so that what is
-            # committed at the stop has been decided and nothing is decided twice.
-            log.info("stopping: finishing the batch in hand before it is acked")
-            try:
-                await asyncio.wait_for(task, self.settings.shutdown_grace_s)
-            except TimeoutError:
-                exit_unacked("the batch in hand did not finish within shutdown_grace_s")
-            await _ack(stream, events)
-            raise
+        await self.handle_batch([_record(e) for e in events])
         await _ack(stream, events)
 
     async def handle_batch(self, records: Sequence[Record]) -> None:
