@@ -216,12 +216,20 @@ REFUSALS: dict[str, tuple[dict[str, Any], str]] = {
         {"inference": {"enabled": True, "autoscaling": {"enabled": True, "minReplicas": 0}}},
         "inference.autoscaling.minReplicas 0: with no vLLM pod there are no vllm:* series",
     ),
+    "gpu-autoscaling-without-metrics": (
+        {"inference": {"enabled": True, "autoscaling": {"enabled": True}}},
+        "inference.autoscaling scales on vllm:* series that nothing scrapes",
+    ),
     "running-threshold-above-max-num-seqs": (
         {
             "inference": {
                 "enabled": True,
                 "maxNumSeqs": 128,
-                "autoscaling": {"enabled": True, "runningThreshold": 200},
+                "autoscaling": {
+                    "enabled": True,
+                    "runningThreshold": 200,
+                    "seriesSelector": 'job="vllm"',
+                },
             }
         },
         "runningThreshold 200 can never be reached: a replica runs at most "

@@ -210,6 +210,9 @@ secretKeyRef:
 {{- if gt ($i.autoscaling.minReplicas | int) ($i.autoscaling.maxReplicas | int) -}}
 {{- fail (printf "inference.autoscaling.minReplicas %d is above maxReplicas %d" ($i.autoscaling.minReplicas | int) ($i.autoscaling.maxReplicas | int)) -}}
 {{- end -}}
+{{- if not (or .Values.serviceMonitor.enabled $i.autoscaling.seriesSelector) -}}
+{{- fail "inference.autoscaling scales on vllm:* series that nothing scrapes: set serviceMonitor.enabled (Prometheus Operator), or inference.autoscaling.seriesSelector to match how your Prometheus labels vLLM's metrics" -}}
+{{- end -}}
 {{- if ge ($i.autoscaling.runningThreshold | float64) ($i.maxNumSeqs | float64) -}}
 {{- fail (printf "inference.autoscaling.runningThreshold %v can never be reached: a replica runs at most inference.maxNumSeqs %v sequences; set it below" $i.autoscaling.runningThreshold $i.maxNumSeqs) -}}
 {{- end -}}
