@@ -459,3 +459,15 @@ def test_the_runbook_covers_day_two_operations_with_the_charts_own_numbers() -> 
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     minimum = chart["kubeVersion"].removeprefix(">=").split(".0-")[0]
     assert f"| Kubernetes | {minimum} |" in text
+
+
+def test_a_fresh_worker_waits_for_a_vllm_replica_instead_of_dead_lettering(
+    renders: dict[str, Rendered], scenarios: dict[str, Rendered]
+) -> None:
+    pod = _pod(scenarios["gpu-defaults"], WORKER)
+    (wait,) = pod["initContainers"]
+    script = wait["args"][0]
+    assert f'url = "http://{INFERENCE}:8000/health"' in script
+    compile(script, "wait-for-inference", "exec")
+    assert wait["securityContext"]["readOnlyRootFilesystem"] is True
+    assert "initContainers" not in _pod(renders["default"], WORKER)
