@@ -202,6 +202,33 @@ def test_gpu_profile_points_the_workers_at_vllm_with_the_matching_adapter(
     assert vllm["environment"]["USER"] == vllm["environment"]["LOGNAME"] == "vllm"
 
 
+def test_the_gpu_env_file_turns_the_profile_on_and_the_workers_to_vllm(
+    compose: list[str],
+) -> None:
+    result = run_compose(
+        compose,
+        COMPOSE,
+        "--env-file",
+        str(DEPLOY / "gpu.env"),
+        "config",
+        "--format",
+        "json",
+        profiles=[],
+    )
+    assert result.returncode == 0, result.stderr
+    model = json.loads(result.stdout)
+    env = model["services"]["worker"]["environment"]
+    command = model["services"]["vllm"]["command"]
+    assert env["MODFLEET_CLASSIFIER_BACKEND"] == "cascade"
+    assert env["MODFLEET_INFERENCE_URLS"] == "http://vllm:8000/v1"
+    assert env["MODFLEET_INFERENCE_ADAPTER"] == "llama-guard-3"
+    assert command[command.index("--model") + 1] == "meta-llama/Llama-Guard-3-1B"
+    assert model["services"]["worker"]["depends_on"]["vllm"]["condition"] == "service_healthy"
+    lines = (DEPLOY / "gpu.env").read_text().splitlines()
+    names = {line.split("=", 1)[0] for line in lines if line and not line.startswith("#")}
+    assert {n for n in names if n.startswith("MODFLEET_")} <= env_names()
+
+
 def test_without_the_gpu_profile_workers_do_not_wait_for_vllm(compose: list[str]) -> None:
     model = resolved(compose, [])
     assert "vllm" not in model["services"]
