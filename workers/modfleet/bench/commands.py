@@ -83,3 +83,17 @@ def bench(
     click.echo(result.table())
     out.write_bytes(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2))
     click.echo(f"wrote {out}")
+
+
+@bench.command(
+    "llm",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench_llm(args: tuple[str, ...]) -> None:
+    """The LLM tier: server saturated (g), a worker through the fleet (h), h/g (see --help)."""
+    # Delegated, so that the command's options stay with its code and vLLM loads only there.
+    from modfleet.bench.llm import llm
+
+    llm.main(list(args), prog_name="modfleet bench llm")

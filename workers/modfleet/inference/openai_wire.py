@@ -97,6 +97,8 @@ def _chat_logprobs(logprobs: Any) -> Sequence[Mapping[str, float]]:
 
 
 def _completion_logprobs(logprobs: Any) -> Sequence[Mapping[str, float]]:
+    if logprobs and logprobs.get("content"):
+        return _chat_logprobs(logprobs)  # llama.cpp's server answers completions in chat's shape
     if not logprobs or not logprobs.get("top_logprobs"):
         return ()
     return [

