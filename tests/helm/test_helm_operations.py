@@ -471,3 +471,13 @@ def test_a_fresh_worker_waits_for_a_vllm_replica_instead_of_dead_lettering(
     compile(script, "wait-for-inference", "exec")
     assert wait["securityContext"]["readOnlyRootFilesystem"] is True
     assert "initContainers" not in _pod(renders["default"], WORKER)
+
+
+def test_drains_can_evict_workers_that_are_not_ready(helm: Helm) -> None:
+    """During a model outage every worker says not ready; with AlwaysAllow a drain may still
+    evict them (a field Kubernetes has had since 1.27, so opt-in while the chart supports 1.25)."""
+    rendered = helm.render({"worker": {"pdb": {"unhealthyPodEvictionPolicy": "AlwaysAllow"}}})
+    pdb = rendered.one("PodDisruptionBudget", WORKER)
+    (result,) = helm.run({"op": "validate", "documents": [pdb], "versions": ["1.37.0"]})
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    assert result["results"][0]["error"] is None
