@@ -461,7 +461,7 @@ def test_the_runbook_covers_day_two_operations_with_the_charts_own_numbers() -> 
     assert f"| Kubernetes | {minimum} |" in text
 
 
-def test_a_fresh_worker_waits_for_a_vllm_replica_instead_of_dead_lettering(
+def test_a_fresh_worker_joins_the_group_only_once_a_vllm_replica_answers(
     renders: dict[str, Rendered], scenarios: dict[str, Rendered]
 ) -> None:
     pod = _pod(scenarios["gpu-defaults"], WORKER)
