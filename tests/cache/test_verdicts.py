@@ -191,8 +191,9 @@ async def test_a_frozen_redis_is_skipped_then_used_again_after_it_thaws(
     # Not a speed target: far below the 10 s socket timeout means the budget, not Redis, ended it.
     assert time.monotonic() - started < 5
     assert cache.skipping
-    assert counted(metrics, "modfleet_cache_errors_total", {"op": "read"}) == 1
-    assert counted(metrics, "modfleet_cache_skipped_total", {"op": "read"}) == 4
+    # Two slow calls in a row open the breaker; the next three do not even try.
+    assert counted(metrics, "modfleet_cache_errors_total", {"op": "read"}) == 2
+    assert counted(metrics, "modfleet_cache_skipped_total", {"op": "read"}) == 3
     assert counted(metrics, "modfleet_cache_up", {}) == 0
 
     os.kill(own_redis.pid, signal.SIGCONT)

@@ -5,9 +5,11 @@ The cache is an accelerator, never a source of truth:
 - every entry is sealed with the fleet's secret (:mod:`modfleet.cache.seal`); one that fails
   its seal, does not parse or does not fit the pack is a miss, counted by reason, and the post
   is classified again;
-- a call that fails or takes longer than ``cache_budget_s`` opens a breaker: batches skip Redis
-  outright (no waiting at all) while a background probe PINGs it, and the first answer closes
-  the breaker. A frozen Redis (SIGSTOP) thus costs one budget, not a timeout per batch;
+- a call that takes longer than ``cache_budget_s`` is abandoned (a read is all misses); two in
+  a row, or a refused connection, open a breaker: batches skip Redis outright (no waiting at
+  all) while a background probe PINGs it, and the first answer closes the breaker. A frozen
+  Redis (SIGSTOP) thus costs two budgets once, not a timeout per batch. One slow call alone does
+  not open it, because on a busy node the event loop itself can be late by more than a budget;
 - the same probe runs from the start, so ``modfleet_cache_up`` is right before the first batch.
 """
 
@@ -22,6 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from modfleet.cache.seal import Rejected, Sealer
@@ -40,6 +43,9 @@ T = TypeVar("T")
 # v2: sealed entries, keyed by the pack's digest and the backend's cache scope.
 _KEY_PREFIX = "modfleet:verdict:v2"
 _MIN_SECRET_CHARS = 16
+_OPEN_AFTER = 2  # consecutive slow or failed calls that open the breaker
+# A write comes after the decision, so it may wait longer than a read before it is abandoned.
+_WRITE_BUDGET_FACTOR = 4
 # SET key value EX ttl for each key. A pipeline of SETs did the same in one round trip too, but
 # redis-py parses every SET's reply on its own, which made the write a quarter of the cost of a
 # cache-miss batch (docs/benchmarks.md); the script has one reply. EVAL, not EVALSHA, so that a
@@ -84,6 +90,8 @@ class VerdictCache:
         self._metrics = metrics
         self._sealer = Sealer(secret)
         self._budget_s = budget_s
+        self._write_budget_s = max(budget_s, min(probe_timeout_s, _WRITE_BUDGET_FACTOR * budget_s))
+        self._failures = 0  # consecutive
         self._probe_interval_s = probe_interval_s
         self._probe_timeout_s = max(probe_timeout_s, budget_s)
         self._open = False  # breaker: while open, calls skip Redis and the probe retries it
@@ -122,7 +130,7 @@ class VerdictCache:
         if self._client is None or not keys:
             return [None] * len(keys)
         client = self._client
-        raw = await self._guarded("read", lambda: client.mget(keys))
+        raw = await self._guarded("read", lambda: client.mget(keys), self._budget_s)
         if raw is None:
             return [None] * len(keys)
         return [
@@ -137,7 +145,9 @@ class VerdictCache:
         client = self._client
         values = [self._sealer.seal(k, v, packs[k]) for k, v in verdicts.items()]
         await self._guarded(
-            "write", lambda: client.eval(_SET_ALL, len(values), *verdicts, *values, self._ttl_s)
+            "write",
+            lambda: client.eval(_SET_ALL, len(values), *verdicts, *values, self._ttl_s),
+            self._write_budget_s,
         )
 
     async def close(self) -> None:
@@ -165,25 +175,29 @@ class VerdictCache:
             )
         return None
 
-    async def _guarded(self, op: str, call: Callable[[], Awaitable[T]]) -> T | None:
-        """``call()`` within the budget; None when the breaker is open or the call fails."""
+    async def _guarded(
+        self, op: str, call: Callable[[], Awaitable[T]], budget_s: float
+    ) -> T | None:
+        """``call()`` within ``budget_s``; None when the breaker is open or the call fails."""
         if self._open:
             self._metrics.cache_skipped.labels(op=op).inc()
             return None
         try:
-            async with asyncio.timeout(self._budget_s):
+            async with asyncio.timeout(budget_s):
                 result = await call()
         except (TimeoutError, RedisError, OSError) as exc:
-            self._trip(op, exc)
+            self._metrics.cache_errors.labels(op=op).inc()
+            self._failures += 1
+            if self._failures >= _OPEN_AFTER or _refused(exc):
+                self._trip(op, exc, budget_s)
             return None
         self._mark_up()
         return result
 
-    def _trip(self, op: str, exc: Exception) -> None:
-        self._metrics.cache_errors.labels(op=op).inc()
+    def _trip(self, op: str, exc: Exception, budget_s: float) -> None:
         self._metrics.cache_up.set(0)
         if not self._open:
-            why = f"no answer within {self._budget_s:g} s" if isinstance(exc, TimeoutError) else exc
+            why = f"no answer within {budget_s:g} s" if isinstance(exc, TimeoutError) else exc
             log.warning("verdict cache unavailable (%s failed: %s); deciding without it", op, why)
         self._open = True
         if not self._probe_owned and (self._probe is None or self._probe.done()):
@@ -192,6 +206,7 @@ class VerdictCache:
 
     def _mark_up(self) -> None:
         self._last_ok = time.monotonic()
+        self._failures = 0
         self._metrics.cache_up.set(1)
         if self._open:
             log.warning("verdict cache reachable again")
@@ -210,10 +225,17 @@ class VerdictCache:
                 await self._client.ping()
         except (TimeoutError, RedisError, OSError) as exc:
             if not self._open:
-                self._trip("probe", exc)
+                self._metrics.cache_errors.labels(op="probe").inc()
+                self._trip("probe", exc, self._probe_timeout_s)
             self._metrics.cache_up.set(0)
             return
         self._mark_up()
+
+
+def _refused(exc: Exception) -> bool:
+    """Redis said no outright (nothing listening, connection reset): no need to wait for more."""
+    # TimeoutError is an OSError too, but a slow answer is not a refusal.
+    return isinstance(exc, RedisConnectionError | OSError) and not isinstance(exc, TimeoutError)
 
 
 def connect_cache(settings: Settings, metrics: Metrics) -> VerdictCache:
