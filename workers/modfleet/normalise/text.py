@@ -17,6 +17,9 @@ _INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u
 # Remaining C0/C1 controls (tab, newline and CR become spaces below).
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SPACE = re.compile(r"\s+")
+# A right-to-left override displays the characters after it in reverse, up to a pop (PDF) or the
+# end of the line: "\u202etoidi" reads as "idiot". The canonical text is what a reader sees.
+_OVERRIDE = re.compile("\u202e([^\u202a-\u202e\n]*)(?:\u202c|$)", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +30,13 @@ class Normalised:
 
 
 def normalise(text: str, max_chars: int) -> Normalised:
-    """NFKC-fold, strip invisible and control characters, collapse whitespace, cut to max_chars."""
+    """NFKC-fold, undo RTL overrides, strip invisible and control characters, collapse whitespace,
+    cut to max_chars."""
     # Bound the work on hostile multi-megabyte bodies: folding can shrink text, but not by 4x
     # in practice, so a raw cut at 4x the limit keeps every character that could survive.
     raw_cut = len(text) > 4 * max_chars
     canon = unicodedata.normalize("NFKC", text[: 4 * max_chars] if raw_cut else text)
+    canon = _OVERRIDE.sub(lambda m: m.group(1)[::-1], canon)
     canon = _INVISIBLE.sub("", canon)
     canon = _CONTROL.sub("", canon)
     canon = _SPACE.sub(" ", canon).strip()

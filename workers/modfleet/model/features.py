@@ -1,0 +1,140 @@
+"""Text to features: two hashed views of one folded text, stateless and deterministic.
+
+Evasion changes the surface of a word, not its letters in order, so the model reads:
+
+- the *word view*: the text case-folded with look-alike letters folded to Latin (Cyrillic a,
+  Greek omicron, accented e), l33t read as letters inside words that have letters ("1d10t", but
+  not "2024"), and spaced-out letters joined ("i d i o t"), hashed as word 1- and 2-grams;
+- the *squeezed view*: the same text with digits and symbols read as the letters they imitate
+  ("1d10t", "@ss", "$"), then everything but letters removed, hashed as character 3- to 5-grams.
+  Removing spaces makes "i d i o t", "id iot" and "youidiot" share n-grams with "idiot".
+
+Hashing has no vocabulary to fit or ship: the artifact stores only these parameters and the
+weights, and any process that builds the same :class:`Featuriser` gets the same columns.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import scipy.sparse as sp  # type: ignore[import-untyped]
+from sklearn.feature_extraction.text import HashingVectorizer  # type: ignore[import-untyped]
+
+# Letters from other scripts that render like Latin ones; the usual homoglyph substitutions.
+_CONFUSABLE = {  # Cyrillic, Greek, IPA and small-capital look-alikes
+    "\u0430": "a", "\u0432": "b", "\u0441": "c", "\u0501": "d", "\u0435": "e", "\u0451": "e",
+    "\u04bb": "h", "\u0456": "i", "\u0457": "i", "\u0458": "j", "\u043a": "k", "\u043c": "m",
+    "\u043d": "h", "\u043e": "o", "\u0440": "p", "\u0455": "s", "\u0442": "t", "\u0443": "y",
+    "\u0445": "x", "\u04af": "y", "\u051b": "q", "\u051d": "w", "\u0261": "g", "\u0131": "i",
+    "\u0237": "j", "\u2113": "l", "\u03b1": "a", "\u03b2": "b", "\u03b5": "e", "\u03b7": "n",
+    "\u03b9": "i", "\u03ba": "k", "\u03bd": "v", "\u03bf": "o", "\u03c1": "p", "\u03c4": "t",
+    "\u03c5": "u", "\u03c7": "x", "\u03c9": "w", "\u03f2": "c", "\u0475": "v", "\u0251": "a",
+    "\u028b": "v", "\u1d00": "a", "\u0299": "b", "\u1d04": "c", "\u1d05": "d", "\u1d07": "e",
+    "\u0262": "g", "\u029c": "h", "\u026a": "i", "\u1d0a": "j", "\u1d0b": "k", "\u029f": "l",
+    "\u1d0d": "m", "\u0274": "n", "\u1d0f": "o", "\u1d18": "p", "\u0280": "r", "\ua731": "s",
+    "\u1d1b": "t", "\u1d1c": "u", "\u1d20": "v", "\u1d21": "w", "\u028f": "y", "\u1d22": "z",
+}  # fmt: skip
+# Digits and symbols standing in for letters ("l33t"). The word view reads them so only inside
+# words that also have letters, so that "$5" and "3 pm" keep their meaning there.
+_LEET = {
+    "0": "o", "1": "i", "2": "z", "3": "e", "4": "a", "5": "s", "6": "g", "7": "t", "8": "b",
+    "9": "g", "@": "a", "$": "s", "!": "i", "|": "l", "€": "e", "£": "l", "+": "t", "(": "c",
+}  # fmt: skip
+_NOT_LETTER = re.compile(
+    r"[^a-z\u00df-\u024f\u0370-\u03ff\u0400-\u04ff\u0590-\u06ff\u0900-\uffff]+"
+)
+_REPEAT = re.compile(r"(.)\1{2,}")  # "stuuuupid" -> "stuupid": the same n-grams, bounded
+# A word mixing letters with digits or symbols that stand for letters: "1d10t", "b!tch", "$hit".
+_LEET_WORD = re.compile(r"[^\s]*[013457@$!|][^\s]*")
+_LETTER = re.compile(r"[a-z]")
+# Three or more single letters apart: "i d i o t", "s.t.u.p.i.d".
+_SPACED = re.compile(r"(?<!\w)(?:\w[ .*_-]){2,}\w(?!\w)")
+_SEPARATOR = re.compile(r"[ .*_-]")
+
+
+def _accent_table() -> dict[str, str]:
+    # Latin letters with diacritics fold to their base letter, as a reader sees through them.
+    table: dict[str, str] = {}
+    for code in range(0xC0, 0x250):
+        base = unicodedata.normalize("NFKD", chr(code))[:1]
+        if base.isascii() and base.isalpha():
+            table[chr(code)] = base.lower()
+    return table
+
+
+_FOLD = str.maketrans(_accent_table() | _CONFUSABLE)
+_LEET_TABLE = str.maketrans(_LEET)
+
+
+def fold(text: str) -> str:
+    """Case-folded text with look-alike letters replaced by the Latin letters they imitate."""
+    return _REPEAT.sub(r"\1\1", text.casefold().translate(_FOLD))
+
+
+def words(folded: str) -> str:
+    """The word view: l33t words read as letters, spaced-out letters joined."""
+    text = _LEET_WORD.sub(_read_leet, folded)
+    return _SPACED.sub(lambda m: _SEPARATOR.sub("", m.group(0)), text)
+
+
+def _read_leet(match: re.Match[str]) -> str:
+    word = match.group(0)
+    return word.translate(_LEET_TABLE) if _LETTER.search(word) else word
+
+
+def squeeze(folded: str) -> str:
+    """Letters only, l33t read as letters: the view that inserted or removed spaces cannot hide."""
+    return _NOT_LETTER.sub("", folded.translate(_LEET_TABLE))
+
+
+@dataclass(frozen=True)
+class Featuriser:
+    """The hashing parameters, saved in the artifact's card: scoring rebuilds the same columns."""
+
+    word_bits: int = 19
+    char_bits: int = 19
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] = (3, 5)
+
+    @property
+    def n_features(self) -> int:
+        return (1 << self.word_bits) + (1 << self.char_bits)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Featuriser:
+        return cls(
+            word_bits=int(data["word_bits"]),
+            char_bits=int(data["char_bits"]),
+            word_ngrams=(int(data["word_ngrams"][0]), int(data["word_ngrams"][1])),
+            char_ngrams=(int(data["char_ngrams"][0]), int(data["char_ngrams"][1])),
+        )
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """One row per text: the word view's columns, then the squeezed view's."""
+        folded = [fold(t) for t in texts]
+        word_view = [words(f) for f in folded]
+        by_word = self._vectoriser("word", self.word_bits, self.word_ngrams).transform(word_view)
+        squeezed = [squeeze(f) for f in folded]
+        by_char = self._vectoriser("char", self.char_bits, self.char_ngrams).transform(squeezed)
+        return sp.hstack([by_word, by_char], format="csr", dtype="float32")
+
+    @staticmethod
+    def _vectoriser(analyzer: str, bits: int, ngrams: tuple[int, int]) -> HashingVectorizer:
+        return HashingVectorizer(
+            analyzer=analyzer,
+            ngram_range=ngrams,
+            n_features=1 << bits,
+            alternate_sign=False,
+            lowercase=False,  # fold() did it, and more
+            token_pattern=r"(?u)\b\w+\b",  # one-letter words too: "u", "i"
+            norm="l2",
+            binary=True,
+            dtype="float32",
+        )
