@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import pytest
 
 from modfleet.cache import Sealer
-from modfleet.inference import Verdict
+from modfleet.inference import Classifier, Verdict
 from modfleet.policy import Policy
 
 SECRET = b"0123456789abcdef-secret"
@@ -92,3 +93,34 @@ def test_a_sealed_entry_that_does_not_fit_the_pack_is_rejected(
     opened = Sealer(SECRET).open(KEY, _sealed_raw(body), pack)
     assert opened.rejected == "shape"
     assert why in opened.detail
+
+
+class _NoAdapter(Classifier):
+    """A backend that does not frame the pack as a prompt (as the embedded model)."""
+
+    model_id = "scorer-1.0"
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        raise NotImplementedError  # never called: only the scope is under test
+
+
+async def test_a_backends_cache_scope_names_its_model_adapter_and_template() -> None:
+    from modfleet.inference.adapters import GptOssSafeguardAdapter
+    from modfleet.inference.cascade import CascadeClassifier
+    from modfleet.inference.openai_backend import HttpOptions, OpenAICompatibleClassifier
+
+    adapter = GptOssSafeguardAdapter()
+    llm = OpenAICompatibleClassifier(
+        adapter, HttpOptions(urls=("http://127.0.0.1:9/v1",), model="m")
+    )
+    embedded = _NoAdapter()
+    try:
+        scope = llm.cache_scope()
+        assert scope == f"{llm.model_id}|adapter={adapter.name}|template={adapter.template_version}"
+        assert embedded.cache_scope() == embedded.model_id
+        cascade = CascadeClassifier(embedded, llm, 0.2, 0.8)
+        assert embedded.cache_scope() in cascade.cache_scope()
+        assert scope in cascade.cache_scope()
+        assert "0.2-0.8" in cascade.cache_scope()
+    finally:
+        await llm.close()
