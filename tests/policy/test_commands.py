@@ -59,9 +59,10 @@ def test_validate_a_folder_checks_each_pack_and_fails_if_any_fails(tmp_path: Pat
     (tmp_path / "notes.txt").write_text("not a pack", encoding="utf-8")
     code, out, err = _run("validate", str(tmp_path))
     assert code == 1
-    digest = load_policy(default_policy_path()).digest[:12]
+    default = load_policy(default_policy_path())
     good = tmp_path / "good.yml"
-    assert out == f"ok: {good} (default 2026.11.0, digest {digest}, 6 categories)\n"
+    summary = f"default {default.version}, digest {default.digest[:12]}, 6 categories"
+    assert out == f"ok: {good} ({summary})\n"
     assert "broken.yaml:14:" in err
     assert "notes.txt" not in out + err
 

@@ -60,13 +60,11 @@ def test_default_pack_loads_and_is_clean() -> None:
     pack = load_policy(path)
     assert pack.id == "default"
     assert pack.model.backend == "embedded"
-    assert pack.model.id == "alt-profanity-check"
+    assert pack.model.id == "modfleet-embedded"
     expected = {"harassment", "hate", "violence", "sexual", "self_harm", "spam"}
     assert expected <= set(pack.categories)
-    for name in ("violence", "self_harm", "spam"):
-        assert pack.categories[name].model_labels == []
-    for name in ("harassment", "hate"):
-        assert pack.categories[name].model_labels == ["offensive"]
+    for name in expected:  # the shipped model scores every category: none left to the LLM alone
+        assert pack.categories[name].model_labels == [f"modfleet:{name}"]
 
 
 def test_default_pack_examples_show_both_verdicts() -> None:

@@ -1,14 +1,15 @@
 """The cascade: a cheap model first, the LLM only where the cheap one is unsure.
 
-Every text is scored by the first stage (the embedded CPU model). A text whose highest first-
-stage score lies inside the uncertainty band ``[low, high]`` goes to the second stage (the
-LLM); the others keep the first stage's verdict. Each verdict records the stage that decided,
-and the decision carries it (``stage``).
+Every text is scored by the first stage (the embedded CPU model). A text goes to the second
+stage (the LLM) when the first is unsure about *any* category the pack has: a category score
+inside the uncertainty band ``[low, high]``, or a category the first stage gives no score for at
+all. The others keep the first stage's verdict. Each verdict records the stage that decided, and
+the decision carries it (``stage``).
 
-What the band trades away: the embedded model only knows offensive language, so a post it finds
-clearly inoffensive is never shown to the LLM, including for the categories only the LLM can
-score (threats without slurs, self-harm, spam). Widen the band, or use the LLM alone, where
-those matter more than GPU time.
+So the cascade is never blind: a pack category the embedded model cannot score sends every post
+to the LLM (no saving, but nothing unseen), and a post that is clearly harmless on five
+categories and unsure on the sixth still reaches the LLM. What the band trades away is only what
+the first stage is confident about, wrongly.
 """
 
 from __future__ import annotations
@@ -44,13 +45,16 @@ class CascadeClassifier(Classifier):
             f"{self.second.cache_scope()})"
         )
 
-    def uncertain(self, verdict: Verdict) -> bool:
-        score = max(verdict.scores.values(), default=0.0)
-        return self.low <= score <= self.high
+    def uncertain(self, verdict: Verdict, policy: Policy) -> bool:
+        scores = verdict.policy_scores(policy)
+        return any(
+            name not in scores or self.low <= scores[name] <= self.high
+            for name in policy.categories
+        )
 
     async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
         first = await self.first.classify(texts, policy)
-        unsure = [i for i, verdict in enumerate(first) if self.uncertain(verdict)]
+        unsure = [i for i, verdict in enumerate(first) if self.uncertain(verdict, policy)]
         self.texts_seen += len(texts)
         self.texts_escalated += len(unsure)
         second = await self.second.classify([texts[i] for i in unsure], policy) if unsure else []

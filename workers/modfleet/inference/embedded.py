@@ -1,38 +1,77 @@
-"""The default CPU model: alt-profanity-check's linear SVM, shipped inside its wheel.
+"""The CPU tier: the project's own model (a head per policy category), and alt-profanity-check.
 
-It knows one label, ``offensive``; the policy maps that label onto its categories. It runs
-anywhere without a download, which is why the embedded stack and the tests use it.
+Both run anywhere without a download. The project's model ships inside the wheel
+(``modfleet/model/default``, trained by ``modfleet model train``) and reports one score per
+category, labelled ``modfleet:<category>``. alt-profanity-check reports one score,
+``offensive``, and stays selectable: a pack picks a model by the labels its categories map to
+(``model_labels``), and only the models a pack names are run for its posts.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modfleet.errors import FatalError
 from modfleet.inference.base import Classifier, Verdict
+from modfleet.model.artifact import LABEL_PREFIX, EmbeddedModel, load
 
 if TYPE_CHECKING:
     from modfleet.policy import Policy
 
-LABEL = "offensive"
+LABEL = "offensive"  # alt-profanity-check's one label
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "model" / "default"
+
+Scorer = Callable[[list[str]], list[dict[str, float]]]
 
 
 class EmbeddedClassifier(Classifier):
-    def __init__(self) -> None:
-        try:
-            from profanity_check import predict_prob
-        except ImportError as exc:  # pragma: no cover - it is a hard dependency
-            raise FatalError("alt-profanity-check is not installed") from exc
-        self._predict_prob = predict_prob
-        self.model_id = f"alt-profanity-check-{metadata.version('alt-profanity-check')}"
+    def __init__(self, model_dir: Path | None = None) -> None:
+        # Loaded now, not on the first post: a worker that cannot read its model must not start.
+        self.model: EmbeddedModel = load(model_dir or DEFAULT_MODEL)
+        self._profanity: Scorer | None = None
+        version = metadata.version("alt-profanity-check")
+        # Both models' versions: a cached verdict is invalid when either changes.
+        self.model_id = f"{self.model.model_id}+alt-profanity-check-{version}"
 
     async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
         if not texts:
             return []
-        # scikit-learn drops the GIL in its sparse kernels; a thread keeps the event loop (and
-        # with it the Kafka heartbeats) responsive while a large batch is scored.
-        probs = await asyncio.to_thread(self._predict_prob, list(texts))
-        return [Verdict(scores={LABEL: float(p)}) for p in probs]
+        # scikit-learn and scipy drop the GIL in their sparse kernels; a thread keeps the event
+        # loop (and with it the Kafka heartbeats) responsive while a large batch is scored.
+        scores = await asyncio.to_thread(self._score, list(texts), _wanted(policy))
+        return [Verdict(scores=s) for s in scores]
+
+    def _score(self, texts: list[str], wanted: tuple[bool, bool]) -> list[dict[str, float]]:
+        ours, profanity = wanted
+        rows: list[dict[str, float]] = [{} for _ in texts]
+        if ours:
+            rows = self.model.scores(texts)
+        if profanity:
+            for row, p in zip(rows, self._profanity_scorer()(texts), strict=True):
+                row |= p
+        return rows
+
+    def _profanity_scorer(self) -> Scorer:
+        if self._profanity is None:
+            try:
+                from profanity_check import predict_prob
+            except ImportError as exc:  # pragma: no cover - it is a hard dependency
+                raise FatalError("alt-profanity-check is not installed") from exc
+            self._profanity = lambda texts: [{LABEL: float(p)} for p in predict_prob(texts)]
+        return self._profanity
+
+
+def _wanted(policy: Policy) -> tuple[bool, bool]:
+    """(run our model, run alt-profanity-check) for this pack's model labels.
+
+    A pack that names neither gets our model's scores: it maps none of them, but a verdict with
+    every category's score is what the cascade and the reports need to see it is unscored.
+    """
+    labels = {label for c in policy.categories.values() for label in c.model_labels}
+    profanity = LABEL in labels
+    ours = any(label.startswith(LABEL_PREFIX) for label in labels) or not profanity
+    return ours, profanity

@@ -19,6 +19,9 @@ _GAPS = """\
   functional set.
 - Harassment's positives are partly proxies (HateXplain "offensive"): untargeted profanity scores
   higher than it should; the default pack's thresholds are set against that.
+- Threats without a violent verb ("you are dead tonight") score low: the violence head knows
+  the verbs of its few hundred examples.
+- The evasion figures use the same kinds of obfuscation as the training copies (on other texts).
 - English only."""
 
 
@@ -53,7 +56,12 @@ def render_card(card: Mapping[str, Any]) -> str:
     lines += _evasion(card.get("evasion", {}))
     lines += ["", "## Data", "", "| source | licence |", "|---|---|"]
     lines += [f"| {name} | {licence} |" for name, licence in card["sources"].items()]
-    lines += ["", "Training rows per head and source (positives / negatives):", ""]
+    lines += [
+        "",
+        "Training rows per head and source (positives / negatives; a fifth of them are "
+        "obfuscated copies of the others):",
+        "",
+    ]
     for name, m in card["metrics"].items():
         parts = [f"{s} {c['positives']}/{c['negatives']}" for s, c in m["sources"].items()]
         lines.append(f"- **{name}**: {'; '.join(parts)}")

@@ -1,0 +1,52 @@
+"""The embedded CPU tier: the shipped model scores every category; alt-profanity-check stays
+selectable by the pack."""
+
+from __future__ import annotations
+
+import pytest
+
+from modfleet.inference.embedded import LABEL, EmbeddedClassifier
+from modfleet.policy import Policy
+
+
+@pytest.fixture(scope="module")
+def embedded() -> EmbeddedClassifier:
+    return EmbeddedClassifier()
+
+
+async def test_the_default_pack_gets_a_score_for_every_category(
+    embedded: EmbeddedClassifier, policy: Policy
+) -> None:
+    threat, news = await embedded.classify(
+        ["I'm going to stab you tonight", "Police report a stabbing downtown last night"], policy
+    )
+    scores = threat.policy_scores(policy)
+    assert set(scores) == set(policy.categories)  # none unscored
+    assert LABEL not in threat.scores  # alt-profanity-check is not run for this pack
+    assert scores["violence"] == max(scores.values()) > 0.5
+    assert news.policy_scores(policy)["violence"] < 0.2
+
+
+async def test_a_pack_mapping_offensive_gets_alt_profanity_check_only(
+    embedded: EmbeddedClassifier, small_policy: Policy
+) -> None:
+    # llm_policy.yaml maps harassment to "offensive" and nothing to our labels.
+    verdicts = await embedded.classify(["you are a fucking idiot", "lovely day"], small_policy)
+    assert [set(v.scores) for v in verdicts] == [{LABEL}, {LABEL}]
+    assert verdicts[0].scores[LABEL] > 0.9 > verdicts[1].scores[LABEL]
+
+
+async def test_obfuscated_abuse_scores_like_the_plain_text(
+    embedded: EmbeddedClassifier, policy: Policy
+) -> None:
+    plain = "you are a pathetic worthless idiot"
+    disguised = "y0u 4re a p a t h e t i c w\u200borthless \u0456d\u0456\u043et"
+    a, b = await embedded.classify([plain, disguised], policy)
+    harassment_a, harassment_b = (v.policy_scores(policy)["harassment"] for v in (a, b))
+    assert harassment_b > 0.5 * harassment_a > 0.2
+
+
+def test_the_model_id_names_both_models(embedded: EmbeddedClassifier) -> None:
+    # Cache keys carry it: a new version of either model must not reuse old verdicts.
+    assert embedded.model_id.startswith("modfleet-embedded-")
+    assert "+alt-profanity-check-" in embedded.model_id
