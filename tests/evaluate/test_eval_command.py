@@ -21,7 +21,7 @@ def test_eval_writes_json_markdown_and_plot(
     out = tmp_path / "out"
     result = _eval(hand_csv, "--policy", pack_path, "--out", out, "--source", "written for tests")
     assert result.exit_code == 0, result.output
-    assert "| harassment | 4 | 4 | 0.750 | 0.750 | **0.750** | 0.875 |" in result.stdout
+    assert "| harassment | 4 | 4 | 0.750 | 0.750 | **0.750** | 0.250 | 0.875 |" in result.stdout
     assert "texts/s" in result.stdout
 
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
@@ -69,7 +69,7 @@ def test_field_mapping_flags(tmp_path: Path, pack_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     saved = json.loads((tmp_path / "o" / "report.json").read_text(encoding="utf-8"))
-    assert saved["data"]["fields"]["labels"] == {"harassment": "abuse"}
+    assert saved["data"]["fields"]["labels"] == {"harassment": ["abuse"]}
     assert saved["metrics"]["harassment"]["f1"] == 1.0
 
 
@@ -105,6 +105,6 @@ def test_eval_runs_the_embedded_model_by_default(
     result = _eval(data, "--out", tmp_path / "o")
     assert result.exit_code == 0, result.output
     saved = json.loads((tmp_path / "o" / "report.json").read_text(encoding="utf-8"))
-    assert saved["model"].startswith("alt-profanity-check")
+    assert saved["model"].startswith("modfleet-embedded-")
     assert saved["policy"]["id"] == "default"
     assert saved["metrics"]["flagged"]["f1"] == 1.0

@@ -14,7 +14,7 @@ from modfleet.cli_common import load_settings
 from modfleet.errors import ModfleetError
 from modfleet.evaluate.data import FieldMap, LabelledSet, read_labelled
 from modfleet.evaluate.gate import failures, format_results, run_gate
-from modfleet.evaluate.metrics import DEFAULT_FLAG_ACTIONS
+from modfleet.evaluate.metrics import DEFAULT_FLAG_ACTIONS, Spec, below, parse_fail_under
 from modfleet.evaluate.report import Report, metrics_table, write_report
 from modfleet.evaluate.run import evaluate
 from modfleet.inference import create_classifier
@@ -48,8 +48,21 @@ _FLAG_DEFAULT = "label,restrict,escalate,remove"
     "category_fields",
     multiple=True,
     metavar="CATEGORY[=FIELD]",
-    help="A per-category label field (repeatable). Without label options: a 'flagged' field, "
-    "fields named like the pack's categories, or the only field besides the text.",
+    help="A per-category label field (repeatable; a category given several fields is positive "
+    "if any is). Without label options: a 'flagged' field, fields named like the pack's "
+    "categories, or the only field besides the text.",
+)
+@click.option(
+    "--group-field",
+    help="Also report metrics per value of this field (a functionality, a target group).",
+)
+@click.option(
+    "--fail-under",
+    "fail_under",
+    multiple=True,
+    metavar="[LABEL.]METRIC=VALUE",
+    help="Exit 3 if a metric (precision, recall, f1, roc_auc, average_precision) of any label, "
+    "or of LABEL, is below VALUE; for CI. Repeatable.",
 )
 @click.option(
     "--positive-value",
@@ -80,6 +93,8 @@ def eval_command(
     text_field: str,
     label_field: str | None,
     category_fields: tuple[str, ...],
+    group_field: str | None,
+    fail_under: tuple[str, ...],
     positive_values: tuple[str, ...],
     positive_min: float | None,
     sep: str | None,
@@ -93,9 +108,11 @@ def eval_command(
 ) -> None:
     """Measure a policy pack and model on a labelled JSONL or CSV file.
 
-    Prints per-label precision, recall, F1 and ROC-AUC, and writes report.json, report.md and a
-    precision-recall plot into --out. Unusable rows are listed with their line numbers.
+    Prints per-label precision, recall, F1, false-flag rate and ROC-AUC, and writes report.json,
+    report.md, rows.jsonl (every row's scores and action) and a precision-recall plot into
+    --out. Unusable rows are listed with their line numbers.
     """
+    minimums = [_fail_spec(spec) for spec in fail_under]
     settings = load_settings()
     fields = FieldMap(
         text=text_field,
@@ -103,6 +120,7 @@ def eval_command(
         categories=_category_fields(category_fields),
         positive=frozenset(v.strip() for v in positive_values),
         positive_min=positive_min,
+        group=group_field,
     )
     actions = _flag_actions(flag_actions)
     pack_path = policy_path or settings.policy_path
@@ -118,6 +136,11 @@ def eval_command(
     report = _run(labelled, pack, pack_path, settings, batch, actions, title, source)
     written = _guard(lambda: write_report(report, out or Path("eval-reports") / data.stem))
     _echo_summary(report, written)
+    failed = below(report.metrics, minimums)
+    for line in failed:
+        click.echo(f"fail-under: {line}", err=True)
+    if failed:
+        sys.exit(3)
 
 
 def _run(
@@ -171,14 +194,22 @@ def _load_pack(path: Path) -> Policy:
         sys.exit(1)
 
 
-def _category_fields(specs: Sequence[str]) -> dict[str, str]:
-    fields: dict[str, str] = {}
+def _category_fields(specs: Sequence[str]) -> dict[str, str | tuple[str, ...]]:
+    fields: dict[str, tuple[str, ...]] = {}
     for spec in specs:
         category, _, name = spec.partition("=")
         if not category.strip():
             raise click.BadParameter(f"{spec!r}: expected CATEGORY or CATEGORY=FIELD")
-        fields[category.strip()] = name.strip() or category.strip()
-    return fields
+        key = category.strip()
+        fields[key] = (*fields.get(key, ()), name.strip() or key)
+    return {key: names[0] if len(names) == 1 else names for key, names in fields.items()}
+
+
+def _fail_spec(spec: str) -> Spec:
+    try:
+        return parse_fail_under(spec)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fail-under") from exc
 
 
 def _flag_actions(spec: str) -> frozenset[Action]:

@@ -1,8 +1,10 @@
 """Labelled files: JSONL or CSV rows of a text and its labels, mapped onto a policy by field name.
 
-A label is either per category (a field named like the category, or mapped to one) or a single
-``flagged`` label that says the post breaks the pack at all. Rows that cannot be used are kept as
-:class:`BadRow` with their line number, so a report can say exactly what it left out and why.
+A label is either per category (a field named like the category, or mapped to one or several:
+any positive one makes it positive) or a single ``flagged`` label that says the post breaks the
+pack at all. A row without a label for some category is used for the others; rows that cannot
+be used at all are kept as :class:`BadRow` with their line number, so a report can say exactly
+what it left out and why.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from typing import Any, TextIO
 from modfleet.errors import FatalError
 from modfleet.policy.model import FLAGGED, Policy
 
-_TRUE = frozenset({"true", "yes", "y", "t", "1", "1.0"})
-_FALSE = frozenset({"false", "no", "n", "f", "0", "0.0"})
+_TRUE = frozenset({"true", "yes", "y", "t", "1", "1.0", "unsafe"})
+_FALSE = frozenset({"false", "no", "n", "f", "0", "0.0", "safe"})
 _JSONL = frozenset({".jsonl", ".ndjson"})
 Record = dict[str, Any]
 
@@ -30,23 +32,32 @@ class FieldMap:
 
     text: str = "text"
     flagged: str | None = None
-    categories: Mapping[str, str] = field(default_factory=dict)  # category -> field
-    # Values that mean "violates", in any case; empty: yes/no, true/false, 1/0.
+    # category -> its field, or several fields (positive if any is)
+    categories: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
+    # Values that mean "violates", in any case; empty: yes/no, true/false, 1/0, unsafe/safe.
     positive: frozenset[str] = frozenset()
     # Numeric labels at or above this are positive (scores such as Ethos' isHate).
     positive_min: float | None = None
+    group: str | None = None  # a field whose values get metrics of their own (--group-field)
 
-    def label_fields(self) -> dict[str, str]:
-        """Evaluation label -> field, ``flagged`` first."""
-        labels = {FLAGGED: self.flagged} if self.flagged else {}
-        return labels | dict(self.categories)
+    def label_fields(self) -> dict[str, tuple[str, ...]]:
+        """Evaluation label -> its fields, ``flagged`` first."""
+        labels = {FLAGGED: (self.flagged,)} if self.flagged else {}
+        return labels | {
+            name: (fields,) if isinstance(fields, str) else tuple(fields)
+            for name, fields in self.categories.items()
+        }
+
+    def all_label_fields(self) -> list[str]:
+        return list(dict.fromkeys(f for fields in self.label_fields().values() for f in fields))
 
 
 @dataclass(frozen=True)
 class Row:
     line: int
     text: str
-    labels: dict[str, bool]
+    labels: dict[str, bool]  # only the labels the row has: a missing one is left out, not False
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,7 @@ def read_labelled(
     resolved = _resolve_positive(resolve_fields(fields, columns, policy, path), records, path)
     rows: list[Row] = []
     bad: list[BadRow] = []
-    values: dict[str, Counter[str]] = {f: Counter() for f in resolved.label_fields().values()}
+    values: dict[str, Counter[str]] = {f: Counter() for f in resolved.all_label_fields()}
     for line, record in records:
         parsed = record if isinstance(record, BadRow) else _row(line, record, resolved, values)
         if isinstance(parsed, BadRow):
@@ -93,7 +104,7 @@ def read_labelled(
 def resolve_fields(fields: FieldMap, columns: list[str], policy: Policy, path: Path) -> FieldMap:
     """``fields`` with its label fields found; a clear error when a named field is missing."""
     have = ", ".join(columns) or "(none)"
-    for name in [fields.text, *fields.label_fields().values()]:
+    for name in [fields.text, *fields.all_label_fields(), *filter(None, [fields.group])]:
         if name not in columns:
             raise FatalError(f"{path}: no field {name!r}; the fields are: {have}")
     unknown = sorted(set(fields.categories) - set(policy.categories))
@@ -118,7 +129,7 @@ def _guess_labels(fields: FieldMap, columns: list[str], policy: Policy, path: Pa
             f"{path}: cannot tell which field holds the labels (fields: {', '.join(columns)}); "
             "pass --label-field or --category-field"
         )
-    return FieldMap(fields.text, flagged, categories, fields.positive, fields.positive_min)
+    return replace(fields, flagged=flagged, categories=categories)
 
 
 def _resolve_positive(fields: FieldMap, records: list[Parsed], path: Path) -> FieldMap:
@@ -129,7 +140,7 @@ def _resolve_positive(fields: FieldMap, records: list[Parsed], path: Path) -> Fi
     """
     if fields.positive or fields.positive_min is not None:
         return fields
-    for name in fields.label_fields().values():
+    for name in fields.all_label_fields():
         values = {
             str(record[name]).strip()
             for _, record in records
@@ -165,14 +176,24 @@ def _row(
         what = "is empty" if text is None or isinstance(text, str) else "is not text"
         return BadRow(line, f"field {fields.text!r} {what}")
     labels: dict[str, bool] = {}
-    for label, name in fields.label_fields().items():
-        raw = record.get(name)
-        values[name][_plain(raw)] += 1
-        parsed = _label(raw, fields)
-        if parsed is None:
-            return BadRow(line, f"field {name!r}: {_display(raw)} {_label_hint(fields)}")
-        labels[label] = parsed
-    return Row(line, text, labels)
+    for label, names in fields.label_fields().items():
+        found: list[bool] = []
+        for name in names:
+            raw = record.get(name)
+            values[name][_plain(raw)] += 1
+            if _plain(raw) == "(empty)":
+                continue  # no label for this category: the row still counts for the others
+            parsed = _label(raw, fields)
+            if parsed is None:
+                return BadRow(line, f"field {name!r}: {_display(raw)} {_label_hint(fields)}")
+            found.append(parsed)
+        if found:
+            labels[label] = any(found)
+    if not labels:
+        empty = ", ".join(repr(n) for n in fields.all_label_fields())
+        return BadRow(line, f"field {empty}: empty, so the row has no label at all")
+    group = None if fields.group is None else _plain(record.get(fields.group))
+    return Row(line, text, labels, group)
 
 
 def _label(raw: Any, fields: FieldMap) -> bool | None:
@@ -235,9 +256,10 @@ def _records(path: Path, sep: str | None, fmt: str) -> tuple[list[str], list[Par
 
 def _jsonl(handle: TextIO) -> tuple[list[str], list[Parsed]]:
     parsed = [(n, _json_object(n, text)) for n, text in enumerate(handle, start=1) if text.strip()]
-    # JSON rows carry their own names; the first good row stands for the header.
-    first = next((r for _, r in parsed if not isinstance(r, BadRow)), {})
-    return list(first), parsed
+    # JSON rows carry their own names, and a field may be missing from some: every name any row
+    # uses, in the order first seen, stands for the header.
+    names = (name for _, r in parsed if not isinstance(r, BadRow) for name in r)
+    return list(dict.fromkeys(names)), parsed
 
 
 def _json_object(line: int, text: str) -> Record | BadRow:

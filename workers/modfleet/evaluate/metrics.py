@@ -3,7 +3,9 @@
 Precision, recall and F1 are those of the pack's actual decisions (flagged = an action in
 ``flag_actions``). ROC-AUC, average precision and the best-F1 threshold need scores, so they are
 only given where the model scored the category; a category it does not score is reported as
-unscored, never as a row of zeros that would read as "the model misses everything".
+unscored, never as a row of zeros that would read as "the model misses everything". Each label
+is measured on the rows that have it; the false-flag rate (flagged negatives / negatives) is
+given even for a set of benign posts only, where nothing else is defined.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class LabelMetrics:
     recall: float | None = None
     f1: float | None = None
     confusion: Confusion | None = None
+    false_flag_rate: float | None = None  # of the negatives, the share the pack flagged
     roc_auc: float | None = None
     average_precision: float | None = None
     best: Best | None = None
@@ -75,21 +78,25 @@ def evaluate_labels(
     policy: Policy,
     flag_actions: Collection[Action] = DEFAULT_FLAG_ACTIONS,
 ) -> list[LabelMetrics]:
-    """Metrics for every label the rows carry, ``flagged`` first."""
-    labels = list(rows[0].labels) if rows else []
+    """Metrics for every label any row carries, ``flagged`` first."""
+    seen = dict.fromkeys(label for row in rows for label in row.labels)
+    labels = sorted(seen, key=lambda label: label != FLAGGED)  # stable: the rest as first seen
     return [_for_label(label, rows, scored, policy, frozenset(flag_actions)) for label in labels]
 
 
 def _for_label(
     label: str, rows: Sequence[Row], scored: Scored, policy: Policy, flag: frozenset[Action]
 ) -> LabelMetrics:
-    truth = [row.labels[label] for row in rows]
+    # Only the rows labelled for it: a row without this label still counts for the others.
+    have = [i for i, row in enumerate(rows) if label in row.labels]
+    truth = [rows[i].labels[label] for i in have]
+    judgements = [scored.judgements[i] for i in have]
     if label == FLAGGED:
-        scores = [max(s.values()) if s else None for s in scored.scores]
-        predicted = [j.action in flag for j in scored.judgements]
+        scores = [max(s.values()) if s else None for s in (scored.scores[i] for i in have)]
+        predicted = [j.action in flag for j in judgements]
     else:
-        scores = [s.get(label) for s in scored.scores]
-        predicted = [j.per_category.get(label, "allow") in flag for j in scored.judgements]
+        scores = [scored.scores[i].get(label) for i in have]
+        predicted = [j.per_category.get(label, "allow") in flag for j in judgements]
     unscored = _unscored_note(label, scores, policy)
     if unscored:
         return LabelMetrics(label, sum(truth), len(truth) - sum(truth), scored=False, note=unscored)
@@ -123,19 +130,23 @@ def label_metrics(
         "recall": float(recall),
         "f1": float(f1),
         "confusion": Confusion(tp=tp, fp=fp, fn=fn, tn=tn),
+        "false_flag_rate": fp / (fp + tn) if fp + tn else None,
     }
     if positives in (0, len(y)):
         note = "only one class in the labels: ROC-AUC and the best threshold are undefined"
         return LabelMetrics(label, positives, len(y) - positives, True, note, **common)
+    curve = _curve_and_best(y, s)
+    note = "" if curve["best"] else "no best-F1 threshold: the best F1 comes from flagging all"
     return LabelMetrics(
         label,
         positives,
         len(y) - positives,
         scored=True,
+        note=note,
         roc_auc=float(roc_auc_score(y, s)),
         average_precision=float(average_precision_score(y, s)),
         **common,
-        **_curve_and_best(y, s),
+        **curve,
     )
 
 
@@ -146,5 +157,38 @@ def _curve_and_best(y: np.ndarray[Any, Any], s: np.ndarray[Any, Any]) -> dict[st
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.where(p + r > 0, 2 * p * r / (p + r), 0.0)
     i = int(np.argmax(f1))  # ties: the lowest threshold, which catches the most
-    best = Best(float(thresholds[i]), float(p[i]), float(r[i]), float(f1[i]))
+    # At or below the lowest score, the threshold flags every row: that is no threshold to use.
+    flags_all = float(thresholds[i]) <= float(s.min())
+    best = None if flags_all else Best(float(thresholds[i]), float(p[i]), float(r[i]), float(f1[i]))
     return {"best": best, "curve": (precision.tolist(), recall.tolist())}
+
+
+Spec = tuple[str | None, str, float]  # (label or None for every label, metric, minimum)
+FAIL_METRICS = ("precision", "recall", "f1", "roc_auc", "average_precision")
+
+
+def parse_fail_under(spec: str) -> Spec:
+    """``METRIC=VALUE`` (every scored label) or ``LABEL.METRIC=VALUE``."""
+    name, _, value = spec.partition("=")
+    label, _, metric = name.strip().rpartition(".")
+    if metric not in FAIL_METRICS:
+        raise ValueError(f"{spec!r}: the metric must be one of {', '.join(FAIL_METRICS)}")
+    try:
+        minimum = float(value)
+    except ValueError:
+        raise ValueError(f"{spec!r}: {value!r} is not a number") from None
+    return (label or None, metric, minimum)
+
+
+def below(metrics: Sequence[LabelMetrics], specs: Sequence[Spec]) -> list[str]:
+    """Each (label, metric) under its minimum, as a line; a named label that is missing too."""
+    failed = []
+    for label, metric, minimum in specs:
+        chosen = [m for m in metrics if label in (None, m.label)]
+        if label is not None and not any(m.scored for m in chosen):
+            failed.append(f"{label}.{metric}: not measured (no such scored label)")
+        for m in chosen:
+            value = getattr(m, metric)
+            if m.scored and value is not None and value < minimum:
+                failed.append(f"{m.label}.{metric} = {value:.3f} < {minimum:g}")
+    return failed

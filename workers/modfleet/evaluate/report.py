@@ -1,12 +1,12 @@
 """An evaluation's results as files: ``report.json`` for machines, ``report.md`` and ``pr.png``
-for people."""
+for people, and ``rows.jsonl``: every row's scores, action and labels, to see why."""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from modfleet.evaluate.plot import MISSING, plot_available, pr_plot
 from modfleet.evaluate.scoring import Scored
 from modfleet.policy.model import SEVERITY, Action, Policy
 
-JSON_NAME, MARKDOWN_NAME, PLOT_NAME = "report.json", "report.md", "pr.png"
+JSON_NAME, MARKDOWN_NAME, PLOT_NAME, ROWS_NAME = "report.json", "report.md", "pr.png", "rows.jsonl"
 _BAD_ROWS_SHOWN = 50
 
 
@@ -33,6 +33,7 @@ class Report:
     batch_size: int
     scored: Scored
     metrics: list[LabelMetrics]
+    groups: dict[str, list[LabelMetrics]] = field(default_factory=dict)  # --group-field value
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,15 +57,39 @@ class Report:
                 "truncated": self.scored.truncated,
             },
             "metrics": {m.label: m.to_json() for m in self.metrics},
+            "groups": {
+                value: {m.label: m.to_json() for m in metrics}
+                for value, metrics in self.groups.items()
+            },
         }
+
+    def row_records(self) -> list[dict[str, Any]]:
+        """Per row: where it is, its labels, the pack's scores and action."""
+        return [
+            {
+                "line": row.line,
+                "text": row.text,
+                "group": row.group,
+                "labels": row.labels,
+                "scores": {k: round(v, 6) for k, v in scores.items()},
+                "action": judgement.action,
+                "per_category": judgement.per_category,
+            }
+            for row, scores, judgement in zip(
+                self.data.rows, self.scored.scores, self.scored.judgements, strict=True
+            )
+        ]
 
 
 def write_report(report: Report, out: Path) -> list[Path]:
     """Write the report's files into ``out`` (created if need be); the paths written."""
     out.mkdir(parents=True, exist_ok=True)
-    written = [out / JSON_NAME, out / MARKDOWN_NAME]
+    written = [out / JSON_NAME, out / MARKDOWN_NAME, out / ROWS_NAME]
     data = report.to_json()
     written[0].write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    with written[2].open("w", encoding="utf-8") as rows:
+        for record in report.row_records():
+            rows.write(json.dumps(record, ensure_ascii=False) + "\n")
     plotted = plot_available() and pr_plot(report.metrics, out / PLOT_NAME, _plot_title(report))
     if plotted:
         written.append(out / PLOT_NAME)
@@ -75,6 +100,8 @@ def write_report(report: Report, out: Path) -> list[Path]:
 def markdown(report: Report, data: dict[str, Any], *, plotted: bool) -> str:
     lines = [f"# {report.title}", "", *_summary(report, data), ""]
     lines += ["## Results", "", *metrics_table(report.metrics), ""]
+    for value, metrics in report.groups.items():
+        lines += [f"### {report.data.fields.group} = {value}", "", *metrics_table(metrics), ""]
     lines += ["## Confusion matrices", "", *_confusion_table(report.metrics), ""]
     lines += ["## Precision and recall", ""]
     if plotted:
@@ -87,17 +114,18 @@ def markdown(report: Report, data: dict[str, Any], *, plotted: bool) -> str:
 
 def metrics_table(metrics: Sequence[LabelMetrics]) -> list[str]:
     lines = [
-        "| label | positives | negatives | precision | recall | F1 | ROC-AUC | avg precision "
-        "| best-F1 threshold (P / R / F1) |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|---|",
+        "| label | positives | negatives | precision | recall | F1 | false flags | ROC-AUC "
+        "| avg precision | best-F1 threshold (P / R / F1) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for m in metrics:
         if not m.scored:
-            lines.append(f"| {m.label} | {m.positives} | {m.negatives} | {m.note} ||||||")
+            lines.append(f"| {m.label} | {m.positives} | {m.negatives} | {m.note} |||||||")
             continue
         lines.append(
             f"| {m.label} | {m.positives} | {m.negatives} | {_n(m.precision)} | {_n(m.recall)} "
-            f"| **{_n(m.f1)}** | {_n(m.roc_auc)} | {_n(m.average_precision)} | {_best(m)} |"
+            f"| **{_n(m.f1)}** | {_n(m.false_flag_rate)} | {_n(m.roc_auc)} "
+            f"| {_n(m.average_precision)} | {_best(m)} |"
         )
     return lines
 
@@ -109,7 +137,10 @@ def _best(m: LabelMetrics) -> str:
 
 def _summary(report: Report, data: dict[str, Any]) -> list[str]:
     d, t = data["data"], data["throughput"]
-    fields = ", ".join(f"`{label}` ← `{name}`" for label, name in d["fields"]["labels"].items())
+    fields = ", ".join(
+        f"`{label}` ← {' or '.join(f'`{n}`' for n in names)}"
+        for label, names in d["fields"]["labels"].items()
+    )
     lines = [f"- **Source**: {report.source}"] if report.source else []
     lines += [
         f"- **Data**: `{d['path']}`: {d['evaluated']} rows evaluated{_left_out(d)}.",
@@ -181,6 +212,7 @@ def _data_json(data: LabelledSet) -> dict[str, Any]:
             "labels": f.label_fields(),
             "positive_values": sorted(f.positive),
             "positive_min": f.positive_min,
+            "group": f.group,
         },
         "label_values": data.values,
     }

@@ -26,6 +26,15 @@ class Scored:
     def texts_per_s(self) -> float:
         return len(self.scores) / self.seconds if self.seconds > 0 else 0.0
 
+    def subset(self, rows: Sequence[int]) -> Scored:
+        """These rows only (for per-group metrics); the timing is the whole run's."""
+        return Scored(
+            [self.scores[i] for i in rows],
+            [self.judgements[i] for i in rows],
+            self.seconds,
+            self.truncated,
+        )
+
 
 def score_texts(
     classifier: Classifier,
