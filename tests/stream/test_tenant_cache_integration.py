@@ -228,6 +228,12 @@ async def test_forged_and_corrupted_entries_are_misses_counted_and_reclassified(
     forged_text, corrupted_text = (f"{RUDE[0]} ({tag} {n})" for n in ("forged", "corrupted"))
     client = redis.Redis.from_url(redis_url)
     with worker_process(settings, tmp_path / "w.log"):
+        # Before any post: the worker has already asked Redis, so the gauge is not a default 0.
+        for _ in range(50):
+            if "modfleet_cache_up 1.0" in scrape(settings):
+                break
+            await asyncio.sleep(0.1)
+        assert "modfleet_cache_up 1.0" in scrape(settings)
         first = await decide(
             settings,
             [encode(post(f"1-{n}", t)) for n, t in enumerate((forged_text, corrupted_text))],
