@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from modfleet.cache.seal import Rejected, Sealer
+from modfleet.cache.seal import Opened, Rejected, Sealer
 from modfleet.errors import FatalError
 from modfleet.inference.base import Verdict
 from modfleet.metrics import Metrics
@@ -160,7 +160,10 @@ class VerdictCache:
             await self._client.aclose()
 
     def _open_entry(self, key: str, raw: bytes | str, pack: Policy) -> Verdict | None:
-        opened = self._sealer.open(key, raw, pack)
+        try:
+            opened = self._sealer.open(key, raw, pack)
+        except Exception as exc:  # noqa: BLE001 - one entry costs one miss, never the batch
+            opened = Opened(None, "unreadable", f"{type(exc).__name__}")
         if opened.rejected is None:
             return opened.verdict
         self._metrics.cache_rejected.labels(reason=opened.rejected).inc()
