@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from modfleet.cache import Sealer
 from modfleet.inference import Classifier, Verdict
@@ -61,7 +64,7 @@ def test_a_truncated_entry_is_rejected(pack: Policy) -> None:
 def _sealed_raw(body: dict[str, Any]) -> bytes:
     """An entry with a valid seal around any body, as a writer with the secret could make."""
     sealer = Sealer(SECRET)
-    payload = orjson.dumps(body)
+    payload = json.dumps(body).encode()  # big integers and NaN too, unlike orjson
     return sealer._mac(KEY, payload).encode() + b"." + payload
 
 
@@ -124,3 +127,29 @@ async def test_a_backends_cache_scope_names_its_model_adapter_and_template() -> 
         assert "0.2-0.8" in cascade.cache_scope()
     finally:
         await llm.close()
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    raw=st.binary(max_size=512),
+    body=_JSON | st.fixed_dictionaries({"verdict": _JSON, "scored": _JSON}),
+)
+def test_no_bytes_in_redis_can_raise_or_pass_unsealed(pack: Policy, raw: bytes, body: Any) -> None:
+    sealer = Sealer(SECRET)
+    assert sealer.open(KEY, raw, pack).verdict is None  # without the secret, never a verdict
+    # Even a sealed body (a writer with the secret, and a bug) opens as a verdict or a reason,
+    # never as an exception.
+    payload = json.dumps(body).encode()  # big integers and NaN too, unlike orjson
+    opened = sealer.open(KEY, sealer._mac(KEY, payload).encode() + b"." + payload, pack)
+    assert (opened.verdict is None) == (opened.rejected is not None)
