@@ -19,6 +19,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -161,10 +162,21 @@ class VLLMServer:
         return self.url.removesuffix("/v1") + "/metrics"
 
     def kill(self) -> None:
-        """Stop it abruptly, as a crashed or evicted server goes."""
-        if self.proc.poll() is None:
-            self.proc.kill()
+        """Stop it abruptly, as a crashed or evicted server goes: its engine process too."""
+        self._signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        self._signal(signal.SIGTERM)
+        try:
             self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def _signal(self, sig: signal.Signals) -> None:
+        # The server runs in a session of its own: the group is it and its engine core.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
 
 
 def server_argv(model: Path, port: int, *, prefix_caching: bool = True) -> list[str]:
@@ -181,26 +193,28 @@ def server_argv(model: Path, port: int, *, prefix_caching: bool = True) -> list[
 
 
 @contextlib.contextmanager
-def vllm_server(log: Path, *, prefix_caching: bool = True) -> Iterator[VLLMServer]:
+def vllm_server(
+    log: Path, *, prefix_caching: bool = True, port: int | None = None
+) -> Iterator[VLLMServer]:
+    """vLLM's server on ``port`` (a free one by default), stopped on exit."""
     from modfleet.stack.services import free_port
 
-    port = free_port()
+    port = port or free_port()
     argv = ["nice", "-n", "10", *server_argv(model_dir(), port, prefix_caching=prefix_caching)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **ENV}
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **ENV},
+            start_new_session=True,
         )
     server = VLLMServer(proc, f"http://127.0.0.1:{port}/v1", log, MODEL_NAME)
     try:
         _wait_ready(server)
         yield server
     finally:
-        if server.proc.poll() is None:
-            server.proc.terminate()
-            try:
-                server.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        server.stop()
 
 
 def _wait_ready(server: VLLMServer, timeout_s: float = 240) -> None:

@@ -49,6 +49,9 @@ def body(
             out["logprobs"] = request.top_logprobs
     if request.json_schema is not None:
         out["response_format"] = _response_format(request.json_schema, response_format)
+    elif request.regex and response_format == "json_schema":
+        # vLLM's structured outputs (>= 0.10.2): a raw-prompt answer held to its grammar.
+        out["structured_outputs"] = {"regex": request.regex}
     return out
 
 
