@@ -72,7 +72,7 @@ def test_a_pack_whose_model_cannot_be_built_is_refused_at_load() -> None:
 
 
 def test_settings_route_by_the_pack_unless_the_deployment_says_otherwise() -> None:
-    routed = Backends.from_settings(Settings())
+    routed = Backends.from_settings(Settings(inference_urls=""))
     assert isinstance(routed.for_policy(bound("p", "embedded", "x")), Classifier)
     with pytest.raises(FatalError, match="not available"):
         # An LLM pack on a worker with no inference server configured.

@@ -27,6 +27,7 @@ from modfleet.stack.dev import worker_process
 
 pytestmark = pytest.mark.integration
 
+SUPPORT = Path(__file__).parents[1] / "support"
 POSTS = 20_000
 OUTAGE_S = 30.0
 
@@ -83,6 +84,11 @@ async def run_with_outage(
     decided = {d["post_id"] for d in outcomes.decisions}
     assert decided == {p["post_id"] for p in made}, "0 lost"
     return decided, during, after
+
+
+@pytest.fixture(autouse=True)
+def plugins_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(SUPPORT))  # the worker child imports flaky.py
 
 
 async def test_wait_holds_the_stream_and_drains_the_backlog_after(

@@ -50,6 +50,11 @@ class Backends:
             return cls.fixed(create_classifier(settings))
 
         def build(backend: str, model: str) -> Classifier:
+            remote = backend == "openai" or (
+                backend == "cascade" and settings.cascade_llm_backend == "openai"
+            )
+            if remote and not settings.inference_url_list:
+                raise FatalError("no inference server is configured (MODFLEET_INFERENCE_URLS)")
             update: dict[str, object] = {"classifier_backend": backend}
             if model and "inference_model" not in settings.model_fields_set:
                 update["inference_model"] = model  # the served name is the pack's model id

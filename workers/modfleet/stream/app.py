@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import faust
-from faust.exceptions import ConsumerNotStarted
 from faust.types import EventT
 
 from modfleet.cache import VerdictCache, connect_cache
@@ -194,12 +193,16 @@ class StreamWorker:
 
     async def _hold(self, waited: int, exc: BackendDown) -> int:
         """Hold the batch in hand, take no more records and say not-ready, until the model is
-        back: an outage slows the fleet down, it does not empty it into the dead-letter topic."""
+        back: an outage slows the fleet down, it does not empty it into the dead-letter topic.
+
+        Holding is the pause: the agent takes no further batch, faust's stream buffer fills and
+        its flow control stops fetching, while heartbeats keep the group membership. (faust's
+        ``pause_partitions`` is not used: records already fetched for a paused partition are
+        dropped by its fetcher, and they would not come back until a rebalance.)"""
         if not waited:
             log.error("%s: holding the batch and pausing consumption until it answers", exc)
             self.liveness.model_down = True
             self.metrics.model_down.set(1)
-            self._pause(True)
         await asyncio.sleep(min(_HOLD_CAP_S, self.settings.retry_backoff_s * 2 ** min(waited, 10)))
         return waited + 1
 
@@ -207,19 +210,6 @@ class StreamWorker:
         log.warning("the model answers again after %d tries; resuming consumption", waited)
         self.liveness.model_down = False
         self.metrics.model_down.set(0)
-        self._pause(False)
-
-    def _pause(self, pause: bool) -> None:
-        # The group membership stays (heartbeats go on); only fetching stops.
-        try:
-            consumer = self.app.consumer
-            assigned = consumer.assignment()
-            if pause:
-                consumer.pause_partitions(assigned)
-            else:
-                consumer.resume_partitions(assigned)
-        except ConsumerNotStarted:  # a batch handled outside a running worker (tests, tools)
-            return
 
     async def _attempts(self, records: Sequence[Record], trace: BatchTrace) -> list[Outbound]:
         retry = self.pipeline.retry
