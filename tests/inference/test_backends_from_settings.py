@@ -105,3 +105,24 @@ async def test_vllm_engine_classifies_a_batch(small_policy: Policy) -> None:
     for verdict in verdicts:
         assert verdict.unparseable or verdict.categories is not None
         assert not verdict.unparseable or verdict.raw_output is not None
+
+
+def test_on_a_cpu_the_kv_cache_gets_a_size_not_a_share_of_ram() -> None:
+    # A share would be of the node's RAM, which vLLM's CPU build reserves up front.
+    args = engine_args(Settings(inference_model="m"), cpu=True)
+    assert "gpu_memory_utilization" not in args
+    assert args["kv_cache_memory_bytes"] == 1 << 30
+    assert args["enforce_eager"] is True  # compiling costs a CPU a minute or more of start-up
+    sized = engine_args(Settings(inference_model="m", vllm_kv_cache_gib=2.5))
+    assert sized["kv_cache_memory_bytes"] == int(2.5 * (1 << 30))
+    assert "enforce_eager" not in sized
+
+
+def test_a_failed_batch_raises_its_worst_error_not_a_group() -> None:
+    from modfleet.errors import RecoverableError
+    from modfleet.inference.vllm_backend import _worst
+
+    dead, busy = FatalError("vLLM engine died"), RecoverableError("busy")
+    group = ExceptionGroup("batch", [busy, ExceptionGroup("inner", [dead]), ValueError("x")])
+    assert _worst(group) is dead, "a dead engine stays fatal, however many requests failed"
+    assert _worst(ExceptionGroup("batch", [ValueError("x"), busy])) is busy

@@ -21,8 +21,12 @@ from modfleet.replay import Outcomes, collect_outcomes, produce_posts
 from modfleet.settings import Settings
 from modfleet.stack.dev import worker_process
 
+# Kept for llama.cpp compatibility (its completions answer logprobs in chat's shape); the
+# suite's real-server tests run on vLLM's server (test_vllm_server.py), which installs in about
+# 2 min where llama-cpp-python builds for 15 (no wheel of it is published for this platform).
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.llama_cpp,
     pytest.mark.skipif(not available(), reason=MISSING_REASON),
 ]
 

@@ -145,3 +145,23 @@ async def test_a_server_restart_mid_run_loses_no_post(
     assert outcomes.dead_letters == []
     assert all(d["model_id"] == f"gpt-oss-safeguard:{server.model}" for d in outcomes.decisions)
     assert_contract(outcomes)
+
+
+@pytest.mark.integration
+def test_bench_llm_measures_the_server_and_a_worker_through_the_fleet(server: VLLMServer) -> None:
+    from modfleet.bench.llm import run_llm
+
+    settings = Settings(
+        inference_model=server.model,
+        inference_adapter="llama-guard-3",
+        inference_timeout_s=60,
+        batch_max=4,
+        policy_path=SUPPORT / "llm_policy.yaml",
+    )
+    result = run_llm(settings, 16, server.url, off=False, timeout_s=240)
+    assert set(result.runs) == {"g", "h"}
+    assert all(run.posts == 16 and run.rate > 0 for run in result.runs.values())
+    hit_rate = result.runs["g"].hit_rate
+    assert hit_rate is not None, "vLLM's prefix-cache counters were read from /metrics"
+    assert hit_rate > 0, "the warm policy prefix is served from the cache"
+    assert "h/g:" in result.table()

@@ -4,7 +4,10 @@ The same posts, rendered by the same adapter into the same prompts, go once thro
 offline batch API, the upper bound of what the GPU can do, and once through ``Pipeline.process``
 with the in-process ``vllm`` backend, in micro-batches as the stream worker sends them. Each is
 measured with prefix caching on and off. Every measurement runs in a child process of its own,
-so that each engine starts on a GPU whose memory the previous one has released.
+so that each engine starts on a GPU whose memory the previous one has released; a child hands
+its rate back in a file, since vLLM writes its own lines to stdout. Both runs have every prompt
+admitted at once (the pipeline's in-flight cap is the post count), so the only difference
+measured is the pipeline's micro-batching.
 
 Where no GPU (or no vLLM) is present the command refuses with exit status 2 and says why.
 """
@@ -15,6 +18,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,15 +35,28 @@ _MODES = ("offline", "pipeline")
 
 
 def sample_texts(count: int) -> list[str]:
+    """``count`` distinct texts from the sample, whose deliberately broken lines (bad JSON, no
+    text) a worker dead-letters; here they are skipped."""
     texts: list[str] = []
     for line in _SAMPLE.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            text = json.loads(line).get("text")
-            if isinstance(text, str):
-                texts.append(text)
+        try:
+            post = json.loads(line)
+        except ValueError:
+            continue
+        text = post.get("text") if isinstance(post, dict) else None
+        if isinstance(text, str) and text.strip():
+            texts.append(text)
     if not texts:
         raise FatalError(f"no posts in {_SAMPLE}")
-    return [texts[i % len(texts)] + ("" if i < len(texts) else f" #{i}") for i in range(count)]
+    # Distinct prompts: a repeated post would be served whole from the prefix cache.
+    out: list[str] = []
+    seen: set[str] = set()
+    for i in range(count):
+        text = texts[i % len(texts)]
+        text = f"{text} #{i}" if text in seen else text
+        seen.add(text)
+        out.append(text)
+    return out
 
 
 @click.command("gpu")
@@ -59,6 +76,7 @@ def sample_texts(count: int) -> list[str]:
     help="Micro-batch size of the pipeline runs.",
 )
 @click.option("--child", type=click.Choice(_MODES), hidden=True)
+@click.option("--result", type=click.Path(dir_okay=False, path_type=Path), hidden=True)
 @click.option("--prefix-caching/--no-prefix-caching", default=True, hidden=True)
 def gpu(
     count: int,
@@ -66,6 +84,7 @@ def gpu(
     adapter: str | None,
     batch: int,
     child: str | None,
+    result: Path | None,
     prefix_caching: bool,
 ) -> None:
     """Posts/s of vLLM offline and of modfleet's pipeline, prefix caching on and off."""
@@ -75,9 +94,9 @@ def gpu(
     if adapter:
         overrides["inference_adapter"] = adapter
     settings = Settings(**overrides)
-    if child is not None:
+    if child is not None and result is not None:
         rate = _measure(child, settings, count, batch, prefix_caching)
-        click.echo(json.dumps({"posts_per_s": rate}))
+        result.write_text(json.dumps({"posts_per_s": rate}))
         return
     _refuse_without_gpu()
     rates = {
@@ -99,6 +118,22 @@ def _refuse_without_gpu() -> None:
 
 
 def _child(mode: str, caching: bool, count: int, batch: int, overrides: dict[str, Any]) -> float:
+    with tempfile.TemporaryDirectory(prefix="modfleet-bench-gpu-") as tmp:
+        result = Path(tmp) / "rate.json"
+        done = subprocess.run(
+            [*_child_argv(mode, caching, count, batch, overrides), "--result", str(result)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0 or not result.exists():
+            raise click.ClickException(f"{mode} run failed:\n{done.stderr[-3000:]}")
+        return float(json.loads(result.read_text())["posts_per_s"])
+
+
+def _child_argv(
+    mode: str, caching: bool, count: int, batch: int, overrides: dict[str, Any]
+) -> list[str]:
     argv = [
         sys.executable,
         "-m",
@@ -115,16 +150,13 @@ def _child(mode: str, caching: bool, count: int, batch: int, overrides: dict[str
         argv += ["--model", overrides["inference_model"]]
     if "inference_adapter" in overrides:
         argv += ["--adapter", overrides["inference_adapter"]]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise click.ClickException(f"{mode} run failed:\n{done.stderr[-3000:]}")
-    return float(json.loads(done.stdout.strip().splitlines()[-1])["posts_per_s"])
+    return argv
 
 
 def report(rates: dict[tuple[str, bool], float], settings: Settings, count: int, batch: int) -> str:
     lines = [
         f"model {settings.inference_model} ({settings.inference_adapter}), {count} posts, "
-        f"pipeline micro-batches of {batch}",
+        f"pipeline micro-batches of {batch}, every prompt admitted at once in both runs",
         f"{'run':<10}{'prefix cache':>14}{'posts/s':>12}",
     ]
     for (mode, on), rate in rates.items():
@@ -154,17 +186,23 @@ def _offline(settings: Settings, policy: Policy, texts: list[str], caching: bool
         Harmony,
         engine_args,
         engine_prompt,
+        harmony_vocabulary_dir,
         sampling_params,
     )
 
     adapter = create_adapter(settings.inference_adapter, max_tokens=settings.inference_max_tokens)
-    harmony = Harmony() if isinstance(adapter, GptOssSafeguardAdapter) else None
+    harmony = (
+        Harmony(harmony_vocabulary_dir(settings))
+        if isinstance(adapter, GptOssSafeguardAdapter)
+        else None
+    )
     llm = LLM(**engine_args(settings, prefix_caching=caching))
     prompts = [engine_prompt(adapter, harmony, policy, t, None) for t in texts]
     params = sampling_params(prompts[0][1], harmony)
-    llm.generate([p for p, _ in prompts[:8]], params, use_tqdm=False)  # warm-up: graphs, kernels
+    batch_prompts: Any = [p for p, _ in prompts]  # vLLM's prompt dicts (TextPrompt/TokensPrompt)
+    llm.generate(batch_prompts[:8], params, use_tqdm=False)  # warm-up: graphs, kernels
     started = time.perf_counter()
-    llm.generate([p for p, _ in prompts], params, use_tqdm=False)
+    llm.generate(batch_prompts, params, use_tqdm=False)
     return len(texts) / (time.perf_counter() - started)
 
 
@@ -176,7 +214,13 @@ async def _pipeline(
 
     from modfleet.cache import VerdictCache
     from modfleet.emit import Topics
-    from modfleet.inference.vllm_backend import VLLMClassifier, engine_args
+    from modfleet.inference.adapters import GptOssSafeguardAdapter
+    from modfleet.inference.vllm_backend import (
+        Harmony,
+        VLLMClassifier,
+        engine_args,
+        harmony_vocabulary_dir,
+    )
     from modfleet.ingest import Record
     from modfleet.metrics import Metrics
     from modfleet.stream import Pipeline, Retry
@@ -185,8 +229,11 @@ async def _pipeline(
         AsyncEngineArgs(**engine_args(settings, prefix_caching=caching))
     )
     adapter = create_adapter(settings.inference_adapter, max_tokens=settings.inference_max_tokens)
+    # Like the offline run, which admits every prompt at once: no cap below the post count.
+    gpt_oss = isinstance(adapter, GptOssSafeguardAdapter)
+    harmony = Harmony(harmony_vocabulary_dir(settings)) if gpt_oss else None
     classifier = VLLMClassifier(
-        adapter, engine, settings.inference_model, max_in_flight=settings.inference_max_in_flight
+        adapter, engine, settings.inference_model, max_in_flight=len(texts), harmony=harmony
     )
     metrics = Metrics()
     pipeline = Pipeline(
