@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modfleet.model.features import Featuriser, fold, squeeze, words
+from modfleet.model.features import Featuriser, char_ngram_matrix, fold, squeeze, words
 from modfleet.normalise import normalise
 
 
@@ -46,3 +46,27 @@ def test_features_are_stateless_and_the_same_in_any_process() -> None:
     assert (a != b).nnz == 0
     assert a.shape == (2, Featuriser().n_features)
     assert Featuriser.from_json(Featuriser().to_json()) == Featuriser()
+
+
+def _reference_column(gram: str, bits: int) -> int:
+    # The scheme the shipped weights were trained with, in plain integers: a change to the
+    # vectorised hash that moves any column would silently scramble every score.
+    value = len(gram)
+    for char in gram:
+        value = (value * 1_000_003 + ord(char)) % 2**64
+    return ((value * 0x9E3779B97F4A7C15) % 2**64) >> (64 - bits)
+
+
+def test_character_ngrams_are_hashed_as_documented() -> None:
+    texts = ["idiot", "", "ab", "\u00e9t\u00e9\U0001f600"]
+    matrix = char_ngram_matrix(texts, (3, 5), 18)
+    for row, text in enumerate(texts):
+        grams = {text[i : i + n] for n in (3, 4, 5) for i in range(len(text) - n + 1)}
+        expected = sorted({_reference_column(g, 18) for g in grams})
+        assert sorted(matrix[row].indices.tolist()) == expected, text
+        if grams:  # binary, then L2-normalised
+            assert abs(float((matrix[row].data ** 2).sum()) - 1.0) < 1e-6
+
+
+def test_a_lone_surrogate_is_hashed_not_an_error() -> None:
+    assert Featuriser().transform(["half a pair \ud800 here"]).nnz > 0

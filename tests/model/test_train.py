@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import FUNCTIONAL
 from modfleet.cli import main
 from modfleet.errors import FatalError
 from modfleet.model import artifact
 from modfleet.model.build import TrainOptions, train
 from modfleet.model.train import CATEGORIES
+
+FUNCTIONAL = Path(__file__).parents[2] / "datasets" / "functional" / "functional.jsonl"
 
 
 def _card(folder: Path) -> dict[str, object]:

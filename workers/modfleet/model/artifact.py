@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from modfleet.errors import FatalError
-from modfleet.model.features import Featuriser
+from modfleet.model.features import CHAR_HASH, Featuriser
 
 WEIGHTS, CARD = "weights.npz", "card.json"
 FORMAT = 1  # bump when the layout changes; loading refuses other formats
@@ -93,8 +93,18 @@ def load(folder: Path) -> EmbeddedModel:
             intercepts = np.asarray(arrays["intercepts"], dtype=np.float32)
     except (OSError, KeyError, ValueError, IndexError) as exc:
         raise FatalError(f"embedded model in {folder} cannot be read: {exc}") from exc
-    featuriser = Featuriser.from_json(card["featuriser"])
-    categories = tuple(str(c) for c in card["categories"])
+    try:
+        featuriser = Featuriser.from_json(card["featuriser"])
+        categories = tuple(str(c) for c in card["categories"])
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise FatalError(
+            f"{folder}: the card's featuriser or categories are incomplete: {exc}"
+        ) from exc
+    if featuriser.char_hash != CHAR_HASH:
+        raise FatalError(
+            f"{folder}: trained with character hashing {featuriser.char_hash!r}, but this "
+            f"version computes {CHAR_HASH!r}: retrain it with modfleet model train"
+        )
     if shape != (featuriser.n_features, len(categories)) or intercepts.shape != (len(categories),):
         raise FatalError(f"{folder}: weights {shape} do not match the card's features/categories")
     return EmbeddedModel(

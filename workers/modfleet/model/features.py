@@ -10,7 +10,10 @@ Evasion changes the surface of a word, not its letters in order, so the model re
   Removing spaces makes "i d i o t", "id iot" and "youidiot" share n-grams with "idiot".
 
 Hashing has no vocabulary to fit or ship: the artifact stores only these parameters and the
-weights, and any process that builds the same :class:`Featuriser` gets the same columns.
+weights, and any process that builds the same :class:`Featuriser` gets the same columns. Words
+are hashed by scikit-learn's HashingVectorizer. Character n-grams are most of the work (three per
+letter), so they are hashed in numpy over the whole batch at once: a polynomial hash of the code
+points, spread by Fibonacci hashing; no Python string is made per n-gram.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped]
 from sklearn.feature_extraction.text import HashingVectorizer  # type: ignore[import-untyped]
 
@@ -91,6 +95,42 @@ def squeeze(folded: str) -> str:
     return _NOT_LETTER.sub("", folded.translate(_LEET_TABLE))
 
 
+CHAR_HASH = "poly31-fib64-v1"  # names the scheme below; a model trained with another is refused
+_BASE = np.uint64(1_000_003)
+_FIB = np.uint64(0x9E3779B97F4A7C15)
+
+
+def char_ngram_matrix(texts: Sequence[str], ngrams: tuple[int, int], bits: int) -> sp.csr_matrix:
+    """Binary, L2-normalised hashed character n-grams: one row per text, 2**bits columns."""
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    # Every code point of the batch in one array; a text's n-grams must not run into the next.
+    # surrogatepass: a lone surrogate (valid JSON, invalid UTF-8) is hashed, not an error.
+    raw = "".join(texts).encode("utf-32-le", "surrogatepass")
+    points = np.frombuffer(raw, dtype=np.uint32).astype(np.uint64)
+    doc = np.repeat(np.arange(len(texts)), lengths)
+    ends = np.cumsum(lengths)[doc]  # one past the last code point of each position's text
+    rows, cols = [], []
+    for n in range(ngrams[0], ngrams[1] + 1):
+        count = len(points) - n + 1
+        if count <= 0:
+            continue
+        hashed = np.full(count, np.uint64(n))  # n seeds the hash: "abc" as 3-gram only
+        for k in range(n):  # uint64 arithmetic wraps: the hash is modulo 2**64
+            hashed = hashed * _BASE + points[k : k + count]
+        inside = np.arange(count) + n <= ends[:count]
+        rows.append(doc[:count][inside])
+        cols.append((hashed[inside] * _FIB) >> np.uint64(64 - bits))
+    row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    col = np.concatenate(cols).astype(np.int64) if cols else np.zeros(0, dtype=np.int64)
+    matrix = sp.csr_matrix(
+        (np.ones(len(row), dtype=np.float32), (row, col)), shape=(len(texts), 1 << bits)
+    )
+    matrix.sum_duplicates()
+    per_row = np.diff(matrix.indptr)
+    matrix.data = np.repeat(1.0 / np.sqrt(np.maximum(per_row, 1)), per_row).astype(np.float32)
+    return matrix
+
+
 @dataclass(frozen=True)
 class Featuriser:
     """The hashing parameters, saved in the artifact's card: scoring rebuilds the same columns."""
@@ -99,6 +139,7 @@ class Featuriser:
     char_bits: int = 19
     word_ngrams: tuple[int, int] = (1, 2)
     char_ngrams: tuple[int, int] = (3, 5)
+    char_hash: str = CHAR_HASH
 
     @property
     def n_features(self) -> int:
@@ -114,6 +155,7 @@ class Featuriser:
             char_bits=int(data["char_bits"]),
             word_ngrams=(int(data["word_ngrams"][0]), int(data["word_ngrams"][1])),
             char_ngrams=(int(data["char_ngrams"][0]), int(data["char_ngrams"][1])),
+            char_hash=str(data["char_hash"]),
         )
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
@@ -121,8 +163,7 @@ class Featuriser:
         folded = [fold(t) for t in texts]
         word_view = [words(f) for f in folded]
         by_word = self._vectoriser("word", self.word_bits, self.word_ngrams).transform(word_view)
-        squeezed = [squeeze(f) for f in folded]
-        by_char = self._vectoriser("char", self.char_bits, self.char_ngrams).transform(squeezed)
+        by_char = char_ngram_matrix([squeeze(f) for f in folded], self.char_ngrams, self.char_bits)
         return sp.hstack([by_word, by_char], format="csr", dtype="float32")
 
     @staticmethod
