@@ -135,9 +135,13 @@ def test_a_pack_listing_tenants_never_governs_other_tenants(
         load_policy_set(tmp_path)
     assert "exactly one live pack must have no tenants" in str(raised.value)
     assert "acme.yaml govern(s) only the tenants listed" in str(raised.value)
+    result = CliRunner().invoke(main, ["policy", "validate", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "exactly one live pack must have no tenants" in result.stderr
 
     write(tmp_path / "default.yaml", pack_data() | {"id": "everyone"})
     packs = load_policy_set(tmp_path)
+    assert CliRunner().invoke(main, ["policy", "validate", str(tmp_path)]).exit_code == 0
     assert packs.live_for("acme").id == "acme"
     assert packs.live_for("globex").id == "everyone"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from modfleet.policy.load import PolicyInvalid, load_policy
+from modfleet.policy.load import PolicyInvalid, Problem, load_policy
 from modfleet.policy.model import Policy
-from modfleet.policy.packs import identity_conflicts
+from modfleet.policy.packs import arrangement_problems, identity_conflicts
 
 _SUFFIXES = (".yaml", ".yml")
 
@@ -25,7 +25,8 @@ def validate(paths: tuple[Path, ...]) -> None:
     """Check policy pack files, or every *.yaml/*.yml file in a folder.
 
     Prints each problem as FILE:LINE:COLUMN: FIELD: MESSAGE and exits 1 if there are any. Two
-    packs with the same id and version but different content are a problem of the later one.
+    packs with the same id and version but different content are a problem of the later one. A
+    folder is also checked as a worker loads it: exactly one live pack without tenants.
     """
     failed = False
     loaded: list[tuple[Path, Policy]] = []
@@ -38,6 +39,8 @@ def validate(paths: tuple[Path, ...]) -> None:
             continue
         loaded.append((path, pack))
     conflicts = identity_conflicts(loaded)
+    if not failed:
+        conflicts += [p for folder in paths if folder.is_dir() for p in _routing(folder, loaded)]
     clashing = {problem.file for problem in conflicts}
     for problem in conflicts:
         click.echo(str(problem), err=True)
@@ -91,6 +94,10 @@ def _pack_files(paths: Iterable[Path]) -> list[Path]:
             raise click.UsageError(f"{path} holds no *.yaml or *.yml files")
         files += found
     return files
+
+
+def _routing(folder: Path, loaded: list[tuple[Path, Policy]]) -> list[Problem]:
+    return arrangement_problems([(f, p) for f, p in loaded if f.parent == folder])
 
 
 def _echo_problems(exc: PolicyInvalid) -> None:

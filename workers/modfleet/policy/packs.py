@@ -93,7 +93,7 @@ def load_policy_set(path: Path) -> PolicySet:
     if not files:
         problems.append(Problem(str(path), 1, 1, "(folder)", "no policy pack (*.yaml) found"))
     if not problems:
-        problems = identity_conflicts(packs) + _arrangement_problems(packs)
+        problems = identity_conflicts(packs) + arrangement_problems(packs)
     if problems:
         raise PolicyInvalid(path, problems)
     return _arrange(packs, digest)
@@ -128,7 +128,8 @@ def _line_of(file: Path, key: str) -> int:
     return next((i for i, line in enumerate(lines, 1) if line.startswith(f"{key}:")), 1)
 
 
-def _arrangement_problems(packs: list[tuple[Path, Policy]]) -> list[Problem]:
+def arrangement_problems(packs: list[tuple[Path, Policy]]) -> list[Problem]:
+    """Tenant routing that is not explicit: no default pack, two, or a tenant claimed twice."""
     live = [(f, p) for f, p in packs if p.mode == "live"]
     problems: list[Problem] = []
     defaults = [f for f, p in live if not p.tenants]
