@@ -50,3 +50,24 @@ def test_the_model_id_names_both_models(embedded: EmbeddedClassifier) -> None:
     # Cache keys carry it: a new version of either model must not reuse old verdicts.
     assert embedded.model_id.startswith("modfleet-embedded-")
     assert "+alt-profanity-check-" in embedded.model_id
+
+
+async def test_hostile_records_cost_only_themselves_and_never_change_a_neighbour(
+    embedded: EmbeddedClassifier, policy: Policy
+) -> None:
+    # Character n-grams are hashed over the whole batch at once: a neighbour's text must not
+    # leak into a post's n-grams, whatever it holds.
+    normal = "you are a worthless idiot"
+    hostile = [
+        "x" * 20_000,
+        "half a pair \ud800 of surrogates",
+        "\u202e" * 50 + "toidi",
+        "",
+        "\x00\x01\x7f",
+        "😀" * 500,
+    ]
+    [alone] = await embedded.classify([normal], policy)
+    batch = await embedded.classify([*hostile, normal, *hostile], policy)
+    assert len(batch) == 2 * len(hostile) + 1
+    assert batch[len(hostile)].scores == pytest.approx(alone.scores, abs=1e-6)
+    assert all(0.0 <= s <= 1.0 for v in batch for s in v.scores.values())
