@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from modfleet.model.sources import SHARED
+
 _GAPS = """\
 - Wording, not intent: the heads learn which words and character sequences go with each
   category. Implicit or coded hate, sarcasm, and threats phrased politely are where it is weakest;
   that is what the LLM tier is for, and the cascade sends a post there when any category is
   uncertain.
-- violence and sexual rest largely on the project's own functional set (see the sources per
-  head): about 300 written cases, not a sample of real posts. Their held-out figures measure
-  unseen templates of the same functionalities, which is easier than live traffic.
+- violence and sexual rest in large part on the project's own functional set (the share per
+  head is listed under Data): written cases, not a sample of real posts. Their held-out
+  figures include unseen templates of the same functionalities, easier than live traffic.
 - self_harm is trained on r/suicidewatch (disclosure, weakly labelled by subreddit): it finds
   people talking about ending their lives better than promotion or methods.
 - spam is 2000s-2015 SMS and YouTube spam: modern crypto and phishing wording rests on the
@@ -64,9 +66,16 @@ def render_card(card: Mapping[str, Any]) -> str:
     ]
     for name, m in card["metrics"].items():
         parts = [f"{s} {c['positives']}/{c['negatives']}" for s, c in m["sources"].items()]
-        lines.append(f"- **{name}**: {'; '.join(parts)}")
+        lines.append(f"- **{name}** ({_own_share(m['sources'])}): {'; '.join(parts)}")
     lines += ["", "## Speed", "", _speed(card.get("speed", {})), "", "## Known gaps", "", _GAPS]
     return "\n".join(lines) + "\n"
+
+
+def _own_share(sources: Mapping[str, Any]) -> str:
+    # Files passed with --data are the project's own; the shared sets are read by name.
+    positives = sum(c["positives"] for c in sources.values())
+    own = sum(c["positives"] for s, c in sources.items() if s not in SHARED)
+    return f"{own / positives:.0%} of positives from the project's own data" if positives else "-"
 
 
 def _training(t: Mapping[str, Any]) -> str:
