@@ -71,6 +71,7 @@ def test_production_sizing(specs: tuple[TopicSpec, ...]) -> None:
 def test_roles_and_keys(specs: tuple[TopicSpec, ...]) -> None:
     roles = {spec.settings_field: spec.role for spec in specs}
     assert roles.pop("posts_topic") == "input"
+    assert roles.pop("reviews_topic") == "input"  # review tools produce it, modfleet reads it
     assert set(roles.values()) == {"output"}
     assert {spec.key for spec in specs} == {"post_id"}
 

@@ -46,6 +46,10 @@ FIELDS: dict[str, set[str]] = {
         *("schema_version", "reason", "source", "original_b64", "original_truncated", "post_id"),
         *("tenant", "dead_lettered_at", "trace_id"),
     },
+    "review": {
+        *("schema_version", "decision_id", "post_id", "tenant", "verdicts", "action"),
+        *("reviewer", "reviewed_at"),
+    },
 }
 POST_REQUIRED = {"schema_version", "post_id", "tenant", "text"}
 # Optional fields added within v1 (additive, so consumers of v1 keep working).
@@ -60,6 +64,7 @@ OPTIONAL: dict[str, set[str]] = {
         "fallback_from",
     },
     "dead_letter": {"original_omitted"},
+    "review": {"note"},  # optional from the start: most reviews carry none
 }
 
 
@@ -227,6 +232,14 @@ BROKEN: list[tuple[MessageType, Callable[[dict[str, Any]], None], str]] = [
     ("dead_letter", put("yesterday", "source", "timestamp"), "/source/timestamp"),
     ("dead_letter", put("not base64!", "original_b64"), "/original_b64"),
     ("dead_letter", put("ABC", "trace_id"), "/trace_id"),
+    ("review", drop("decision_id"), "/decision_id"),
+    ("review", put("x" * 2001, "note"), "/note"),
+    ("review", put({"hate": "yes"}, "verdicts"), "/verdicts/hate"),
+    ("review", put({f"c{i}": True for i in range(65)}, "verdicts"), "/verdicts"),
+    ("review", put("ban", "action"), "/action"),
+    ("review", put("alice@example.com", "reviewer"), "/reviewer"),
+    ("review", put("acme corp", "tenant"), "/tenant"),
+    ("review", put("yesterday", "reviewed_at"), "/reviewed_at"),
 ]
 
 
@@ -259,6 +272,9 @@ def test_broken_message_is_blamed_on_the_right_field(
         ("dead_letter", put(None, "source", "key_b64")),
         ("dead_letter", put("", "reason", "field")),
         ("dead_letter", put(None, "reason", "field")),
+        ("review", drop("note")),
+        ("review", put(None, "note")),
+        ("review", put({}, "verdicts")),
     ],
 )
 def test_allowed_variations_pass(

@@ -72,6 +72,25 @@ class Settings(BaseSettings):
         "modfleet.shadow-decisions.v1",
         description="Topic of shadow policies' decisions; enforcement never reads it.",
     )
+    reviews_topic: str = Field(
+        "modfleet.reviews.v1", description="Topic of human reviewers' outcomes (review tools)."
+    )
+    reviews_join_max_decisions: int = Field(
+        1_000_000,
+        ge=1,
+        le=100_000_000,
+        description="Most decisions `modfleet reviews` holds for their reviews; oldest go first.",
+    )
+    reviews_join_ttl_s: float = Field(
+        1_209_600.0,
+        gt=0,
+        description="How long `modfleet reviews` holds a decision for its review (escalations' "
+        "retention).",
+    )
+    export_opted_out_tenants: str = Field(
+        "",
+        description="Comma-separated tenants whose text `modfleet export training` never writes.",
+    )
 
     # --- Redis verdict cache ------------------------------------------------------------------
     redis_url: SecretStr = Field(

@@ -23,7 +23,7 @@ from jsonschema.exceptions import ValidationError, best_match, relevance
 from modfleet.errors import FatalError
 from modfleet.resources import topics_dir
 
-MessageType = Literal["post", "decision", "escalation", "dead_letter"]
+MessageType = Literal["post", "decision", "escalation", "dead_letter", "review"]
 MESSAGE_TYPES: tuple[MessageType, ...] = get_args(MessageType)
 
 # Violation messages end up in dead letters and logs; jsonschema quotes the offending value, which
