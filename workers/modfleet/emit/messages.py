@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -200,8 +201,18 @@ def iso_time(epoch_s: float | None) -> str | None:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+_NOW: list[tuple[int, str]] = [(0, "")]
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Now in RFC 3339, formatted once per millisecond: a batch's messages share it."""
+    ms = time.time_ns() // 1_000_000
+    last_ms, text = _NOW[0]
+    if ms != last_ms:
+        moment = datetime.fromtimestamp(ms / 1000, UTC)
+        text = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        _NOW[0] = (ms, text)
+    return text
 
 
 def _outbound(topic: str, d: Decided, body: dict[str, Any], kind: str) -> Outbound:

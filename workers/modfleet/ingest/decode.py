@@ -100,27 +100,42 @@ def decode(record: Record, max_bytes: int = DEFAULT_MAX_POST_BYTES) -> Post | Re
 def _shape(data: object) -> int | Rejection:
     """The number of object keys in ``data``, or why its shape cannot be a post's."""
     keys = members = 0
-    stack: list[tuple[object, str, int]] = [(data, "", 0)]
+    stack: list[tuple[object, int]] = [(data, 0)]
     while stack:
-        node, pointer, depth = stack.pop()
+        node, depth = stack.pop()
         if isinstance(node, dict):
-            items: Any = ((_escape(str(k)), v) for k, v in node.items())
+            children: Any = node.values()
             keys += len(node)
         elif isinstance(node, list):
-            items = ((str(i), v) for i, v in enumerate(node))
+            children = node
         else:
             continue
         if depth >= _MAX_DEPTH:
-            return Rejection("schema_invalid", f"nested deeper than {_MAX_DEPTH} levels", pointer)
+            why = f"nested deeper than {_MAX_DEPTH} levels"
+            return Rejection("schema_invalid", why, _pointer_to(data, node))
         members += len(node)
         if members > _MAX_MEMBERS:
-            return Rejection(
-                "schema_invalid",
-                f"{len(node):,} members here; a post has at most {_MAX_MEMBERS} in all",
-                pointer,
-            )
-        stack.extend((v, f"{pointer}/{name}", depth + 1) for name, v in items)
+            why = f"{len(node):,} members here; a post has at most {_MAX_MEMBERS} in all"
+            return Rejection("schema_invalid", why, _pointer_to(data, node))
+        stack.extend((child, depth + 1) for child in children)
     return keys
+
+
+def _pointer_to(root: object, target: object) -> str:
+    """The JSON pointer of ``target`` inside ``root``: built only for a rejection, so that
+    valid posts never pay for pointer strings."""
+    stack: list[tuple[object, str, int]] = [(root, "", 0)]
+    while stack:
+        node, pointer, depth = stack.pop()
+        if node is target:
+            return pointer
+        if depth > _MAX_DEPTH:
+            continue
+        if isinstance(node, dict):
+            stack.extend((v, f"{pointer}/{_escape(str(k))}", depth + 1) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, f"{pointer}/{i}", depth + 1) for i, v in enumerate(node))
+    return ""
 
 
 def _duplicate_key(text: str) -> Rejection | None:

@@ -183,10 +183,15 @@ class Policy(_Frozen):
     # Tenants whose posts this pack governs; empty means every tenant no other pack claims.
     tenants: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,128}$")]] = []
     _digest: str = PrivateAttr(default="")
+    # (category, its model labels) in pack order: what category_scores walks for every post.
+    _label_table: tuple[tuple[str, tuple[str, ...]], ...] = PrivateAttr(default=())
 
     def model_post_init(self, context: object, /) -> None:
         # Computed once at load: the pack is frozen, and every post's cache key reads it.
         self._digest = hashlib.sha256(self.canonical_content()).hexdigest()
+        self._label_table = tuple(
+            (name, tuple(c.model_labels)) for name, c in self.categories.items()
+        )
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         # pydantic copies private attributes as they are: an edited copy needs its own digest.
@@ -248,19 +253,21 @@ class Policy(_Frozen):
         "not judged by this model" stays distinguishable from "judged harmless".
         """
         scores: dict[str, float] = {}
-        for name, category in self.categories.items():
-            present = [
-                _finite(model_scores[label], label)
-                for label in category.model_labels
-                if label in model_scores
-            ]
-            if present:
-                scores[name] = min(1.0, max(0.0, max(present)))
+        get = model_scores.get
+        for name, labels in self._label_table:
+            best: float | None = None
+            for label in labels:
+                found = get(label)
+                if found is not None:
+                    value = _finite(found, label)
+                    best = value if best is None or value > best else best
+            if best is not None:
+                scores[name] = 1.0 if best > 1.0 else 0.0 if best < 0.0 else best
         return scores
 
     def decide(self, category_scores: Mapping[str, float]) -> Judgement:
         """Apply each scored category's thresholds; the most severe action is the verdict."""
-        unknown = sorted(set(category_scores) - set(self.categories))
+        unknown = sorted(category_scores.keys() - self.categories.keys())
         if unknown:
             # A misspelt category would otherwise be silently allowed.
             raise FatalError(f"policy {self.id!r} has no categories named {unknown}")
