@@ -95,6 +95,29 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
+        # Exported by the `modfleet reviews` process (reviews joined with decisions).
+        self.reviews = Counter(
+            "modfleet_reviews",
+            "Reviews read, by result: joined, pending, unknown, duplicate, mismatch, invalid, "
+            "not_final.",
+            ["result"],
+            registry=r,
+        )
+        self.review_outcomes = Counter(
+            "modfleet_review_outcomes",
+            "Reviewed decisions by the decision's action and whether the reviewer upheld it.",
+            ["action", "outcome", "policy_digest", "model", "stage"],
+            registry=r,
+        )
+        self.review_verdicts = Counter(
+            "modfleet_review_verdicts",
+            "Per category: flagged by the model (true/false) against the reviewer's verdict.",
+            ["category", "flagged", "violates"],
+            registry=r,
+        )
+        self.review_join_decisions = Gauge(
+            "modfleet_review_join_decisions", "Decisions held to join reviews with.", registry=r
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,0 +1,144 @@
+"""The join of reviews with decisions: hostile reviews first, then the counting rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from review_messages import DIGEST_B, decision, review
+
+from modfleet.reviews.agreement import Tally
+from modfleet.reviews.join import Join, Rejected, parse
+
+
+def feed(join: Join, tally: Tally, *messages: tuple[str, dict[str, Any]]) -> None:
+    for now, (kind, message) in enumerate(messages):
+        if kind == "decision":
+            tally.add(join.add_decision(message, float(now)))
+        else:
+            tally.add(join.add_review(message, float(now)))
+
+
+def test_hostile_reviews_count_for_nothing_and_cost_nothing() -> None:
+    join, tally = Join(max_decisions=100, ttl_s=3600), Tally()
+    mine = decision("p1", "remove", ("hate",), tenant="acme")
+    theirs = decision("p2", "remove", ("hate",), tenant="globex")
+    unknown = review(decision("never-decided"), "allow")
+    forged_tenant = review(theirs, "allow", tenant="acme")  # acme overturning globex's removal
+    forged_post = review(mine, "allow", post_id="p2")
+    feed(
+        join,
+        tally,
+        ("decision", mine),
+        ("decision", theirs),
+        ("review", unknown),
+        ("review", forged_tenant),
+        ("review", forged_post),
+        ("review", review(mine, "remove", {"hate": True})),
+        ("review", review(mine, "allow", {"hate": False})),  # a second opinion: changes nothing
+        ("review", review(mine, "remove", {"hate": True})),  # a redelivery
+    )
+    tally.add(join.flush())
+    assert tally.results["joined"] == 1
+    assert tally.results["mismatch"] == 2
+    assert tally.results["duplicate"] == 2
+    assert tally.results["unknown"] == 1
+    assert tally.overall.reviewed == 1
+    assert tally.overall.overturned == 0, "neither forged nor later reviews overturn"
+    assert tally.overall.removal_precision == 1.0
+
+
+def test_a_huge_note_or_odd_verdicts_are_rejected_naming_the_field() -> None:
+    of = decision("p1", "remove", ("hate",))
+    with pytest.raises(Rejected, match="/note"):
+        parse("review", orjson.dumps(review(of, "allow", note="x" * 5_000_000)))
+    with pytest.raises(Rejected, match="/verdicts"):
+        parse("review", orjson.dumps(review(of, "allow", {f"c{i}": True for i in range(10_000)})))
+    with pytest.raises(Rejected, match="/decision_id"):
+        parse("review", orjson.dumps(review(of, "allow", decision_id="DROP TABLE")))
+    with pytest.raises(Rejected, match="not JSON"):
+        parse("review", b"\xff\xfe{")
+    with pytest.raises(Rejected, match="no value"):
+        parse("review", None)
+    assert parse("review", orjson.dumps(review(of, "allow")))["action"] == "allow"
+
+
+def test_verdicts_on_categories_the_policy_lacks_are_ignored() -> None:
+    join, tally = Join(100, 3600), Tally()
+    of = decision("p1", "remove", ("hate",))
+    feed(
+        join,
+        tally,
+        ("decision", of),
+        ("review", review(of, "remove", {"hate": True, "x" * 128: True})),
+    )
+    assert set(tally.categories) == {"hate"}
+
+
+def test_memory_is_bounded_by_count_and_age() -> None:
+    join = Join(max_decisions=50, ttl_s=10)
+    for i in range(500):
+        join.add_decision(decision(f"p{i}"), now=float(i) / 100)
+    assert len(join) == 50
+    join.add_decision(decision("late"), now=1000.0)
+    assert len(join) == 1, "decisions past their age are dropped"
+    # Reviews of decisions never seen wait in a bounded map and come back unknown.
+    outcomes = []
+    for i in range(1000):
+        outcomes += join.add_review(review(decision(f"ghost{i}"), "allow"), now=1000.0)
+    assert join.pending <= join.max_pending
+    assert sum(o.result == "unknown" for o in outcomes) == 1000 - join.max_pending
+
+
+def test_a_review_that_comes_before_its_decision_is_joined_when_it_arrives() -> None:
+    join, tally = Join(100, 3600), Tally()
+    of = decision("p1", "escalate", ("violence",), stage="llm")
+    feed(join, tally, ("review", review(of, "allow", {"violence": False})), ("decision", of))
+    assert tally.results["pending"] == 1
+    assert tally.results["joined"] == 1
+    assert tally.groups["stage"]["llm"].escalation_precision == 0.0
+    assert tally.overall.overturned_share == 1.0
+
+
+def test_an_escalated_review_waits_for_a_final_one() -> None:
+    join, tally = Join(100, 3600), Tally()
+    of = decision("p1", "escalate", ("hate",))
+    feed(
+        join,
+        tally,
+        ("decision", of),
+        ("review", review(of, "escalate")),
+        ("review", review(of, "restrict", {"hate": True})),
+    )
+    assert tally.results["not_final"] == 1
+    assert tally.overall.escalations_upheld == 1
+
+
+def test_agreement_by_group() -> None:
+    join, tally = Join(100, 3600), Tally()
+    a1 = decision("a1", "remove", ("hate",))
+    a2 = decision("a2", "remove", ("hate", "harassment"))
+    b1 = decision("b1", "escalate", ("scam",), digest=DIGEST_B, model="gpt-oss", stage="llm")
+    b2 = decision("b2", "allow", (), digest=DIGEST_B, model="gpt-oss", stage="llm")
+    feed(
+        join,
+        tally,
+        *(("decision", d) for d in (a1, a2, b1, b2)),
+        ("review", review(a1, "remove", {"hate": True})),
+        ("review", review(a2, "allow", {"hate": False, "harassment": False})),
+        ("review", review(b1, "label", {"scam": True})),
+        ("review", review(b2, "remove", {"scam": True})),
+    )
+    digests = tally.groups["policy_digest"]
+    assert digests["a" * 64].removal_precision == 0.5
+    assert digests["b" * 64].escalation_precision == 1.0
+    assert digests["b" * 64].overturned_share == 0.5
+    assert tally.groups["model"]["gpt-oss"].reviewed == 2
+    assert tally.groups["category"]["hate"].overturned == 1
+    assert tally.groups["category"]["harassment"].removal_precision == 0.0
+    hate, scam = tally.categories["hate"], tally.categories["scam"]
+    assert (hate.tp, hate.fp, hate.fn, hate.tn) == (1, 1, 0, 0)
+    assert (scam.tp, scam.fn) == (1, 1)
+    assert scam.recall == 0.5
+    assert tally.as_json()["overall"]["reviewed"] == 4  # type: ignore[index]
