@@ -112,3 +112,15 @@ async def test_a_post_that_fails_alone_on_a_healthy_model_is_dead_lettered() -> 
 async def test_a_dead_engine_is_fatal_not_retried_as_a_post_problem() -> None:
     with pytest.raises(FatalError):
         await pipeline(DeadEngine(), pack("wait")).process(records("a"))
+
+
+async def test_metrics_count_a_batch_once_however_often_it_was_tried() -> None:
+    pipe = pipeline(Scores("m"), pack("wait"))
+    batch = [*records("a", "b"), Record("posts", 0, 9, None, None, b"not json")]
+    for _ in range(3):  # as the agent's retries would
+        out = await pipe.process(batch)
+    assert pipe.metrics.posts_consumed._value.get() == 0, "nothing counted before delivery"
+    pipe.count(out, len(batch))
+    assert pipe.metrics.posts_consumed._value.get() == 3
+    assert pipe.metrics.dead_letters.labels(reason="not_json")._value.get() == 1
+    assert pipe.metrics.decisions.labels(action="remove")._value.get() == 2
