@@ -142,3 +142,25 @@ def test_agreement_by_group() -> None:
     assert (scam.tp, scam.fn) == (1, 1)
     assert scam.recall == 0.5
     assert tally.as_json()["overall"]["reviewed"] == 4  # type: ignore[index]
+
+
+def test_bench_holds_every_decision_and_joins_the_reviewed_share() -> None:
+    from modfleet.reviews.bench import measure, table
+
+    result = measure(decisions=2000, reviewed_share=0.1)
+    assert (result.held, result.reviewed) == (2000, 200)
+    assert "B per decision" in table(result)
+
+
+def test_report_window_needs_iso_times_with_a_zone() -> None:
+    from modfleet.errors import FatalError
+    from modfleet.reviews.read import Window
+
+    window = Window.parse("2026-11-29T00:00Z", "2026-11-30T00:00+00:00")
+    assert window.holds(window.since)
+    assert not window.holds(window.until)
+    assert not window.holds(None)
+    with pytest.raises(FatalError, match="--since"):
+        Window.parse("yesterday", None)
+    with pytest.raises(FatalError, match="time zone"):
+        Window.parse(None, "2026-11-29T00:00")

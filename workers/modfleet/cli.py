@@ -12,6 +12,7 @@ from modfleet.bench.commands import bench
 from modfleet.cli_common import guard, load_settings
 from modfleet.model.commands import model
 from modfleet.policy.commands import policy
+from modfleet.reviews.commands import reviews
 from modfleet.shadow.commands import shadow
 
 
@@ -24,6 +25,7 @@ def main() -> None:
 main.add_command(policy)
 main.add_command(shadow)
 main.add_command(model)
+main.add_command(reviews)
 
 
 @main.command()
@@ -94,6 +96,16 @@ def bench_gpu(args: tuple[str, ...]) -> None:
     from modfleet.bench.gpu import gpu
 
     gpu.main(list(args), prog_name="modfleet bench gpu")
+
+
+@bench.command("reviews")
+@click.option("--decisions", default=100_000, show_default=True, type=click.IntRange(1))
+@click.option("--reviewed", default=0.1, show_default=True, type=click.FloatRange(0, 1))
+def bench_reviews(decisions: int, reviewed: float) -> None:
+    """Memory (RSS) of the reviews join holding DECISIONS decisions, a share of them reviewed."""
+    from modfleet.reviews.bench import measure, table
+
+    click.echo(table(measure(decisions, reviewed)))
 
 
 @bench.command("reject")

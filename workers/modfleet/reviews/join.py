@@ -88,24 +88,33 @@ class Outcome:
 
 
 class Rejected(ValueError):
-    """A record that is not a valid message of its type; ``str`` says what and where."""
+    """A record that is not a valid message of its type; ``str`` says what and where.
+
+    ``code`` and ``field`` are the dead-letter reason's (``not_json``/``schema_invalid``, a JSON
+    pointer or None)."""
+
+    def __init__(self, message: str, code: str = "schema_invalid", field: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.field = field
 
 
 def parse(message_type: MessageType, value: bytes | None) -> dict[str, Any]:
     """One record's value as a schema-valid message, or Rejected naming the offending field."""
     if value is None:
-        raise Rejected("record has no value (a tombstone?)")
+        raise Rejected("record has no value (a tombstone?)", "not_json")
     try:
         message = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
-        raise Rejected(f"not JSON: {exc}") from exc
+        raise Rejected(f"not JSON: {exc}", "not_json") from exc
     violation = fast_violation(message_type, message)
     if violation is not None:
+        where = violation.pointer or "/"
         raise Rejected(
-            f"{message_type}.v1 invalid at {violation.pointer or '/'}: {violation.message}"
+            f"{message_type}.v1 invalid at {where}: {violation.message}", field=violation.pointer
         )
     if not isinstance(message, dict):  # the schema says object; this tells mypy
-        raise Rejected("not a JSON object")
+        raise Rejected("not a JSON object", field="")
     return message
 
 
