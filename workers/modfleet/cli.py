@@ -10,6 +10,7 @@ import click
 
 from modfleet.bench.commands import bench
 from modfleet.cli_common import guard, load_settings
+from modfleet.export.commands import export
 from modfleet.model.commands import model
 from modfleet.policy.commands import policy
 from modfleet.reviews.commands import reviews
@@ -26,6 +27,7 @@ main.add_command(policy)
 main.add_command(shadow)
 main.add_command(model)
 main.add_command(reviews)
+main.add_command(export)
 
 
 @main.command()

@@ -1,0 +1,76 @@
+"""Rows of the training export, built from one decision and its review (pure logic)."""
+
+from __future__ import annotations
+
+import json
+
+from review_messages import decision, review
+
+from modfleet.export.training import (
+    Filters,
+    labelled,
+    preference_row,
+    sft_row,
+    trainer_row,
+)
+
+
+def test_opted_out_and_other_tenants_are_never_wanted() -> None:
+    filters = Filters.build([], [], " globex , initech ")
+    assert not filters.wants(decision("p1", tenant="globex"))
+    assert filters.wants(decision("p1", tenant="acme"))
+    only = Filters.build(["acme", "globex"], [], "globex")
+    assert not only.wants(decision("p1", tenant="globex")), "opting out beats --tenant"
+    assert not only.wants(decision("p1", tenant="hooli"))
+
+
+def test_pack_filter_by_id_version_or_digest_prefix() -> None:
+    d = decision("p1", digest="ab" * 32)
+    assert Filters.build([], ["default"], "").wants(d)
+    assert Filters.build([], ["default@1"], "").wants(d)
+    assert Filters.build([], ["abababab"], "").wants(d)
+    assert not Filters.build([], ["ab"], "").wants(d), "too short a prefix names no pack"
+    assert not Filters.build([], ["other", "default@2"], "").wants(d)
+
+
+def test_reviewer_labels_come_first_and_an_allow_clears_every_category() -> None:
+    d = decision("p1", "remove", ("hate",), stage="llm")
+    found = labelled(d, review(d, "allow", {}))
+    assert found is not None
+    assert found.source == "reviewer"
+    assert set(found.labels.values()) == {False}
+    assert found.overturned == {"action": "remove", "violates": ["hate"]}
+    partial = labelled(d, review(d, "restrict", {"harassment": True}))
+    assert partial is not None
+    assert partial.labels["harassment"] is True
+    assert partial.labels["hate"] is None, "not judged is not 'fine'"
+    assert partial.overturned is not None
+
+
+def test_llm_verdicts_are_soft_labels_and_embedded_ones_teach_nothing() -> None:
+    llm = decision("p1", "label", ("scam",), stage="llm", model="gpt-oss")
+    found = labelled(llm, None)
+    assert found is not None
+    assert found.source == "llm"
+    assert found.labels["scam"] is True
+    row = trainer_row(llm, found, "text")
+    assert row["scores"] == llm["scores"]
+    assert row["label_source"] == "llm"
+    assert labelled(decision("p2", "allow", (), stage="embedded"), None) is None
+    assert labelled(decision("p3", stage=None, model="modfleet-embedded-2026.11.1"), None) is None
+    assert labelled(decision("p4", stage=None, model="meta-llama/Llama-Guard-3-8B"), None)
+
+
+def test_judge_rows_in_chat_layout() -> None:
+    d = decision("p1", "remove", ("hate",))
+    found = labelled(d, review(d, "allow", {"hate": False}))
+    assert found is not None
+    sft = sft_row("POLICY", "some text", found)
+    assert [m["role"] for m in sft["messages"]] == ["system", "user", "assistant"]
+    assert json.loads(sft["messages"][2]["content"]) == {"action": "allow", "violates": []}
+    pref = preference_row("POLICY", "some text", found)
+    assert pref is not None
+    assert json.loads(pref["rejected"][0]["content"])["action"] == "remove"
+    upheld = labelled(d, review(d, "remove", {"hate": True}))
+    assert upheld is not None
+    assert preference_row("POLICY", "t", upheld) is None, "nothing to prefer when upheld"

@@ -1,0 +1,160 @@
+"""`modfleet export training`: decisions and reviews of a time range, the posts' text read back
+from the posts topic (matched by post id and content hash, never from logs), written as JSONL."""
+
+from __future__ import annotations
+
+import collections
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from modfleet.errors import ModfleetError
+from modfleet.export.training import (
+    Filters,
+    Labelled,
+    labelled,
+    preference_row,
+    sft_row,
+    trainer_row,
+)
+from modfleet.normalise import normalise
+from modfleet.policy.model import Policy
+from modfleet.policy.packs import load_policy_set
+from modfleet.reviews.join import Rejected, parse
+from modfleet.reviews.read import Window, read_topic
+from modfleet.settings import Settings
+
+log = logging.getLogger(__name__)
+FILES = {"train": "train.jsonl", "sft": "sft.jsonl", "preference": "preference.jsonl"}
+_DEFAULT_LIMIT = 20_000  # a pack's default text limit, for decisions of packs not loaded here
+
+
+@dataclass
+class Export:
+    out: Path
+    counts: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def manifest(self) -> dict[str, Any]:
+        return {"files": FILES, "counts": dict(sorted(self.counts.items()))}
+
+
+async def export_training(
+    settings: Settings, out: Path, window: Window, filters: Filters, idle_s: float = 3.0
+) -> Export:
+    result = Export(out)
+    decisions = await _decisions(settings, window, filters, result)
+    reviews = await _reviews(settings, window, decisions, result)
+    wanted: dict[tuple[str, str], list[tuple[dict[str, Any], Labelled]]] = {}
+    for decision_id, decision in decisions.items():
+        found = labelled(decision, reviews.get(decision_id))
+        if found is None:
+            result.counts["skipped_no_label"] += 1
+            continue
+        wanted.setdefault((decision["tenant"], decision["post_id"]), []).append((decision, found))
+    packs = _packs(settings)
+    handles = _open_files(out)
+    try:
+        posts = read_topic(settings, settings.posts_topic, Window(None, window.until), idle_s)
+        async for record in posts:
+            try:
+                post = parse("post", record.value)
+            except Rejected:
+                continue  # the worker dead-lettered it; it has no decision to learn from
+            for decision, found in wanted.pop((post["tenant"], post["post_id"]), []):
+                _write(handles, decision, found, post["text"], packs, result)
+    finally:
+        for handle in handles.values():
+            handle.close()
+    result.counts["missing_text"] += sum(len(v) for v in wanted.values())
+    _write_manifest(result)
+    return result
+
+
+def _open_files(out: Path) -> dict[str, Any]:
+    # Written once, whole, by one short command: blocking file calls do not hold up others.
+    out.mkdir(parents=True, exist_ok=True)
+    return {name: (out / file).open("wb") for name, file in FILES.items()}
+
+
+def _write_manifest(result: Export) -> None:
+    manifest = orjson.dumps(result.manifest(), option=orjson.OPT_INDENT_2)
+    (result.out / "manifest.json").write_bytes(manifest)
+
+
+async def _decisions(
+    settings: Settings, window: Window, filters: Filters, result: Export
+) -> dict[str, dict[str, Any]]:
+    kept: dict[str, dict[str, Any]] = {}
+    async for record in read_topic(settings, settings.decisions_topic, window):
+        try:
+            decision = parse("decision", record.value)
+        except Rejected:
+            continue
+        if not filters.wants(decision):
+            result.counts["filtered_out"] += 1
+            continue
+        kept.setdefault(decision["decision_id"], decision)
+    result.counts["decisions"] = len(kept)
+    return kept
+
+
+async def _reviews(
+    settings: Settings, window: Window, decisions: dict[str, dict[str, Any]], result: Export
+) -> dict[str, dict[str, Any]]:
+    """The first final review of each kept decision, if it names the decision's post and
+    tenant (the same rule as the agreement join)."""
+    found: dict[str, dict[str, Any]] = {}
+    async for record in read_topic(settings, settings.reviews_topic, window.open_ended()):
+        try:
+            review = parse("review", record.value)
+        except Rejected:
+            result.counts["invalid_reviews"] += 1
+            continue
+        decision = decisions.get(review["decision_id"])
+        if decision is None or review["action"] == "escalate" or review["decision_id"] in found:
+            continue
+        if (review["tenant"], review["post_id"]) != (decision["tenant"], decision["post_id"]):
+            result.counts["mismatched_reviews"] += 1
+            continue
+        found[review["decision_id"]] = review
+    result.counts["reviewed"] = len(found)
+    return found
+
+
+def _packs(settings: Settings) -> dict[str, Policy]:
+    try:
+        return {p.digest: p for p in load_policy_set(settings.policy_path).all()}
+    except ModfleetError as exc:
+        log.warning("no policy prompts for SFT rows (%s); only train.jsonl is written", exc)
+        return {}
+
+
+def _write(
+    handles: dict[str, Any],
+    decision: dict[str, Any],
+    found: Labelled,
+    text: str,
+    packs: dict[str, Policy],
+    result: Export,
+) -> None:
+    pack = packs.get(decision.get("policy_digest") or "")
+    limit = pack.limits.max_text_chars if pack else _DEFAULT_LIMIT
+    seen = normalise(text, limit)
+    if seen.content_hash != decision["content_hash"]:
+        result.counts["text_changed"] += 1  # not the text that was decided: never guess
+        return
+    handles["train"].write(orjson.dumps(trainer_row(decision, found, seen.text)) + b"\n")
+    result.counts[f"train_{found.source}"] += 1
+    if pack is None:
+        result.counts["no_pack_prompt"] += 1
+        return
+    prompt = pack.prompt_text()
+    handles["sft"].write(orjson.dumps(sft_row(prompt, seen.text, found)) + b"\n")
+    result.counts["sft"] += 1
+    preference = preference_row(prompt, seen.text, found)
+    if preference is not None:
+        handles["preference"].write(orjson.dumps(preference) + b"\n")
+        result.counts["preference"] += 1
