@@ -156,8 +156,13 @@ async def saturate(settings: Settings, texts: list[str], url: str | None) -> Run
     return Run(len(canon) - _WARM_UP, elapsed, after[0] - before[0], after[1] - before[1])
 
 
-def through_worker(settings: Settings, texts: list[str], logs: Path, timeout_s: float) -> Run:
-    """(h): a worker child on a local broker; warm-up posts first, then the measured ones."""
+def through_worker(
+    settings: Settings, texts: list[str], logs: Path, timeout_s: float, url: str | None = None
+) -> Run:
+    """(h): a worker child on a local broker; warm-up posts first, then the measured ones.
+
+    ``texts`` must differ from (g)'s: a prompt the server has seen whole is a full cache hit.
+    """
     from modfleet.bench.kafka_io import read_back
     from modfleet.contracts.admin import create_topics
     from modfleet.replay import produce_posts
@@ -171,13 +176,21 @@ def through_worker(settings: Settings, texts: list[str], logs: Path, timeout_s: 
         with worker_process(s, logs / "worker.log"):
             asyncio.run(produce_posts(s, posts[:_WARM_UP]))
             asyncio.run(read_back(s, s.decisions_topic, _WARM_UP, timeout_s))
+            before = prefix_cache_counts(server_metrics(url)) if url else (0.0, 0.0)
             started = time.time()
             asyncio.run(produce_posts(s, posts[_WARM_UP:]))
-            out = asyncio.run(read_back(s, s.decisions_topic, len(posts), timeout_s))
+            out = asyncio.run(read_back(s, s.decisions_topic, len(posts), timeout_s, (), True))
+            after = prefix_cache_counts(server_metrics(url)) if url else (0.0, 0.0)
+    log = (logs / "worker.log").read_text(errors="replace")[-2000:]
     if len(out.timestamps_ms) < len(posts):
-        log = (logs / "worker.log").read_text(errors="replace")[-2000:]
         raise FatalError(f"the worker decided {len(out.timestamps_ms)} of {len(posts)}:\n{log}")
-    return Run(len(posts) - _WARM_UP, max(out.timestamps_ms) / 1000 - started)
+    # A decision the model did not make (a fallback while it was down) would flatter (h).
+    model_id = f"{settings.inference_adapter}:{settings.inference_model}"
+    other = sum(json.loads(v).get("model_id") != model_id for v in out.values)
+    if other:
+        raise FatalError(f"{other} of {len(posts)} posts were not decided by {model_id}:\n{log}")
+    seconds = max(out.timestamps_ms) / 1000 - started
+    return Run(len(posts) - _WARM_UP, seconds, after[0] - before[0], after[1] - before[1])
 
 
 def run_llm(
@@ -194,18 +207,19 @@ def run_llm(
     }
     result = LlmResult(config)
     texts = corpus.texts(posts + _WARM_UP, run="llm")
+    others = corpus.texts(posts + _WARM_UP, run="llm-h")  # the same kind, none of the same
     if url:
         remote = settings.model_copy(update={"classifier_backend": "openai", "inference_urls": url})
         result.runs["g"] = asyncio.run(saturate(remote, texts, url))
         with tempfile.TemporaryDirectory(prefix="modfleet-bench-llm-") as logs:
-            result.runs["h"] = through_worker(remote, texts, Path(logs), timeout_s)
+            result.runs["h"] = through_worker(remote, others, Path(logs), timeout_s, url)
         return result
     local = settings.model_copy(update={"classifier_backend": "vllm"})
     result.runs["g"] = _child(local, posts, caching=True)
     if off:
         result.runs["g_off"] = _child(local, posts, caching=False)
     with tempfile.TemporaryDirectory(prefix="modfleet-bench-llm-") as logs:
-        result.runs["h"] = through_worker(local, texts, Path(logs), timeout_s)
+        result.runs["h"] = through_worker(local, others, Path(logs), timeout_s)
     return result
 
 
