@@ -214,6 +214,11 @@ class Settings(BaseSettings):
     policy_reload_interval_s: float = Field(
         5.0, gt=0.0, le=3600.0, description="How often the worker looks for changed policy files."
     )
+    embedded_models_dir: Path | None = Field(
+        None,
+        description="Folder of embedded model folders: a pack with model id "
+        "modfleet-embedded@VERSION is scored by VERSION/ in it (a retrained model as a shadow).",
+    )
 
     # --- LLM inference tier: openai / vllm / cascade backends (issue 3) -------------------------
     inference_urls: str = Field(

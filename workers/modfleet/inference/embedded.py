@@ -10,6 +10,7 @@ category, labelled ``modfleet:<category>``. alt-profanity-check reports one scor
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -26,6 +27,25 @@ LABEL = "offensive"  # alt-profanity-check's one label
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "model" / "default"
 
 Scorer = Callable[[list[str]], list[dict[str, float]]]
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def pinned_model_dir(models_dir: Path | None, model_id: str) -> Path:
+    """The folder of a pack's ``model.id: modfleet-embedded@VERSION``: ``models_dir/VERSION``.
+
+    How a retrained model runs beside the shipped one (a shadow pack, same policy, new model).
+    The version names a folder, so it is held to a plain name: no path can be smuggled in."""
+    _, _, version = model_id.partition("@")
+    if not _VERSION.match(version):
+        raise FatalError(f"embedded model {model_id!r}: {version!r} is not a plain version name")
+    if models_dir is None:
+        raise FatalError(
+            f"embedded model {model_id!r} needs MODFLEET_EMBEDDED_MODELS_DIR (its models' folder)"
+        )
+    folder = models_dir / version
+    if not folder.is_dir():
+        raise FatalError(f"embedded model {model_id!r}: no folder {folder}")
+    return folder
 
 
 class EmbeddedClassifier(Classifier):

@@ -53,6 +53,10 @@ class Backends:
             remote = backend == "openai" or (
                 backend == "cascade" and settings.cascade_llm_backend == "openai"
             )
+            if backend == "embedded" and model:
+                from modfleet.inference.embedded import EmbeddedClassifier, pinned_model_dir
+
+                return EmbeddedClassifier(pinned_model_dir(settings.embedded_models_dir, model))
             if remote and not settings.inference_url_list:
                 raise FatalError("no inference server is configured (MODFLEET_INFERENCE_URLS)")
             update: dict[str, object] = {"classifier_backend": backend}
@@ -94,8 +98,11 @@ class Backends:
                 policy.model.backend,
                 self._override,
             )
-        # Embedded models are chosen per category by their labels; one instance serves all.
-        return backend, "" if backend == "embedded" else policy.model.id
+        # Embedded models are chosen per category by their labels; one instance serves all,
+        # except a model pinned by version (modfleet-embedded@VERSION, e.g. a retrained one).
+        if backend == "embedded":
+            return backend, policy.model.id if "@" in policy.model.id else ""
+        return backend, policy.model.id
 
     def _make(self, key: tuple[str, str], policy: Policy) -> Classifier:
         backend, model = key
