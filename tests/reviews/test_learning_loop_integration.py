@@ -1,6 +1,6 @@
 """The learning loop end to end on a real worker, broker and Redis: decisions and escalations,
-reviews for some of them, agreement against an independent count, and an export that
-`modfleet model train` reads back."""
+reviews for some of them, agreement against an independent count, an export that
+`modfleet model train` reads back, and the retrained model as a shadow pack, reported."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
+import yaml
 from aiokafka import AIOKafkaProducer
 from posts import encode, post
 from review_messages import REVIEWER
@@ -21,7 +22,10 @@ from review_messages import REVIEWER
 from modfleet.contracts.admin import create_topics
 from modfleet.kafka import client_options
 from modfleet.replay import collect_outcomes, produce_posts
+from modfleet.resources import default_policy_path
 from modfleet.settings import Settings
+from modfleet.shadow import compare, read_decisions
+from modfleet.shadow.report import Comparison
 from modfleet.stack.dev import settings_env, worker_process
 
 pytestmark = pytest.mark.integration
@@ -157,12 +161,46 @@ async def test_reviews_flow_back_into_agreement_and_training_data(
         1 for line in sft if json.loads(line)["label_source"] == "reviewer"
     ) - sum(1 for r in reviews if r["post_id"] in acme_reviewed and _upheld(decisions, r))
 
-    model = tmp_path / "model"
+    model = tmp_path / "models" / "loop"
     _cli(settings, tmp_path, "model", "train", "--out", str(model), "--data",
          str(out / "train.jsonl"), "--data", str(FUNCTIONAL), "--version", "loop")  # fmt: skip
     card = json.loads((model / "card.json").read_text())
     assert "train.jsonl" in card["sources"]
     assert card["id"].endswith("-loop")
+
+    # The retrained model as a shadow pack (same policy, new model) on the same posts.
+    shadow = await _shadow_of_retrained(make_settings, tmp_path, model, sent)
+    assert shadow.compared == len(sent)
+    assert shadow.shadow_policy == "candidate@" + str(pack()["version"])
+
+
+async def _shadow_of_retrained(
+    make_settings: Callable[..., Settings], tmp_path: Path, model: Path, sent: list[dict[str, Any]]
+) -> Comparison:
+    packs = tmp_path / "packs"
+    packs.mkdir()
+    (packs / "default.yaml").write_text(yaml.safe_dump(pack()))
+    candidate = pack(id="candidate", mode="shadow")
+    candidate["model"]["id"] = "modfleet-embedded@" + model.name
+    (packs / "candidate.yaml").write_text(yaml.safe_dump(candidate))
+    settings = make_settings(policy_path=packs, embedded_models_dir=model.parent)
+    await create_topics(settings, replication_factor=1, partitions=2)
+    with worker_process(settings, tmp_path / "shadow-worker.log"):
+        await produce_posts(settings, [encode(p) for p in sent])
+        await collect_outcomes(settings, len(sent), timeout_s=90)
+        live, shadows = await read_decisions(settings, idle_s=2)
+    assert {d["model_id"].split("+")[0] for d in shadows} == {"modfleet-embedded-loop"}
+    assert {d["policy_digest"] for d in shadows}.isdisjoint({d["policy_digest"] for d in live})
+    [comparison] = compare(live, shadows)
+    return comparison
+
+
+def pack(**changes: Any) -> dict[str, Any]:
+    """The default pack; its golden-set gate is not needed here."""
+    data: dict[str, Any] = yaml.safe_load(default_policy_path().read_text())
+    data.pop("gate", None)
+    data.update(changes)
+    return data
 
 
 def truth_review_labels(row: dict[str, Any]) -> dict[str, bool]:
