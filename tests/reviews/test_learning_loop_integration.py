@@ -145,11 +145,11 @@ async def test_reviews_flow_back_into_agreement_and_training_data(
          env={"MODFLEET_EXPORT_OPTED_OUT_TENANTS": OPTED_OUT})  # fmt: skip
     train = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     acme_reviewed = {r["post_id"] for r in reviews if r["tenant"] == "acme"}
-    assert {row["group"] for row in train} == acme_reviewed
+    assert {row["post_id"] for row in train} == acme_reviewed
     assert all(row["label_source"] == "reviewer" for row in train)
     for row in train:
-        for c, violates in truth_review_labels(truth[row["group"]]).items():
-            assert row[c] is violates, (row["group"], c)
+        for c, violates in truth_review_labels(truth[row["post_id"]]).items():
+            assert row[c] is violates, (row["post_id"], c)
     quiet_texts = {p["text"] for p in sent if p["tenant"] == OPTED_OUT}
     exported = b"".join((out / name).read_bytes() for name in ("train.jsonl", "sft.jsonl",
                                                                 "preference.jsonl"))  # fmt: skip

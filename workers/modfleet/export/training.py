@@ -99,7 +99,7 @@ def trainer_row(decision: Message, found: Labelled, text: str) -> dict[str, Any]
         "label_source": found.source,
         # The large judge's scores, for a trainer that distils soft targets.
         "scores": dict(decision["scores"]) if found.source == "llm" else None,
-        "group": decision["post_id"],
+        "post_id": decision["post_id"],  # no group: the trainer splits by text, duplicates together
         "tenant": decision["tenant"],
         "policy_digest": decision.get("policy_digest"),
         "decision_id": decision["decision_id"],
