@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -132,3 +135,48 @@ async def _dead_letters(settings: Settings) -> list[dict[str, Any]]:
         orjson.loads(r.value or b"{}")
         async for r in read_topic(settings, settings.dead_letter_topic, Window(), idle_s=2)
     ]
+
+
+def test_the_reviews_process_serves_metrics_and_stops_on_sigterm(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings(reviews_topic=f"reviews-cli-{tmp_path.name[-8:]}")
+    d = decision("cli-1", "remove", ("hate",))
+
+    async def setup() -> None:
+        await create_topics(settings, replication_factor=1, partitions=2)
+        await produce(settings, settings.decisions_topic, [d])
+        await produce(settings, settings.reviews_topic, [review(d, "allow", {"hate": False})])
+
+    asyncio.run(setup())
+    env = {**os.environ, **settings_env(settings)}
+    with (tmp_path / "reviews.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modfleet", "reviews", "run"], env=env, stdout=log, stderr=log
+        )
+    try:
+        text = _wait_for_metric(
+            f"http://{settings.web_host}:{settings.web_port}/metrics",
+            'modfleet_review_outcomes_total{action="remove",outcome="overturned"',
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    assert 'modfleet_reviews_total{result="joined"} 1.0' in text, text[-2000:]
+    assert 'modfleet_review_verdicts_total{category="hate",flagged="true",violates="false"}' in text
+    assert code == 0, (tmp_path / "reviews.log").read_text()[-2000:]
+
+
+def _wait_for_metric(url: str, wanted: str, timeout_s: float = 30) -> str:
+    text = ""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                text = response.read().decode()
+        except OSError:
+            continue
+        if wanted in text:
+            break
+    return text

@@ -97,7 +97,10 @@ class LiveJoin:
                 except Rejected as exc:
                     log.warning("skipping decision at offset %d: %s", r.offset, exc)
                     continue
-                observe(self.metrics, self.join.add_decision(message, now))
+                # Aged by when it was decided, so a restart does not hold week-old decisions
+                # for another full age limit.
+                at = min(now, r.timestamp / 1000) if r.timestamp and r.timestamp > 0 else now
+                observe(self.metrics, self.join.add_decision(message, at))
         return seen
 
     async def _read_reviews(self) -> None:
