@@ -164,3 +164,20 @@ def test_report_window_needs_iso_times_with_a_zone() -> None:
         Window.parse("yesterday", None)
     with pytest.raises(FatalError, match="time zone"):
         Window.parse(None, "2026-11-29T00:00")
+
+
+def test_reviews_waiting_for_a_decision_stay_within_a_byte_budget() -> None:
+    from modfleet.reviews.join import PENDING_BYTES
+
+    join = Join(max_decisions=10_000_000, ttl_s=3600)  # the count alone would allow 1,000,000
+    fat = {f"{i:03d}" + "v" * 125: True for i in range(64)}  # the schema's largest verdicts
+    outcomes = []
+    for i in range(20_000):
+        ghost = decision(f"g{i}-" + "p" * 200)
+        outcomes += join.add_review(review(ghost, "remove", fat), now=1.0)
+    assert 0 < join.pending_bytes <= PENDING_BYTES
+    assert join.pending < 20_000
+    assert sum(o.result == "unknown" for o in outcomes) == 20_000 - join.pending
+    tally = Tally()
+    tally.add(join.flush())
+    assert (join.pending, join.pending_bytes) == (0, 0)

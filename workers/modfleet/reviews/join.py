@@ -32,6 +32,9 @@ RESULTS: tuple[Result, ...] = (
     "not_final",
 )
 _MAX_INTERNED = 100_000
+# Reviews waiting for their decision are the one thing an outsider sizes (verdict names, post
+# ids), so they get a byte budget besides their count.
+PENDING_BYTES = 64 * 2**20
 NONE = "none"  # the label value of a field the decision did not carry (stage, digest)
 
 
@@ -118,6 +121,12 @@ def parse(message_type: MessageType, value: bytes | None) -> dict[str, Any]:
     return message
 
 
+def _cost(review: Review) -> int:
+    """About what a waiting review holds in memory, in bytes."""
+    names = sum(len(name) + 160 for name in review.verdicts)  # str header, dict slot, bool
+    return 400 + len(review.post_id) + len(review.tenant) + names
+
+
 class Join:
     """Decisions held for their reviews: at most ``max_decisions``, none older than ``ttl_s``."""
 
@@ -130,6 +139,7 @@ class Join:
             collections.OrderedDict()
         )
         self._interned: dict[Any, Any] = {}
+        self._pending_bytes = 0
         self.evicted = 0
 
     def __len__(self) -> int:
@@ -160,7 +170,10 @@ class Join:
         self._decisions[key] = decided
         gone = self._evict(now)
         waiting = self._pending.pop(key, None)
-        return gone if waiting is None else [self._match(key, decided, waiting[1]), *gone]
+        if waiting is None:
+            return gone
+        self._pending_bytes -= _cost(waiting[1])
+        return [self._match(key, decided, waiting[1]), *gone]
 
     def add_review(self, message: Mapping[str, Any], now: float) -> list[Outcome]:
         """Join a (schema-valid) review with its decision, or hold it until the decision comes.
@@ -181,6 +194,7 @@ class Join:
         if key in self._pending:
             return [Outcome("duplicate", why="a review of this decision is already waiting")]
         self._pending[key] = (now, review)
+        self._pending_bytes += _cost(review)
         return [Outcome("pending"), *self._evict(now)]
 
     def expire(self, now: float) -> list[Outcome]:
@@ -191,6 +205,7 @@ class Join:
         """Every review still waiting, as unknown (the end of a bounded read)."""
         gone = [self._unknown(review) for _, review in self._pending.values()]
         self._pending.clear()
+        self._pending_bytes = 0
         return gone
 
     def _match(self, key: bytes, decided: Decided, review: Review) -> Outcome:
@@ -213,10 +228,18 @@ class Join:
         gone: list[Outcome] = []
         pending = self._pending
         while pending and (
-            len(pending) > self.max_pending or next(iter(pending.values()))[0] < horizon
+            len(pending) > self.max_pending
+            or self._pending_bytes > PENDING_BYTES
+            or next(iter(pending.values()))[0] < horizon
         ):
-            gone.append(self._unknown(pending.popitem(last=False)[1][1]))
+            review = pending.popitem(last=False)[1][1]
+            self._pending_bytes -= _cost(review)
+            gone.append(self._unknown(review))
         return gone
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._pending_bytes
 
     @staticmethod
     def _unknown(review: Review) -> Outcome:
