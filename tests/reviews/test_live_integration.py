@@ -180,3 +180,37 @@ def _wait_for_metric(url: str, wanted: str, timeout_s: float = 30) -> str:
         if wanted in text:
             break
     return text
+
+
+async def test_a_restart_neither_recounts_old_reviews_nor_counts_a_second_review_again(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings(reviews_topic=f"reviews-restart-{tmp_path.name[-8:]}")
+    await create_topics(settings, replication_factor=1, partitions=2)
+    d = decision("restart-1", "remove", ("hate",))
+    await produce(settings, settings.decisions_topic, [d])
+    await produce(settings, settings.reviews_topic, [review(d, "remove", {"hate": True})])
+    first = await _live_until(settings, lambda m: _sample(m, "modfleet_reviews_total") >= 1)
+    assert _sample(first, "modfleet_reviews_total", result="joined") == 1
+
+    await produce(settings, settings.reviews_topic, [review(d, "allow", {"hate": False})])
+    second = await _live_until(settings, lambda m: _sample(m, "modfleet_reviews_total") >= 1)
+    assert _sample(second, "modfleet_reviews_total", result="duplicate") == 1
+    assert _sample(second, "modfleet_reviews_total", result="joined") == 0, "counted once"
+    assert _sample(second, "modfleet_review_outcomes_total") == 0
+
+
+async def _live_until(settings: Settings, done: Callable[[Metrics], bool]) -> Metrics:
+    metrics = Metrics()
+    stop = asyncio.Event()
+    task = asyncio.create_task(LiveJoin(settings, metrics).run(stop))
+    try:
+        for _ in range(150):
+            await asyncio.sleep(0.2)
+            if done(metrics) or task.done():
+                break
+        await asyncio.sleep(0.5)  # anything counted late would show now
+    finally:
+        stop.set()
+        await task
+    return metrics

@@ -197,6 +197,15 @@ class Join:
         self._pending_bytes += _cost(review)
         return [Outcome("pending"), *self._evict(now)]
 
+    def restore(self, message: Mapping[str, Any]) -> None:
+        """Mark the decision of a review counted before a restart, counting nothing now."""
+        key = bytes.fromhex(message["decision_id"])
+        decided = self._decisions.get(key)
+        if decided is None or message["action"] == "escalate":
+            return
+        if (decided.tenant, decided.post_id) == (message["tenant"], message["post_id"]):
+            self._decisions[key] = replace(decided, reviewed=True)
+
     def expire(self, now: float) -> list[Outcome]:
         """Drop what is past its age; reviews that never met their decision come back unknown."""
         return self._evict(now)

@@ -10,11 +10,12 @@ in the join's bounded map. An invalid review is logged and dead-lettered with it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import start_http_server
 
 from modfleet.emit.dead_letter import dead_letter_message
@@ -26,6 +27,7 @@ from modfleet.settings import Settings
 
 log = logging.getLogger(__name__)
 _POLL_MS = 200
+_RESTORE_IDLE_S = 5.0  # a committed offset past the log's end would otherwise wait forever
 
 
 def observe(metrics: Metrics, outcomes: Iterable[Outcome]) -> None:
@@ -75,6 +77,7 @@ class LiveJoin:
             await self._reviews.start()
             while await self._read_decisions() and not stop.is_set():
                 pass  # catch up first, so old reviews find their decisions
+            await self._restore()
             while not stop.is_set():
                 await self._read_decisions()
                 await self._read_reviews()
@@ -84,6 +87,42 @@ class LiveJoin:
             await self._reviews.stop()
             await self._producer.stop()
             await self._decisions.stop()
+
+    async def _restore(self) -> None:
+        """Re-read, without counting, the reviews the group counted before this process began,
+        so that a later review of one of their decisions is a duplicate, as without a restart."""
+        topic = self.settings.reviews_topic
+        await self._reviews.topics()  # fills the metadata partitions_for_topic reads
+        tps = [TopicPartition(topic, p) for p in self._reviews.partitions_for_topic(topic) or ()]
+        ends = {tp: await self._reviews.committed(tp) for tp in tps}
+        ends = {tp: end for tp, end in ends.items() if end}
+        if not ends:
+            return
+        reader = AIOKafkaConsumer(
+            **client_options(self.settings), group_id=None, enable_auto_commit=False
+        )
+        await reader.start()
+        try:
+            reader.assign(list(ends))
+            await reader.seek_to_beginning(*ends)
+            await self._restore_from(reader, ends)
+        finally:
+            await reader.stop()
+
+    async def _restore_from(
+        self, reader: AIOKafkaConsumer, ends: dict[TopicPartition, int]
+    ) -> None:
+        idle_since = time.monotonic()
+        while ends and time.monotonic() - idle_since < _RESTORE_IDLE_S:
+            batches = await reader.getmany(*ends, timeout_ms=_POLL_MS, max_records=5000)
+            for tp, records in batches.items():
+                idle_since = time.monotonic()
+                for r in records:
+                    if r.offset < ends.get(tp, 0):
+                        with contextlib.suppress(Rejected):
+                            self.join.restore(parse("review", r.value))
+                if tp in ends and await reader.position(tp) >= ends[tp]:
+                    del ends[tp]
 
     async def _read_decisions(self) -> int:
         batches = await self._decisions.getmany(timeout_ms=_POLL_MS, max_records=5000)
