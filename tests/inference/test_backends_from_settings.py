@@ -4,6 +4,7 @@ one (tests marked ``gpu``)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -63,11 +64,20 @@ def test_engine_args_follow_settings() -> None:
 
 
 @pytest.mark.skipif(cuda_available(), reason="this machine has a CUDA device")
-def test_vllm_backend_is_refused_without_a_gpu() -> None:
+def test_vllm_on_a_gpu_is_refused_without_one() -> None:
     with pytest.raises(FatalError, match=r"vllm is not installed|no CUDA device"):
         require_gpu()
-    with pytest.raises(FatalError):
-        create_classifier(Settings(classifier_backend="vllm"))
+
+
+def test_a_vllm_engine_that_cannot_start_is_fatal(tmp_path: Path) -> None:
+    # Without vLLM: not installed. With vLLM's CPU build (the test tier): no such model.
+    settings = Settings(
+        classifier_backend="vllm",
+        inference_adapter="llama-guard-3",
+        inference_model=str(tmp_path / "no-such-model"),
+    )
+    with pytest.raises(FatalError, match=r"vllm is not installed|no-such-model"):
+        create_classifier(settings)
 
 
 @pytest.mark.skipif(cuda_available(), reason="this machine has a CUDA device")
