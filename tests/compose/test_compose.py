@@ -234,7 +234,8 @@ def test_without_the_gpu_profile_workers_do_not_wait_for_vllm(compose: list[str]
     assert "vllm" not in model["services"]
     dependency = model["services"]["worker"]["depends_on"].get("vllm")
     assert dependency is None or dependency["required"] is False
-    assert model["services"]["worker"]["environment"]["MODFLEET_CLASSIFIER_BACKEND"] == "embedded"
+    # Unset (empty): each policy pack's model.backend decides.
+    assert model["services"]["worker"]["environment"]["MODFLEET_CLASSIFIER_BACKEND"] == ""
 
 
 def test_redis_requires_the_workers_password_and_the_cache_is_sealed(compose: list[str]) -> None:

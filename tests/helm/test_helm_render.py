@@ -189,8 +189,9 @@ def test_gpu_render_points_workers_at_vllm(renders: dict[str, Rendered]) -> None
 
 def test_backends_in_the_schema_are_settings_backends() -> None:
     backend = Settings.model_fields["classifier_backend"].annotation
-    known = set(typing.get_args(backend)) | {"openai", "vllm", "cascade"}  # pending (issue 3)
-    assert set(WORKER_SCHEMA["classifierBackend"]["enum"]) <= known
+    literal = next(arg for arg in typing.get_args(backend) if typing.get_args(arg))
+    known = set(typing.get_args(literal))
+    assert set(WORKER_SCHEMA["classifierBackend"]["enum"]) <= known | {""}  # "": packs decide
     inference = SCHEMA["properties"]["inference"]["properties"]
     assert set(inference["workerBackend"]["enum"]) <= known
 
@@ -485,7 +486,7 @@ def test_gpu_tier_is_off_by_default(renders: dict[str, Rendered]) -> None:
     names = {d["metadata"]["name"] for d in renders["default"].documents}
     assert not {n for n in names if n.startswith(INFERENCE)}
     env = renders["default"].env("Deployment", WORKER, "worker")
-    assert env["MODFLEET_CLASSIFIER_BACKEND"]["value"] == "embedded"
+    assert "MODFLEET_CLASSIFIER_BACKEND" not in env, "each pack's model.backend decides"
 
 
 def test_vllm_serves_the_model_on_gpus(renders: dict[str, Rendered]) -> None:

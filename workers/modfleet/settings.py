@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from modfleet.resources import default_policy_path
@@ -195,14 +195,22 @@ class Settings(BaseSettings):
     )
 
     # --- Model and policy ---------------------------------------------------------------------
-    classifier_backend: ClassifierBackend = Field(
-        "embedded",
+    classifier_backend: ClassifierBackend | None = Field(
+        None,
         description=(
-            "Inference backend: 'embedded' is the CPU model shipped with us; 'openai' an "
+            "Unset: each policy pack's model.backend scores its posts. Set: this backend scores "
+            "every pack's posts ('embedded' is the CPU model shipped with us; 'openai' an "
             "OpenAI-compatible server; 'vllm' an in-process vLLM engine (modfleet[gpu]); "
-            "'cascade' the embedded model first, then the LLM for uncertain posts."
+            "'cascade' the embedded model first, then the LLM for uncertain posts)."
         ),
     )
+
+    @field_validator("classifier_backend", mode="before")
+    @classmethod
+    def _empty_backend_is_unset(cls, value: object) -> object:
+        # docker-compose passes an unset variable as "" ("${VAR:-}").
+        return None if value == "" else value
+
     classifier_plugin: str | None = Field(
         None,
         description="Third-party backend as 'package.module:factory'; overrides the backend.",

@@ -363,7 +363,7 @@ secretKeyRef:
 - name: MODFLEET_INFERENCE_API_KEY
   valueFrom:
     {{- include "modfleet.secretRef" (dict "ctx" . "secret" .Values.inference.apiKey.existingSecret "key" .Values.inference.apiKey.key "generatedKey" "inference-api-key") | nindent 4 }}
-{{- else }}
+{{- else if .Values.worker.classifierBackend }}
 - name: MODFLEET_CLASSIFIER_BACKEND
   value: {{ .Values.worker.classifierBackend | quote }}
 {{- end }}

@@ -16,7 +16,7 @@ def create_classifier(settings: Settings) -> Classifier:
     """The backend named by ``classifier_backend``, or a plugin named by ``classifier_plugin``."""
     if settings.classifier_plugin:
         return _load_plugin(settings.classifier_plugin, settings)
-    backend = settings.classifier_backend
+    backend = settings.classifier_backend or "embedded"
     if backend == "embedded":
         from modfleet.inference.embedded import EmbeddedClassifier
 

@@ -3,7 +3,7 @@
 A pack's ``model:`` section names the backend and the model its thresholds were calibrated
 for; the worker builds that backend (connection details come from Settings) and scores the
 pack's posts with it, so one fleet can serve a cheap embedded pack for one surface and an LLM
-pack for another. ``MODFLEET_CLASSIFIER_BACKEND``, when set explicitly, overrides every pack's
+pack for another. ``MODFLEET_CLASSIFIER_BACKEND``, when set, overrides every pack's
 backend (a deployment-wide choice, such as putting the cascade in front of an embedded pack);
 the worker logs each pack it overrides. A pack whose backend cannot be built is refused.
 """
@@ -64,8 +64,7 @@ class Backends:
                 update["inference_model"] = model  # the served name is the pack's model id
             return create_classifier(settings.model_copy(update=update))
 
-        explicit = "classifier_backend" in settings.model_fields_set
-        return cls(build, settings.classifier_backend if explicit else None)
+        return cls(build, settings.classifier_backend)
 
     @property
     def default(self) -> Classifier | None:
