@@ -6,22 +6,32 @@ stopping the server mid-run loses no post.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import shutil
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
+import yaml
 from posts import encode, post
 from vllm_model import MISSING_REASON, VLLMServer, available, vllm_server
 
+from modfleet.cache import connect_cache
 from modfleet.contracts.admin import create_topics
 from modfleet.contracts.schemas import violations
+from modfleet.emit import Outbound, Topics
 from modfleet.inference.adapters import create_adapter
 from modfleet.inference.openai_backend import HttpOptions, OpenAICompatibleClassifier
+from modfleet.ingest import Record
+from modfleet.metrics import Metrics
 from modfleet.policy import Policy
+from modfleet.policy.packs import PolicySet
 from modfleet.replay import Outcomes, collect_outcomes, produce_posts
 from modfleet.settings import Settings
 from modfleet.stack.dev import worker_process
 from modfleet.stack.services import free_port
+from modfleet.stream import Pipeline, Retry
 
 pytestmark = [pytest.mark.vllm, pytest.mark.skipif(not available(), reason=MISSING_REASON)]
 
@@ -164,3 +174,104 @@ def test_bench_llm_measures_the_server_and_a_worker_through_the_fleet(server: VL
     assert hit_rate is not None, "vLLM's prefix-cache counters were read from /metrics"
     assert hit_rate > 0, "the warm policy prefix is served from the cache"
     assert "h/g:" in result.table()
+
+
+@pytest.mark.integration
+async def test_one_worker_routes_each_pack_to_the_backend_it_names(
+    make_settings: Callable[..., Settings], tmp_path: Path, server: VLLMServer
+) -> None:
+    """Two packs on two backends in one worker: the default pack on the embedded model, a
+    tenant's pack on the LLM served by vLLM; each decision names the model that scored it."""
+    packs = tmp_path / "packs"
+    packs.mkdir()
+    shipped = Path(Settings().policy_path)
+    for name in ("default.yaml", "default.golden.jsonl"):
+        shutil.copy(shipped.parent / name, packs / name)
+    llm = yaml.safe_load((SUPPORT / "llm_policy.yaml").read_text(encoding="utf-8"))
+    llm["model"] = {"backend": "openai", "id": server.model}
+    llm["tenants"] = ["tenant-llm"]
+    (packs / "llm.yaml").write_text(yaml.safe_dump(llm), encoding="utf-8")
+    settings = make_settings(
+        inference_urls=server.url,
+        inference_adapter="llama-guard-3",
+        inference_timeout_s=60,
+        classify_timeout_s=180,
+        batch_max=4,
+        batch_within_s=0.2,
+        policy_path=packs,
+    )
+    assert settings.classifier_backend is None, "the packs choose"
+    await create_topics(settings, replication_factor=1, partitions=1)
+    on_llm = [post(f"l-{i}", t, tenant="tenant-llm") for i, t in enumerate(texts("l", 4))]
+    on_cpu = [post(f"c-{i}", t) for i, t in enumerate(texts("c", 8))]
+    with worker_process(settings, tmp_path / "worker.log"):
+        await produce_posts(settings, [encode(p) for p in on_llm + on_cpu])
+        outcomes = await collect_outcomes(settings, len(on_llm) + len(on_cpu), timeout_s=180)
+    by_id = {d["post_id"]: d for d in outcomes.decisions}
+    assert set(by_id) == {p["post_id"] for p in on_llm + on_cpu}
+    for p in on_llm:
+        decided = by_id[p["post_id"]]
+        assert (decided["policy_id"], decided["model_id"]) == (
+            "llm-test",
+            f"llama-guard-3:{server.model}",
+        )
+    for p in on_cpu:
+        decided = by_id[p["post_id"]]
+        assert decided["policy_id"] == "default"
+        assert decided["model_id"].startswith("modfleet-embedded")
+    assert_contract(outcomes)
+
+
+@pytest.mark.integration
+async def test_prompt_dependent_answers_stay_with_their_tenants_pack(
+    make_settings: Callable[..., Settings], server: VLLMServer
+) -> None:
+    """The LLM reads the pack, so its answer names the pack's categories: a decision whose
+    scores name the other pack's categories would be a verdict computed under that pack. Two
+    tenants' packs share id@version but not content; texts are the same for both."""
+    data = yaml.safe_load((SUPPORT / "llm_policy.yaml").read_text(encoding="utf-8"))
+    insults = Policy.model_validate(data)
+    renamed = dict(data, categories={"spam": dict(data["categories"]["harassment"], title="Spam")})
+    spam = Policy.model_validate(renamed)
+    assert (insults.id, insults.version) == (spam.id, spam.version)
+    assert insults.digest != spam.digest
+    packs = PolicySet(default=spam, by_tenant={"tenant-a": insults})
+    same = ["you are a complete idiot", "buy cheap watches now at my site"]
+    batch = [encode(post(f"a-{i}", t, tenant="tenant-a")) for i, t in enumerate(same)]
+    batch += [encode(post(f"b-{i}", t, tenant="tenant-b")) for i, t in enumerate(same)]
+    settings = make_settings()
+    metrics = Metrics()
+    backend = classifier(server, "gpt-oss-safeguard")
+    pipe = Pipeline(
+        packs,
+        backend,
+        connect_cache(settings, metrics),
+        metrics,
+        Topics.from_settings(settings),
+        Retry(2, 0.01),
+    )
+    try:
+        first = _decided(await pipe.process(_records(batch)))
+        sent = backend.requests_sent
+        again = _decided(await pipe.process(_records(batch, first_offset=100)))
+    finally:
+        await backend.close()
+        await pipe.cache.close()
+    assert sent == len(batch), "one request per text and pack: nothing shared in the batch"
+    assert backend.requests_sent == sent, "the second batch is served from Redis"
+    for run in (first, again):
+        assert set(run) == {"a-0", "a-1", "b-0", "b-1"}
+        for post_id, decided in run.items():
+            own = insults if post_id.startswith("a-") else spam
+            assert decided["policy_digest"] == own.digest
+            assert set(decided["scores"]) <= set(own.categories)
+    assert all(d["from_cache"] for d in again.values())
+
+
+def _records(values: list[bytes], first_offset: int = 0) -> list[Record]:
+    return [Record("posts", 0, first_offset + i, 1.7e9, None, v) for i, v in enumerate(values)]
+
+
+def _decided(out: Sequence[Outbound]) -> dict[str, dict[str, Any]]:
+    found = [orjson.loads(m.value) for m in out if m.kind == "decision"]
+    return {d["post_id"]: d for d in found}

@@ -27,7 +27,6 @@ import orjson
 import pytest
 import redis
 import yaml
-from llama_server import MISSING_REASON, available
 from posts import RUDE, encode, post, unique_texts
 
 from modfleet.cache import connect_cache
@@ -396,57 +395,5 @@ async def test_a_frozen_redis_slows_nothing_and_loses_nothing(
     )
 
 
-# --- against an OpenAI-compatible server ------------------------------------------------------
-
-SUPPORT = Path(__file__).parents[1] / "support"
-
-
-@pytest.mark.skipif(not available(), reason=MISSING_REASON)
-async def test_prompt_dependent_answers_stay_with_their_tenants_pack(
-    make_settings: Callable[..., Settings], tmp_path: Path
-) -> None:
-    """The LLM reads the pack, so its answer names the pack's categories: a decision whose
-    scores name the other pack's categories would be a verdict computed under that pack."""
-    from llama_server import llama_server
-
-    from modfleet.inference.adapters import GptOssSafeguardAdapter
-    from modfleet.inference.openai_backend import HttpOptions, OpenAICompatibleClassifier
-
-    data = yaml.safe_load((SUPPORT / "llm_policy.yaml").read_text())
-    insults = Policy.model_validate(data)
-    renamed = dict(data, categories={"spam": data["categories"]["harassment"]})
-    renamed["categories"]["spam"] = dict(renamed["categories"]["spam"], title="Spam")
-    spam = Policy.model_validate(renamed)
-    assert (insults.id, insults.version) == (spam.id, spam.version)
-    packs = PolicySet(default=spam, by_tenant={"tenant-a": insults})
-    texts = ["you are a complete idiot", "buy cheap watches now at my site"]
-    batch = [encode(post(f"a-{i}", t, tenant="tenant-a")) for i, t in enumerate(texts)]
-    batch += [encode(post(f"b-{i}", t, tenant="tenant-b")) for i, t in enumerate(texts)]
-    settings = make_settings()
-    metrics = Metrics()
-    with llama_server(tmp_path / "llama.log") as server:
-        options = HttpOptions(
-            urls=(server.url,), model="smollm2", response_format="json_object", timeout_s=60
-        )
-        classifier = OpenAICompatibleClassifier(GptOssSafeguardAdapter(max_tokens=160), options)
-        pipe = Pipeline(
-            packs,
-            classifier,
-            connect_cache(settings, metrics),
-            metrics,
-            Topics.from_settings(settings),
-            Retry(2, 0.01),
-        )
-        first = decisions(await pipe.process(records(batch)))
-        sent = classifier.requests_sent
-        again = decisions(await pipe.process(records(batch, first_offset=100)))
-        await classifier.close()
-        await pipe.cache.close()
-    assert sent == len(batch), "one request per text and pack: nothing shared in the batch"
-    assert classifier.requests_sent == sent, "the second batch is served from Redis"
-    for run in (first, again):
-        for post_id, decided in run.items():
-            own = insults if post_id.startswith("a-") else spam
-            assert decided["policy_digest"] == own.digest
-            if decided["scores"]:  # an unreadable answer escalates with no scores
-                assert set(decided["scores"]) == set(own.categories)
+# The same against a real OpenAI-compatible server (vLLM, the LLM reads each pack):
+# tests/inference/test_vllm_server.py::test_prompt_dependent_answers_stay_with_their_tenants_pack

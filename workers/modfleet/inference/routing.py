@@ -60,8 +60,10 @@ class Backends:
             if remote and not settings.inference_url_list:
                 raise FatalError("no inference server is configured (MODFLEET_INFERENCE_URLS)")
             update: dict[str, object] = {"classifier_backend": backend}
-            if model and "inference_model" not in settings.model_fields_set:
-                update["inference_model"] = model  # the served name is the pack's model id
+            if model and settings.classifier_backend is None:
+                # The pack chose its model: that id is the name to ask the server for. Under a
+                # deployment-wide backend, MODFLEET_INFERENCE_MODEL names the served model.
+                update["inference_model"] = model
             return create_classifier(settings.model_copy(update=update))
 
         return cls(build, settings.classifier_backend)
