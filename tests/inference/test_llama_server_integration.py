@@ -100,7 +100,7 @@ def assert_contract(outcomes: Outcomes) -> None:
     assert reasons <= {"policy_threshold", "unparseable_verdict"}
 
 
-async def test_worker_decides_every_post_and_loses_none_when_the_server_dies(
+async def test_worker_holds_posts_when_the_server_dies_and_dead_letters_none(
     make_settings: Callable[..., Settings], server: LlamaServer, tmp_path: Path
 ) -> None:
     settings = llm_settings(make_settings, server.url)
@@ -118,16 +118,17 @@ async def test_worker_decides_every_post_and_loses_none_when_the_server_dies(
         await produce_posts(settings, [encode(p) for p in second])
         await collect_outcomes(settings, len(first) + 2, timeout_s=60)
         server.kill()  # mid-run: batches are in flight or queued
-        outcomes = await collect_outcomes(settings, len(first) + len(second), timeout_s=120)
+        outcomes = await collect_outcomes(settings, len(first) + len(second), timeout_s=20)
 
-    assert outcomes.settled == len(first) + len(second), "nothing lost"
+    # The pack waits for its model (on_model_down: wait): what was not decided before the kill
+    # is held, never dead-lettered; the held batch is redelivered to the next worker.
     decided = {d["post_id"] for d in outcomes.decisions}
     lettered = {d["post_id"] for d in outcomes.dead_letters}
-    assert decided | lettered == {p["post_id"] for p in first + second}
-    assert lettered, "posts after the kill are dead-lettered once retries give up"
-    assert {d["reason"]["code"] for d in outcomes.dead_letters} == {"inference_failed"}
+    assert lettered == set()
+    assert decided >= {p["post_id"] for p in first}
+    assert decided <= {p["post_id"] for p in first + second}
     assert all(d["model_id"] == "gpt-oss-safeguard:smollm2" for d in outcomes.decisions)
     assert_contract(outcomes)
-    assert "retrying" in log.read_text()
+    assert "holding the batch" in log.read_text()
     unread = sum(e["reason"] == "unparseable_verdict" for e in outcomes.escalations)
     print(f"decided {len(decided)}, dead-lettered {len(lettered)}, unparseable {unread}")
