@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,8 @@ class LlmResult:
         c = self.config
         lines = [
             f"model {c['model']} ({c['adapter']}) on {c['server']}, {c['posts']} posts, "
-            f"micro-batches of {c['batch']}, {c['in_flight']} requests in flight",
+            f"micro-batches of {c['batch']} ({c['batches']} at once), "
+            f"{c['in_flight']} requests in flight",
             f"{'run':<34}{'posts/s':>10}{'prefix hits':>14}",
         ]
         names = {
@@ -194,15 +196,21 @@ def through_worker(
 
 
 def run_llm(
-    settings: Settings, posts: int, url: str | None, off: bool, timeout_s: float
+    settings: Settings,
+    posts: int,
+    url: str | None,
+    off: bool,
+    timeout_s: float,
+    device: str = "any",
 ) -> LlmResult:
-    server = url or "vLLM in process"
+    server = url or f"vLLM in process ({device})"
     config = {
         "model": settings.inference_model,
         "adapter": settings.inference_adapter,
         "server": server,
         "posts": posts,
         "batch": settings.batch_max,
+        "batches": settings.batches_in_flight,
         "in_flight": settings.inference_max_in_flight,
     }
     result = LlmResult(config)
@@ -238,42 +246,117 @@ def _child(settings: Settings, posts: int, *, caching: bool) -> Run:
         return Run(**json.loads(result.read_text()))
 
 
-@click.command("llm")
-@click.option("--posts", "count", default=96, show_default=True, type=click.IntRange(8))
-@click.option("--url", default=None, help="An OpenAI-compatible server (.../v1); else vLLM here.")
-@click.option("--model", default=None, help="Model (default MODFLEET_INFERENCE_MODEL).")
-@click.option("--adapter", type=click.Choice(ADAPTERS), default=None, help="Prompt format.")
-@click.option("--batch", type=click.IntRange(1), default=None, help="Worker micro-batch size.")
-@click.option("--in-flight", type=click.IntRange(1), default=None, help="Requests in flight.")
-@click.option("--prefix-off/--no-prefix-off", default=True, show_default=True,
-              help="Also run (g) with prefix caching off (in process only).")  # fmt: skip
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def llm(
-    count: int,
-    url: str | None,
-    model: str | None,
-    adapter: str | None,
-    batch: int | None,
-    in_flight: int | None,
-    prefix_off: bool,
-    out: Path | None,
-) -> None:
-    """Posts/s of the LLM tier: the server saturated (g), a worker through the fleet (h), h/g."""
-    overrides: dict[str, Any] = {
-        "inference_model": model,
-        "inference_adapter": adapter,
-        "batch_max": batch,
-        "inference_max_in_flight": in_flight,
+@dataclass(frozen=True)
+class Device:
+    """What ``bench llm`` and ``bench gpu`` differ in: their device and its default values."""
+
+    name: str
+    posts: int
+    defaults: Mapping[str, Any]  # Settings fields, below what MODFLEET_* or an option sets
+
+
+# Whatever vLLM finds (its CPU build here): engine_args gives a CPU a KV-cache size, eager mode.
+ANY = Device("any", 96, {})
+# A GPU: enough posts and requests to fill it, a share of its memory, compiled graphs.
+CUDA = Device(
+    "cuda",
+    2000,
+    {
+        "batch_max": 256,
+        "batches_in_flight": 4,
+        "inference_max_in_flight": 256,
+        "vllm_kv_cache_gib": None,
+        "vllm_enforce_eager": False,
+    },
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one ``bench llm``/``bench gpu`` invocation will run."""
+
+    device: str
+    settings: Settings
+    posts: int
+    url: str | None
+    prefix_off: bool
+
+
+def plan(device: Device, options: Mapping[str, Any]) -> Plan:
+    """The run the options ask for; a device default fills only what nobody set."""
+    chosen = {
+        "inference_model": options.get("model"),
+        "inference_adapter": options.get("adapter"),
+        "batch_max": options.get("batch"),
+        "inference_max_in_flight": options.get("in_flight"),
     }
-    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-    try:
-        result = run_llm(settings, count, url, prefix_off and url is None, timeout_s=900)
-    except FatalError as exc:
-        click.echo(f"modfleet bench llm: {exc}", err=True)
-        sys.exit(1)
-    click.echo(result.table())
-    if out is not None:
-        out.write_text(json.dumps(result.to_json(), indent=2))
+    settings = Settings(**{k: v for k, v in chosen.items() if v is not None})
+    unset = {k: v for k, v in device.defaults.items() if k not in settings.model_fields_set}
+    url = options.get("url")
+    return Plan(
+        device.name,
+        settings.model_copy(update=unset),
+        options.get("count") or device.posts,
+        url,
+        bool(options.get("prefix_off", True)) and url is None,
+    )
+
+
+def command(name: str, device: Device, check: Callable[[], None] | None = None) -> click.Command:
+    """``bench NAME``: the same options, run and report on every device; ``check`` may refuse."""
+    prog = f"modfleet bench {name}"
+
+    def body(**options: Any) -> None:
+        if check is not None:
+            check()
+        chosen = plan(device, options)
+        try:
+            result = run_llm(
+                chosen.settings,
+                chosen.posts,
+                chosen.url,
+                chosen.prefix_off,
+                timeout_s=900,
+                device=chosen.device,
+            )
+        except FatalError as exc:
+            click.echo(f"{prog}: {exc}", err=True)
+            sys.exit(1)
+        click.echo(result.table())
+        out = options.get("out")
+        if out is not None:
+            out.write_text(json.dumps(result.to_json(), indent=2))
+
+    params: list[click.Parameter] = [
+        click.Option(["--posts", "count"], type=click.IntRange(8), default=device.posts,
+                     show_default=True, help="Measured posts of (g) and of (h)."),
+        click.Option(["--model"], help="Model (default MODFLEET_INFERENCE_MODEL)."),
+        click.Option(["--adapter"], type=click.Choice(ADAPTERS), help="Prompt format."),
+        click.Option(["--batch"], type=click.IntRange(1), help=_default("Worker micro-batch size",
+                     device.defaults.get("batch_max"))),
+        click.Option(["--in-flight"], type=click.IntRange(1), help=_default("Requests in flight",
+                     device.defaults.get("inference_max_in_flight"))),
+        click.Option(["--prefix-off/--no-prefix-off"], default=True, show_default=True,
+                     help="Also run (g) with prefix caching off (in process only)."),
+        click.Option(["--out"], type=click.Path(dir_okay=False, path_type=Path),
+                     help="Also write the results here, as JSON."),
+    ]  # fmt: skip
+    if device is ANY:  # a server elsewhere has its own device: bench llm --url
+        params.insert(1, click.Option(["--url"], help="An OpenAI-compatible server (.../v1)."))
+    return click.Command(name, callback=body, params=params, help=_HELP[device.name])
+
+
+def _default(text: str, value: object) -> str:
+    return f"{text} (default {value} unless MODFLEET_* sets it)." if value else f"{text}."
+
+
+_HELP = {
+    "any": "Posts/s of the LLM tier: the server saturated (g), a worker through the fleet (h), "
+    "h/g; vLLM in process on the device it finds, or --url.",
+    "cuda": "bench llm on this node's GPU: vLLM in process, GPU-sized defaults "
+    "(MODFLEET_* settings override them).",
+}
+llm = command("llm", ANY)
 
 
 def _child_main(posts: int, result: Path) -> None:
