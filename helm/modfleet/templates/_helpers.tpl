@@ -22,6 +22,7 @@ Names, labels and the environment shared by the chart's templates.
 
 {{- define "modfleet.workerName" -}}{{ include "modfleet.fullname" . }}-worker{{- end -}}
 {{- define "modfleet.inferenceName" -}}{{ include "modfleet.fullname" . }}-inference{{- end -}}
+{{- define "modfleet.reviewsName" -}}{{ include "modfleet.fullname" . }}-reviews{{- end -}}
 {{- define "modfleet.topicInitName" -}}{{ include "modfleet.fullname" . }}-topic-init{{- end -}}
 {{- define "modfleet.policiesName" -}}{{ include "modfleet.fullname" . }}-policies{{- end -}}
 {{- define "modfleet.credentialsName" -}}{{ include "modfleet.fullname" . }}-credentials{{- end -}}
@@ -279,6 +280,8 @@ secretKeyRef:
   value: {{ .Values.topics.escalations | quote }}
 - name: MODFLEET_DEAD_LETTER_TOPIC
   value: {{ .Values.topics.deadLetter | quote }}
+- name: MODFLEET_REVIEWS_TOPIC
+  value: {{ .Values.topics.reviews | quote }}
 - name: MODFLEET_LOG_LEVEL
   value: {{ .Values.worker.logLevel | quote }}
 {{- end -}}
