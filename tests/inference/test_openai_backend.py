@@ -13,6 +13,7 @@ import pytest
 
 from modfleet.errors import FatalError, RecoverableError
 from modfleet.inference.adapters import GptOssSafeguardAdapter, LlamaGuardAdapter
+from modfleet.inference.base import pack_salt
 from modfleet.inference.breaker import CircuitBreaker
 from modfleet.inference.openai_backend import HttpOptions, OpenAICompatibleClassifier
 from modfleet.policy import Policy
@@ -54,7 +55,7 @@ async def test_a_batch_is_sent_as_concurrent_requests_spread_over_servers(
     assert [v.unparseable for v in verdicts] == [False] * 4
     assert sorted(hosts) == ["a.test", "a.test", "b.test", "b.test"]
     body = bodies[0]
-    assert body["cache_salt"] == "tenant-a"
+    assert body["cache_salt"] == pack_salt("tenant-a", small_policy)
     assert body["temperature"] == 0.0
     assert body["response_format"]["type"] == "json_schema"
     assert body["messages"][0]["content"] == bodies[1]["messages"][0]["content"]
@@ -194,3 +195,10 @@ def test_a_cancelled_probe_does_not_wedge_the_circuit() -> None:
     breaker.acquire()
     breaker.cancelled()
     assert breaker.available()
+
+
+def test_each_pack_gets_its_own_prefix_cache_salt(small_policy: Policy) -> None:
+    other = small_policy.model_copy(update={"description": "another tenant's own pack"})
+    assert pack_salt(None, small_policy) == pack_salt(None, small_policy)
+    assert pack_salt(None, small_policy) != pack_salt(None, other), "tenants' packs never share"
+    assert pack_salt("fleet-a", small_policy) != pack_salt("fleet-b", small_policy)

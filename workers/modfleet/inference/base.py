@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -100,3 +101,11 @@ class Classifier(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release connections or engines."""
+
+
+def pack_salt(base: str | None, policy: Policy) -> str:
+    """vLLM ``cache_salt`` for one pack's requests: prefix-cache blocks are shared only among
+    requests under the same pack (and the deployment's own salt, if any), so a tenant with a
+    pack of its own never reuses, or times, the blocks of another tenant's posts."""
+    material = f"{base or ''}\x1f{policy.digest}".encode("utf-8", "surrogatepass")
+    return hashlib.sha256(material).hexdigest()[:32]

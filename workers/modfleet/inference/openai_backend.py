@@ -23,7 +23,7 @@ import httpx
 from modfleet.errors import FatalError, ModfleetError, RecoverableError
 from modfleet.inference import openai_wire
 from modfleet.inference.adapters import Adapter, Completion, Request, create_adapter
-from modfleet.inference.base import Classifier, Verdict
+from modfleet.inference.base import Classifier, Verdict, pack_salt
 from modfleet.inference.endpoints import Endpoints, Resolver, resolve_host
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ class OpenAICompatibleClassifier(Classifier):
             request,
             self.options.model,
             self.options.response_format,
-            self.options.cache_salt,
+            pack_salt(self.options.cache_salt, policy),
         )
         for attempt in range(self.options.attempts):
             try:

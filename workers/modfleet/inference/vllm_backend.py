@@ -30,7 +30,7 @@ from modfleet.inference.adapters import (
     Request,
     create_adapter,
 )
-from modfleet.inference.base import Classifier, Verdict
+from modfleet.inference.base import Classifier, Verdict, pack_salt
 
 if TYPE_CHECKING:
     from modfleet.policy import Policy
@@ -297,7 +297,8 @@ class VLLMClassifier(Classifier):
         return [task.result() for task in tasks]
 
     async def _one(self, text: str, policy: Policy) -> Verdict:
-        prompt, request = engine_prompt(self.adapter, self._harmony, policy, text, self._salt)
+        salt = pack_salt(self._salt, policy)
+        prompt, request = engine_prompt(self.adapter, self._harmony, policy, text, salt)
         params = sampling_params(request, self._harmony)
         final = None
         async with self._slots:
