@@ -270,8 +270,8 @@ class Settings(BaseSettings):
     )
     inference_cache_salt: SecretStr | None = Field(
         None,
-        description="vLLM cache_salt: requests share prefix-cache blocks only with the same salt; "
-        "set one per tenant deployment where tenants must not share cache.",
+        description="Mixed into vLLM's cache_salt, which is per pack already (its digest): "
+        "requests share prefix-cache blocks only within one pack of one deployment.",
     )
     inference_keep_reasoning: bool = Field(
         False, description="Append the model's reasoning to the decision's rationale."
