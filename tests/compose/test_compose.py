@@ -365,3 +365,32 @@ def test_the_dockerfile_is_multi_stage_slim_pinned_and_unprivileged() -> None:
     assert user
     assert user[-1].split(":")[0] not in ("root", "0")
     assert re.search(r'^ENTRYPOINT \["modfleet"\]', text, re.MULTILINE)
+
+
+def test_reviews_runs_the_live_join_by_default_and_prometheus_scrapes_it_as_the_dashboard_job(
+    compose: list[str],
+) -> None:
+    """`modfleet reviews run` starts without a profile, after the topics exist, serves /metrics
+    to the network, and is scraped under the job the dashboard's reviewer row reads
+    ($release-reviews with the release part `modfleet`)."""
+    reviews = resolved(compose, profiles=[])["services"]["reviews"]
+    env = environment(reviews)
+    port = env["MODFLEET_WEB_PORT"]
+
+    assert reviews["command"] == ["reviews", "run"]
+    assert env["MODFLEET_WEB_HOST"] == "0.0.0.0"
+    worker = environment(services()["worker"])
+    assert env["MODFLEET_CONSUMER_GROUP"] == worker["MODFLEET_CONSUMER_GROUP"]
+    assert int(env["MODFLEET_REVIEWS_JOIN_MAX_DECISIONS"]) == 200_000
+    # Kafka only: the join needs neither Redis nor a model
+    assert set(reviews["depends_on"]) == {"kafka", "topic-init"}
+    assert reviews["depends_on"]["topic-init"]["condition"] == "service_completed_successfully"
+    assert not {v for v in env if "REDIS" in v or "INFERENCE" in v or "CACHE" in v}
+    assert f"127.0.0.1:{port}/metrics" in " ".join(reviews["healthcheck"]["test"])
+
+    scrape = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())["scrape_configs"]
+    job = next(j for j in scrape if j["job_name"] == "modfleet-reviews")
+    assert job["dns_sd_configs"][0]["names"] == ["reviews"]
+    assert job["dns_sd_configs"][0]["port"] == int(port)
+    dashboard = (DASHBOARDS / "modfleet-fleet.json").read_text()
+    assert 'job=~\\"$release-reviews\\"' in dashboard
