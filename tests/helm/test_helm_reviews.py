@@ -29,7 +29,7 @@ def extra(helm: Helm) -> dict[str, Rendered]:
 def _container(rendered: Rendered) -> dict[str, Any]:
     spec = rendered.one("Deployment", REVIEWS)["spec"]["template"]["spec"]
     (container,) = spec["containers"]
-    return container
+    return dict(container)
 
 
 def _settings_from(env: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> Settings:
@@ -68,6 +68,8 @@ def test_reviews_runs_the_live_join_on_the_workers_kafka_settings(
     assert settings.reviews_join_max_decisions == 1_000_000
     assert settings.reviews_join_ttl_s == 1_209_600
     assert (settings.web_host, settings.web_port) == ("0.0.0.0", 6067)
+    notes = rendered.manifests["modfleet/templates/NOTES.txt"]
+    assert f"deployment/{REVIEWS}, reading modfleet.reviews.v1" in notes
 
 
 def test_reviews_probes_and_ports_are_its_metrics_server(renders: dict[str, Rendered]) -> None:
@@ -152,6 +154,7 @@ def test_disabled_reviews_renders_nothing(extra: dict[str, Rendered]) -> None:
     for path, text in rendered.manifests.items():
         if "/reviews-" in path:
             assert not text.strip(), path
+    assert "reviews run" not in rendered.manifests["modfleet/templates/NOTES.txt"]
 
 
 def test_topic_init_creates_the_reviews_topic_the_component_reads(
