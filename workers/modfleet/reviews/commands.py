@@ -24,7 +24,7 @@ def run() -> None:
 
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
-    run_reviews(settings)
+    guard(lambda: run_reviews(settings))
 
 
 @reviews.command("report")

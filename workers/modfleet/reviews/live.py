@@ -16,9 +16,11 @@ import time
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaConnectionError
 from prometheus_client import start_http_server
 
 from modfleet.emit.dead_letter import dead_letter_message
+from modfleet.errors import RecoverableError
 from modfleet.ingest.decode import Record, Rejection
 from modfleet.kafka import client_options
 from modfleet.metrics import Metrics
@@ -180,6 +182,10 @@ def run_reviews(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await LiveJoin(settings, metrics).run(stop)
+        try:
+            await LiveJoin(settings, metrics).run(stop)
+        except KafkaConnectionError as exc:
+            # The orchestrator restarts the process; say why in one line, not a traceback.
+            raise RecoverableError(f"cannot reach the brokers at {settings.broker_url}") from exc
 
     asyncio.run(main())
