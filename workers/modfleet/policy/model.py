@@ -202,12 +202,20 @@ class Policy(_Frozen):
     @property
     def digest(self) -> str:
         """Lowercase hex SHA-256 of :meth:`canonical_content`: the pack's identity by content."""
-        return self._digest
+        # Straight from pydantic's private-attribute dict: every post's cache key and decision
+        # id read this, and ``self._digest`` goes through BaseModel.__getattr__ each time.
+        return self._private()["_digest"]  # type: ignore[no-any-return]
 
     @property
     def label(self) -> str:
         """``id@version`` and the digest's first 12 digits, for logs and error messages."""
         return f"{self.id}@{self.version} ({self._digest[:12]})"
+
+    def _private(self) -> dict[str, Any]:
+        private = self.__pydantic_private__
+        if private is None:  # pragma: no cover - set by model_post_init on every instance
+            raise AttributeError("pack not initialised")
+        return private
 
     def canonical_content(self) -> bytes:
         """What the model reads and what decides, in one byte string.
@@ -254,12 +262,14 @@ class Policy(_Frozen):
         """
         scores: dict[str, float] = {}
         get = model_scores.get
-        for name, labels in self._label_table:
+        for name, labels in self._private()["_label_table"]:
             best: float | None = None
             for label in labels:
                 found = get(label)
                 if found is not None:
-                    value = _finite(found, label)
+                    if found != found:  # NaN, inlined: this runs for every label of every post
+                        _finite(found, label)
+                    value = float(found)
                     best = value if best is None or value > best else best
             if best is not None:
                 scores[name] = 1.0 if best > 1.0 else 0.0 if best < 0.0 else best
