@@ -33,6 +33,9 @@ class Backends:
         self._build = build
         self._override = override
         self._built: dict[tuple[str, str], Classifier] = {}
+        # Per pack (by digest): every post asks, so the binding is worked out (and an override
+        # logged) once per pack, not once per post.
+        self._by_pack: dict[str, Classifier] = {}
         self._fixed: Classifier | None = None
 
     @classmethod
@@ -75,10 +78,13 @@ class Backends:
     def for_policy(self, policy: Policy) -> Classifier:
         if self._fixed is not None:
             return self._fixed
-        key = self._binding(policy)
-        found = self._built.get(key)
+        found = self._by_pack.get(policy.digest)
         if found is None:
-            found = self._built[key] = self._make(key, policy)
+            key = self._binding(policy)
+            found = self._built.get(key)
+            if found is None:
+                found = self._built[key] = self._make(key, policy)
+            self._by_pack[policy.digest] = found
         return found
 
     def check(self, policies: Iterable[Policy]) -> None:

@@ -160,10 +160,6 @@ class Pipeline:
                 out.append(self._internal_error(record, "processing the post", exc))
         return out
 
-    def dead_letter_all(self, records: Sequence[Record], why: str) -> list[Outbound]:
-        """The last resort for a batch that failed in a way the steps above did not foresee."""
-        return [self._dead_letter(r, Rejection("internal_error", why)) for r in records]
-
     def count(self, delivered: Sequence[Outbound], records: int) -> None:
         """Metrics of one delivered batch: counted here, once, however often it was tried; one
         ``inc(n)`` per label set rather than a label lookup per message."""
