@@ -29,7 +29,7 @@ from modfleet.emit.messages import (
     now_iso,
     trace_id_of,
 )
-from modfleet.ingest.decode import Record, Rejection
+from modfleet.ingest.decode import Record, Rejection, clip
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def _full(
         "reason": {
             "code": why.code,
             "field": _pointer(why.field),
-            "message": _clip(why.message, _MESSAGE_LIMIT),
+            "message": clip(why.message, _MESSAGE_LIMIT),
         },
         "source": _source(record),
         "original_b64": "",
@@ -165,7 +165,3 @@ def _pointer(pointer: str | None) -> str | None:
         return pointer
     # Cutting may split a "~0"/"~1" escape: drop a dangling "~" to keep the pointer well-formed.
     return pointer[:_FIELD_LIMIT].rstrip("~")
-
-
-def _clip(message: str, limit: int) -> str:
-    return message if len(message) <= limit else message[:limit] + "... (cut)"

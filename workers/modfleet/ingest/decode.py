@@ -87,7 +87,7 @@ def decode(record: Record, max_bytes: int = DEFAULT_MAX_POST_BYTES) -> Post | Re
     shape = _shape(data)
     if isinstance(shape, Rejection):
         return _named(shape, data)
-    if _KEY_END.findall(value).__len__() > shape:
+    if len(_KEY_END.findall(value)) > shape:
         duplicate = _duplicate_key(text)
         if duplicate is not None:
             return _named(duplicate, data)
@@ -165,7 +165,7 @@ def _named(why: Rejection, data: object) -> Rejection:
     return Rejection(
         why.code,
         # Validators quote the offending value, which may be megabytes of hostile input.
-        _clip(why.message),
+        clip(why.message),
         field=why.field,
         post_id=_str_or_none(known.get("post_id")),
         tenant=_str_or_none(known.get("tenant")),
@@ -188,7 +188,8 @@ def _post(data: dict[str, Any]) -> Post:
     )
 
 
-def _clip(message: str, limit: int = 300) -> str:
+def clip(message: str, limit: int = 300) -> str:
+    """At most ``limit`` characters of a message that may quote hostile input."""
     return message if len(message) <= limit else message[:limit] + "... (cut)"
 
 
