@@ -9,7 +9,6 @@ Such verdicts are never cached: they are not the pack's model's.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -17,8 +16,6 @@ from modfleet.inference.base import Classifier, Verdict
 from modfleet.metrics import Metrics
 from modfleet.policy import Policy
 from modfleet.stream.infer import BackendDown, Inference, Results, Retry
-
-log = logging.getLogger(__name__)
 
 BackendFactory = Callable[[str], Classifier]
 
