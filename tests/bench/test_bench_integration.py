@@ -49,6 +49,12 @@ def test_modfleet_bench_runs_every_stage_and_writes_json(tmp_path: Path) -> None
         assert stage["posts"] == _POSTS, key
         assert stage["rate"] > 0, key
     assert data["stages"]["c"]["notes"]["cache_hits"] == _POSTS
+    for key in "abcde":  # CPU per post of the stage's own process, and the broker's
+        assert data["stages"][key]["cpu"]["us_per_post"]["stage"] >= 0, key
+    for key in "abcd":
+        assert "broker" in data["stages"][key]["cpu"]["us_per_post"], key
+    assert data["our_cost_us_per_post"] is not None
+    assert "our cost: (c) worker" in done.stdout
     assert data["stages"]["d"]["notes"]["cache_misses"] == _POSTS
     for key in "cd":
         trips = data["redis"][key]

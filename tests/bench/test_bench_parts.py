@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from modfleet.bench import corpus
+from modfleet.bench.cpu import Cpu
 from modfleet.bench.redis_proxy import _command_name, _Stream
 from modfleet.bench.report import BenchResult, Latency, RedisTrips, Soak, Stage
+from modfleet.bench.windows import Window
 from modfleet.ingest.decode import Post, Record, decode
 
 _REQUESTS = (
@@ -53,11 +55,18 @@ def _result(soak: bool) -> BenchResult:
         result.stages[key] = Stage(1000, 1000 / rate, rate)
     result.redis["c"] = RedisTrips(4, 6, 2, 6, 4)
     result.redis["d"] = RedisTrips(4, 10, 2, 1000, 4)
+    result.stages["b"].cpu = Cpu(999, 0.16, {"stage": 95.0, "broker": 40.0})
+    result.stages["c"].cpu = Cpu(999, 0.2, {"stage": 150.5, "broker": 42.0, "redis_proxy": 20.0})
     result.latency["worker"] = Latency(1500, 12, 100, 100, 40, 90, 95)
+    result.latency["faust_passthrough"] = Latency(1500, 12, 100, 100, 40, 60, 70)
     if soak:
         samples = [(0.0, 100_000), (600.0, 105_000)]
-        lat = Latency(1500, 600, 900_000, 900_000, 45, 95, 120)
+        cpu = {"stage": 97.0, "broker": 12.0}
+        windows = [Window(0, 45_000, 40, 80, 90, cpu), Window(30, 45_000, 900, 3000, 3100)]
+        lat = Latency(1500, 600, 900_000, 900_000, 45, 95, 120, 30, windows, cpu)
         result.soak = Soak(10, 900_000, 100_000, 105_000, samples, lat)
+        faust = Latency(1500, 600, 900_000, 900_000, 30, 50, 60, 30, windows[:1])
+        result.soak_faust = Soak(10, 900_000, 50_000, 50_000, samples, faust)
     return result
 
 
@@ -68,17 +77,48 @@ def test_goals_ratios_and_json() -> None:
     assert ratios["floor_b_e"] == 1 / (1 / 6000 + 1 / 20_000)
     assert result.redis["c"].per_batch == 1.0  # upkeep (connection set-up) is not a batch's
     assert ratios["redis_round_trips_per_batch"] == 2.0
-    assert [g.verdict for g in result.goals()] == ["PASS", "MISS", "PASS", "PASS"]
+    # p50 40 vs 40 ms passes 1.2; soak p99 95 vs 50 ms misses 1.5
+    assert [g.verdict for g in result.goals()] == ["PASS", "MISS", "PASS", "PASS", "PASS", "MISS"]
+    assert ratios["soak_p99_worker_over_faust"] == 95 / 50
     data = result.to_json()
     assert data["soak"]["growth_pct"] == 5.0
+    assert data["our_cost_us_per_post"] == 55.5
+    assert data["stages"]["c"]["cpu"]["us_per_post"]["stage"] == 150.5
+    assert data["soak"]["latency"]["windows"][1]["p99_ms"] == 3000
     assert {g["verdict"] for g in data["goals"]} == {"PASS", "MISS"}
     table = result.table()
     assert "(d) modfleet worker, 0% hits" in table
     assert "p99    90 ms" in table
     assert "soak: 900,000 posts at 1,500/s, p50 45 ms" in table
+    assert "our cost: (c) worker 150.5 - (b) faust passthrough 95.0 = 55.5 CPU µs/post" in table
+    assert "redis proxy 20.0" in table
+
+
+def test_the_table_shows_each_stages_cpu_next_to_its_rate() -> None:
+    lines = _result(soak=False).table().splitlines()
+    (b,) = (line for line in lines if line.startswith("(b)"))
+    assert b.split()[-3:] == ["95.0", "faust", "40.0"]
+    (d,) = (line for line in lines if line.startswith("(d)"))
+    assert d.split()[-2:] == ["-", "-"]  # not measured: said so, not zero
+
+
+def test_soak_windows_are_side_by_side_and_keep_their_place_in_time() -> None:
+    table = _result(soak=True).table()
+    soak = table[table.index("soak (30 s windows") :].splitlines()
+    head = ["p50", "p99", "max", "cpu%", "brk%"]
+    assert soak[1].split() == ["sent", "from", "|", "worker", *head, "|", "faust", *head]
+    worker_0 = ["45,000", "40", "80", "90", "97", "12"]
+    assert soak[2].split() == ["0s", "|", *worker_0, "|", "45,000", "40", "80", "90", "97", "12"]
+    # The faust run has no second window: an empty cell, not the worker's numbers shifted.
+    assert soak[3].split() == ["30s", "|", "45,000", "900", "3000", "3100", "|"]
+    assert soak[4].split()[:8] == ["overall", "|", "900,000", "45", "95", "120", "97", "12"]
 
 
 def test_a_run_without_soak_says_so() -> None:
     goals = _result(soak=False).goals()
-    assert goals[-1].passed is None
-    assert "--soak-minutes" in goals[-1].measured
+    rss, soak_p99 = goals[3], goals[-1]
+    assert rss.passed is None
+    assert "--soak-minutes" in rss.measured
+    assert soak_p99.passed is None
+    assert "--soak-minutes" in soak_p99.measured
+    assert "soak" not in _result(soak=False).table().split("end-to-end latency")[1]

@@ -20,6 +20,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from modfleet.bench.kafka_io import producer
+from modfleet.bench.windows import Window, percentile_ms, windows
 from modfleet.kafka import client_options
 from modfleet.replay import post_key
 from modfleet.settings import Settings
@@ -35,14 +36,24 @@ class Paced:
     rate: float
     seconds: float
     sent: int = 0
-    latencies_s: list[float] = field(default_factory=list)
+    started_at: float = 0.0  # epoch seconds, when the first post was sent
+    # (epoch seconds the post was sent, its latency in seconds), in order of arrival
+    samples: list[tuple[float, float]] = field(default_factory=list)
     rss_kib: list[tuple[float, int]] = field(default_factory=list)  # (seconds in, RSS)
+    # (epoch seconds, CPU seconds by process), when the caller sampled them (cpu.Sampler)
+    cpu_samples: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+
+    @property
+    def latencies_s(self) -> list[float]:
+        return [lat for _, lat in self.samples]
 
     def percentile_ms(self, q: float) -> float:
-        if not self.latencies_s:
-            return 0.0
-        ordered = sorted(self.latencies_s)
-        return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        return percentile_ms(self.latencies_s, q)
+
+    def windows(self, window_s: float) -> list[Window]:
+        start = self.started_at
+        cpu = [(t - start, used) for t, used in self.cpu_samples]
+        return windows([(sent - start, lat) for sent, lat in self.samples], window_s, cpu)
 
 
 @dataclass
@@ -57,18 +68,20 @@ class _Collector:
     expected: int | None = None  # known once production is over
 
     def seen(self) -> int:
-        return len(self.paced.latencies_s) + len(self.outputs)
+        return len(self.paced.samples) + len(self.outputs)
 
     def add(self, key: bytes | None, value: bytes | None, timestamp_ms: int) -> None:
         if self.from_decisions:
             if value and self.prefix in value:
-                self.paced.latencies_s.append(_decision_latency(value))
+                self.paced.samples.append(_decision_latency(value))
         elif key is not None and key.startswith(self.prefix):
             self.outputs.append((key, timestamp_ms))
 
     def finish(self) -> None:
         sent = self.sent_at_ms
-        self.paced.latencies_s += [(ts - sent[k]) / 1000 for k, ts in self.outputs if k in sent]
+        self.paced.samples += [
+            (sent[k] / 1000, (ts - sent[k]) / 1000) for k, ts in self.outputs if k in sent
+        ]
 
 
 async def paced_run(
@@ -100,7 +113,7 @@ async def paced_run(
     paced.rss_kib.append((0.0, rss()))
     sent_at = None if collector.from_decisions else collector.sent_at_ms
     tick = functools.partial(_sample, paced, rss)
-    paced.sent = await _produce(settings, posts, rate, seconds, tick, sent_at)
+    paced.sent, paced.started_at = await _produce(settings, posts, rate, seconds, tick, sent_at)
     collector.expected = paced.sent
     await reading
     collector.finish()
@@ -120,12 +133,13 @@ async def _produce(
     seconds: float,
     tick: Callable[[float], None],
     sent_at_ms: dict[bytes, int] | None,
-) -> int:
+) -> tuple[int, float]:
+    """Posts sent, and when the first was (epoch seconds): windows are counted from there."""
     client = producer(settings, linger_ms=1)
     await client.start()
     loop = asyncio.get_running_loop()
     acks: list[asyncio.Future[list[Any]]] = []
-    sent, start = 0, loop.time()
+    sent, start, started_at = 0, loop.time(), time.time()
     try:
         while (elapsed := loop.time() - start) < seconds:
             pending = []
@@ -146,7 +160,7 @@ async def _produce(
         await asyncio.gather(*acks)
     finally:
         await client.stop()
-    return sent
+    return sent, started_at
 
 
 def _unacked(acks: list[asyncio.Future[list[Any]]]) -> list[asyncio.Future[list[Any]]]:
@@ -177,8 +191,9 @@ async def _collect(settings: Settings, collector: _Collector, timeout_s: float) 
         await consumer.stop()
 
 
-def _decision_latency(value: bytes) -> float:
+def _decision_latency(value: bytes) -> tuple[float, float]:
+    """(when the post was sent, epoch seconds; its latency in seconds) from a decision."""
     decision = orjson.loads(value)
     decided = datetime.fromisoformat(decision["decided_at"])
     produced = datetime.fromisoformat(decision["post_produced_at"])
-    return (decided - produced).total_seconds()
+    return produced.timestamp(), (decided - produced).total_seconds()

@@ -98,6 +98,7 @@ def faust_passthrough(
 class RedisProxy:
     port: int
     counters_path: Path
+    pid: int  # its CPU is the benchmark's, not the worker's: reported apart
 
     @property
     def url(self) -> str:
@@ -119,7 +120,7 @@ def redis_proxy(upstream_port: int) -> Iterator[RedisProxy]:
         ]  # fmt: skip
         with _child(command, log) as proc:
             wait_for_port(port, proc, "the Redis proxy", log, timeout_s=20)
-            yield RedisProxy(port, counters)
+            yield RedisProxy(port, counters, proc.pid)
 
 
 def rss_kib(pid: int) -> int:

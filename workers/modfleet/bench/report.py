@@ -8,7 +8,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modfleet.bench.cpu import Cpu
 from modfleet.bench.tracing import TracingCost
+from modfleet.bench.windows import Window, side_by_side
 
 STAGE_TITLES = {
     "a": "(a) aiokafka consume->produce passthrough",
@@ -21,6 +23,10 @@ C_OVER_B_GOAL = 0.8
 D_OVER_FLOOR_GOAL = 0.8
 ROUND_TRIPS_GOAL = 2.0
 RSS_GROWTH_GOAL_PCT = 10.0
+LATENCY_P50_GOAL = 1.2  # worker p50 over the faust passthrough's, at the same pace
+SOAK_P99_GOAL = 1.5  # worker soak p99 over the faust passthrough's soak p99
+# What each stage's own process is, in the CPU column: (a) and (e) run in the benchmark.
+CPU_OF = {"a": "bench", "b": "faust", "c": "worker", "d": "worker", "e": "bench"}
 
 
 @dataclass
@@ -30,6 +36,7 @@ class Stage:
     rate: float  # posts/s over that span
     notes: dict[str, Any] = field(default_factory=dict)
     runs: list[float] = field(default_factory=list)  # the rate of every round; ``rate`` is the best
+    cpu: Cpu | None = None  # of the round ``rate`` is from
 
 
 @dataclass
@@ -58,6 +65,12 @@ class Latency:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    window_s: float = 0.0
+    windows: list[Window] = field(default_factory=list)  # by send time: falling behind shows
+    cpu_pct: dict[str, float] = field(default_factory=dict)  # share of a core, whole run
+
+    def overall(self) -> Window:
+        return Window(0.0, self.received, self.p50_ms, self.p99_ms, self.max_ms, self.cpu_pct)
 
 
 @dataclass
@@ -94,6 +107,7 @@ class BenchResult:
     redis: dict[str, RedisTrips] = field(default_factory=dict)
     latency: dict[str, Latency] = field(default_factory=dict)  # worker, faust_passthrough
     soak: Soak | None = None
+    soak_faust: Soak | None = None  # the faust passthrough, same pace and length, just before
     tracing: TracingCost | None = None  # (f), in process
     rss_kib: dict[str, int] = field(default_factory=dict)  # worker (c) before/after latency run
     timings_s: dict[str, float] = field(default_factory=dict)  # wall time of each part
@@ -108,6 +122,17 @@ class BenchResult:
         b, e = self.rate("b"), self.rate("e")
         return 1 / (1 / b + 1 / e) if b > 0 and e > 0 else 0.0
 
+    def cpu_us(self, key: str, process: str = "stage") -> float | None:
+        stage = self.stages.get(key)
+        if stage is None or stage.cpu is None:
+            return None
+        return stage.cpu.us_per_post.get(process)
+
+    def our_cost_us(self) -> float | None:
+        """CPU per post of the worker on all hits less the faust passthrough's: our code's."""
+        c, b = self.cpu_us("c"), self.cpu_us("b")
+        return None if c is None or b is None else round(c - b, 1)
+
     def ratios(self) -> dict[str, float]:
         b, floor = self.rate("b"), self.floor()
         trips = [r.per_batch for r in self.redis.values()]
@@ -116,7 +141,18 @@ class BenchResult:
             "floor_b_e": floor,
             "d_over_floor": self.rate("d") / floor if floor else 0.0,
             "redis_round_trips_per_batch": max(trips) if trips else 0.0,
+            "latency_p50_worker_over_faust": self._latency_p50_ratio(),
+            "soak_p99_worker_over_faust": self._soak_p99_ratio(),
         }
+
+    def _latency_p50_ratio(self) -> float:
+        w, f = self.latency.get("worker"), self.latency.get("faust_passthrough")
+        return w.p50_ms / f.p50_ms if w and f and f.p50_ms > 0 else 0.0
+
+    def _soak_p99_ratio(self) -> float:
+        w = self.soak.latency if self.soak else None
+        f = self.soak_faust.latency if self.soak_faust else None
+        return w.p99_ms / f.p99_ms if w and f and f.p99_ms > 0 else 0.0
 
     def goals(self) -> list[Goal]:
         r = self.ratios()
@@ -130,7 +166,19 @@ class BenchResult:
                  bool(self.redis) and r["redis_round_trips_per_batch"] <= ROUND_TRIPS_GOAL),
         ]  # fmt: skip
         goals.append(self._soak_goal())
+        goals += self._latency_goals(r)
         return goals
+
+    def _latency_goals(self, r: dict[str, float]) -> list[Goal]:
+        p50, p99 = r["latency_p50_worker_over_faust"], r["soak_p99_worker_over_faust"]
+        return [
+            Goal("latency p50 worker / faust passthrough",
+                 f"{p50:.2f}" if p50 else "not run (--latency-seconds N)",
+                 f"<= {LATENCY_P50_GOAL}", p50 <= LATENCY_P50_GOAL if p50 else None),
+            Goal("soak p99 worker / faust passthrough",
+                 f"{p99:.2f}" if p99 else "not run (--soak-minutes N)",
+                 f"<= {SOAK_P99_GOAL}", p99 <= SOAK_P99_GOAL if p99 else None),
+        ]  # fmt: skip
 
     def _soak_goal(self) -> Goal:
         name = "worker RSS growth over soak"
@@ -152,6 +200,9 @@ class BenchResult:
             data["redis"][key]["per_batch"] = trips.per_batch
         if self.soak is not None:
             data["soak"]["growth_pct"] = self.soak.growth_pct
+        if self.soak_faust is not None:
+            data["soak_faust"]["growth_pct"] = self.soak_faust.growth_pct
+        data["our_cost_us_per_post"] = self.our_cost_us()
         if self.tracing is not None:
             data["tracing"]["overhead_us"] = self.tracing.overhead_us
         return data
@@ -165,14 +216,15 @@ class BenchResult:
             f"within {c['batch_within_s']} s, {c['partitions']} partitions; "
             f"{m['cpus']} CPUs ({m['cpu_model']}), load {m['load_before']} -> {m['load_after']}",
             "",
-            f"{'stage':<50}{'posts/s':>10}{'span s':>9}   every round, posts/s",
+            f"{'stage':<50}{'posts/s':>10}{'span s':>9}{'CPU µs/post':>19}{'broker':>8}"
+            "   every round, posts/s",
         ]
         for key, title in STAGE_TITLES.items():
             stage = self.stages.get(key)
             if stage is not None:
-                runs = ", ".join(f"{r:,.0f}" for r in stage.runs) if len(stage.runs) > 1 else ""
-                lines.append(f"{title:<50}{stage.rate:>10,.0f}{stage.span_s:>9.2f}   {runs}")
+                lines.append(f"{title:<50}{self._stage_cells(key, stage)}")
                 lines += self._stage_warnings(key, stage)
+        lines += self._cpu_notes()
         lines += ["", f"{'goal':<46}{'measured':<36}{'target':<10}{'verdict'}"]
         for goal in self.goals():
             lines.append(f"{goal.name:<46}{goal.measured:<36}{goal.target:<10}{goal.verdict}")
@@ -193,6 +245,36 @@ class BenchResult:
             ]
         lines.append(f"\nwall time {self.wall_s:.0f} s")
         return "\n".join(lines)
+
+    def _stage_cells(self, key: str, stage: Stage) -> str:
+        runs = ", ".join(f"{r:,.0f}" for r in stage.runs) if len(stage.runs) > 1 else ""
+        own, broker = self.cpu_us(key), self.cpu_us(key, "broker")
+        cpu = f"{own:,.1f} {CPU_OF[key]:<6}" if own is not None else "-".ljust(7)
+        cpu_broker = f"{broker:,.1f}" if broker is not None else "-"
+        return f"{stage.rate:>10,.0f}{stage.span_s:>9.2f}{cpu:>19}{cpu_broker:>8}   {runs}"
+
+    def _cpu_notes(self) -> list[str]:
+        lines = []
+        for key in ("c", "d"):
+            stage = self.stages.get(key)
+            rest = {} if stage is None or stage.cpu is None else stage.cpu.us_per_post
+            more = {k: v for k, v in rest.items() if k not in ("stage", "broker")}
+            if more:
+                parts = ", ".join(f"{k.replace('_', ' ')} {v:,.1f}" for k, v in more.items())
+                lines.append(f"    ({key}) also, µs/post: {parts}")
+        ours = self.our_cost_us()
+        if ours is not None:
+            lines.append(
+                f"our cost: (c) worker {self.cpu_us('c'):,.1f} - (b) faust passthrough "
+                f"{self.cpu_us('b'):,.1f} = {ours:,.1f} CPU µs/post"
+            )
+        if any(s.cpu for s in self.stages.values()):
+            lines.append(
+                "  CPU: process CPU (/proc utime+stime; in process: process_time) from first to "
+                "last output, over the posts after the first (/proc counts 10 ms ticks: coarse "
+                "for a span under a second); broker: Tansu, same window"
+            )
+        return lines
 
     def _stage_warnings(self, key: str, stage: Stage) -> list[str]:
         warnings = []
@@ -224,13 +306,32 @@ class BenchResult:
             f"worker RSS {self.rss_kib.get('before', 0) / 1024:.0f} MiB before the latency run, "
             f"{self.rss_kib.get('after', 0) / 1024:.0f} MiB after"
         )
-        soak = self.soak.latency if self.soak else None
-        if soak is not None:
-            lines.append(
-                f"soak: {soak.sent:,} posts at {soak.rate:,.0f}/s, p50 {soak.p50_ms:.0f} ms, "
-                f"p99 {soak.p99_ms:.0f} ms, max {soak.max_ms:.0f} ms ({soak.received:,} back)"
-            )
+        lines += _windows_table("latency run", self.latency)
+        soaks = {"worker": self.soak, "faust": self.soak_faust}
+        for who, s in soaks.items():
+            soak = s.latency if s else None
+            if soak is not None:
+                lines.append(
+                    f"soak{'' if who == 'worker' else ', faust passthrough'}: {soak.sent:,} posts "
+                    f"at {soak.rate:,.0f}/s, p50 {soak.p50_ms:.0f} ms, p99 {soak.p99_ms:.0f} ms, "
+                    f"max {soak.max_ms:.0f} ms ({soak.received:,} back)"
+                )
+        soak_latency = {k: s.latency for k, s in soaks.items() if s and s.latency}
+        lines += _windows_table("soak", soak_latency)
         return lines
+
+
+def _windows_table(title: str, runs: dict[str, Latency]) -> list[str]:
+    """Worker and faust passthrough side by side, window by window; nothing without windows."""
+    names = {"worker": "worker", "faust_passthrough": "faust", "faust": "faust"}
+    ordered = sorted(runs.items(), key=lambda kv: kv[0] != "worker")  # the worker first
+    with_windows = {names[k]: v for k, v in ordered if v.windows}
+    if not with_windows:
+        return []
+    window_s = max(v.window_s for v in with_windows.values())
+    columns = {k: v.windows for k, v in with_windows.items()}
+    overall = {k: v.overall() for k, v in with_windows.items()}
+    return ["", *side_by_side(title, columns, window_s, overall)]
 
 
 def describe_machine() -> dict[str, Any]:

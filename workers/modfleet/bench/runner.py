@@ -5,14 +5,15 @@ backlog with aiokafka. Then, ``repeat`` times: (d) a fresh worker with an empty 
 fills it), (b) the faust passthrough, (c) another fresh worker, now all hits; each keeps its
 best rate, because this machine's other work only ever slows a stage down. The last (c) worker
 then takes the paced latency run and the soak with new, unique posts, after the faust
-passthrough's latency run at the same pace as a baseline. (e) runs last, alone.
+passthrough's latency run and soak at the same pace and length as baselines. (e) runs last,
+alone. Each stage's CPU per post is measured, not inferred: from /proc for the children and
+the broker, ``process_time`` for what runs in the benchmark itself (see cpu.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import tempfile
 import time
@@ -92,19 +93,25 @@ def _paced_runs(stack: stages.Stack, options: BenchOptions, result: BenchResult)
     """The last (c), then on the same worker the latency run and the soak at half of (d)."""
     rate = result.rate("d") / 2
     if options.latency_s > 0 and rate > 0:
-        result.latency["faust_passthrough"] = stages.faust_latency(stack, rate, options.latency_s)
+        paced = stages.faust_paced(stack, rate, options.latency_s)
+        result.latency["faust_passthrough"] = stages.latency(paced)
+    if options.soak_minutes > 0 and rate > 0:
+        # Before the worker's, as its latency run is: Tansu keeps every record in memory, so
+        # if a fuller broker is slower, that slows the worker's soak, never the baseline's, and
+        # the goal errs against us rather than for us.
+        paced = stages.faust_paced(stack, rate, options.soak_minutes * 60, soak=True)
+        result.soak_faust = stages.soak(paced, options.soak_minutes)
     name = f"c{options.repeat - 1}"
     s = stages.phase(stack, name)
     with stages.worker(stack, s, name) as (child, before):
         _keep(result, "c", *stages.drain(stack, s, child, before))
-        rss = functools.partial(rss_kib, child.proc.pid)
         if options.latency_s > 0 and rate > 0:
-            result.rss_kib["before"] = rss()
-            run = stages.paced(s, "lat", rate, options.latency_s, rss)
-            result.rss_kib["after"] = rss()
+            result.rss_kib["before"] = rss_kib(child.proc.pid)
+            run = stages.paced(stack, s, "lat", rate, options.latency_s, child)
+            result.rss_kib["after"] = rss_kib(child.proc.pid)
             result.latency["worker"] = stages.latency(run)
         if options.soak_minutes > 0 and rate > 0:
-            run = stages.paced(s, "soak", rate, options.soak_minutes * 60, rss)
+            run = stages.paced(stack, s, "soak", rate, options.soak_minutes * 60, child)
             result.soak = stages.soak(run, options.soak_minutes)
 
 
@@ -134,13 +141,17 @@ def _stack(base: Settings, options: BenchOptions) -> Iterator[stages.Stack]:
         )
         client = redis.Redis.from_url(local_redis.url)
         stack.callback(client.close)
-        yield stages.Stack(settings, client, proxy, logs, options.posts, options.stage_timeout_s)
+        pids = {"broker": broker.pid, "redis": local_redis.pid, "redis_proxy": proxy.pid}
+        known = {name: pid for name, pid in pids.items() if pid is not None}
+        timeout_s = options.stage_timeout_s
+        yield stages.Stack(settings, client, proxy, logs, options.posts, timeout_s, known)
 
 
 async def _fill(settings: Settings, values: list[bytes]) -> None:
     await create_topics(settings, replication_factor=1)
-    baseline = settings.model_copy(update={"posts_topic": stages.BASELINE_TOPIC})
-    await create_topics(baseline, replication_factor=1)
+    for topic in (stages.BASELINE_TOPIC, stages.BASELINE_SOAK_TOPIC):
+        baseline = settings.model_copy(update={"posts_topic": topic})
+        await create_topics(baseline, replication_factor=1)
     await produce(settings, settings.posts_topic, values)
 
 

@@ -12,12 +12,13 @@ import contextlib
 import functools
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 
 from modfleet.bench import corpus
+from modfleet.bench.cpu import Cpu, Sampler, between, window_cpu
 from modfleet.bench.kafka_io import aiokafka_passthrough, produce, read_back
 from modfleet.bench.load import Paced, paced_run
 from modfleet.bench.processes import (
@@ -30,6 +31,7 @@ from modfleet.bench.processes import (
     wait_until,
 )
 from modfleet.bench.report import Latency, RedisTrips, Soak, Stage
+from modfleet.bench.windows import window_s_for
 from modfleet.contracts.admin import create_topics
 from modfleet.inference import create_classifier
 from modfleet.normalise import normalise
@@ -38,9 +40,14 @@ from modfleet.settings import Settings
 from modfleet.stack.dev import worker_process
 from modfleet.stack.services import free_port
 
-# Posts of the faust passthrough's latency run: on a topic of their own, so that the worker
-# stages, which read the posts topic, never see them.
+# Posts of the faust passthrough's latency run and soak: each on a topic of its own, so that
+# the worker stages, which read the posts topic, never see them, and the soak's passthrough
+# never starts behind on the latency run's posts.
 BASELINE_TOPIC = "bench.b.latency"
+BASELINE_SOAK_TOPIC = "bench.b.soak"
+# A paced run's CPU is reported per window (a second or more): sampled less often than a
+# stage's, so that a 10-minute soak's samples stay few and the sampler costs next to nothing.
+_PACED_CPU_EVERY_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,7 @@ class Stack:
     logs: Path
     posts: int  # in the backlog
     timeout_s: float  # for any one stage
+    pids: dict[str, int] = field(default_factory=dict)  # broker, Redis, proxy: their CPU
 
 
 def phase(stack: Stack, name: str) -> Settings:
@@ -71,38 +79,54 @@ def phase(stack: Stack, name: str) -> Settings:
 def aiokafka_stage(stack: Stack) -> Stage:
     """(a) consume a batch, produce it on, wait for the acks: no faust, no work."""
     s, n, timeout = phase(stack, "a"), stack.posts, stack.timeout_s
-    asyncio.run(aiokafka_passthrough(s, s.posts_topic, s.decisions_topic, n, s.batch_max, timeout))
+    with Sampler(stack.pids, own=True) as cpu:
+        passthrough = aiokafka_passthrough(
+            s, s.posts_topic, s.decisions_topic, n, s.batch_max, timeout
+        )
+        asyncio.run(passthrough)
     out = asyncio.run(read_back(s, s.decisions_topic, n, timeout))
-    return Stage(len(out.timestamps_ms), out.span_s, out.rate())
+    used = window_cpu(cpu.samples, out.timestamps_ms, "the benchmark process: aiokafka")
+    return Stage(len(out.timestamps_ms), out.span_s, out.rate(), cpu=used)
 
 
 def faust_stage(stack: Stack, name: str) -> Stage:
     """(b) the faust passthrough over the backlog."""
     s = phase(stack, name)
-    with _passthrough(stack, s, s.posts_topic) as child:
+    # The backlog is there before the child starts; its CPU is cut to the span of its outputs
+    # afterwards (see cpu.window_cpu), which leaves its start and join out.
+    with (
+        _passthrough(stack, s, s.posts_topic) as child,
+        Sampler({"stage": child.proc.pid, **stack.pids}) as cpu,
+    ):
         wait_until(_forwarded(child), stack.posts, child, stack.timeout_s, "faust passthrough")
     out = asyncio.run(read_back(s, s.decisions_topic, stack.posts, stack.timeout_s))
-    return Stage(len(out.timestamps_ms), out.span_s, out.rate())
+    used = window_cpu(cpu.samples, out.timestamps_ms, "faust passthrough child")
+    return Stage(len(out.timestamps_ms), out.span_s, out.rate(), cpu=used)
 
 
-def faust_latency(stack: Stack, rate: float, seconds: float) -> Latency:
-    """The faust passthrough's latency at the worker's pace: what the broker and faust cost.
+def faust_paced(stack: Stack, rate: float, seconds: float, *, soak: bool = False) -> Paced:
+    """The faust passthrough at the worker's pace: what the broker and faust cost.
 
     It reads a topic of its own: Tansu answers a fetch that includes empty partitions only after
     its fetch wait, so a passthrough that also read the drained posts topic would be slower.
     """
-    s = phase(stack, "b-latency")
-    with _passthrough(stack, s, BASELINE_TOPIC) as child:
+    topic, name = (BASELINE_SOAK_TOPIC, "b-soak") if soak else (BASELINE_TOPIC, "b-latency")
+    s = phase(stack, name)
+    with _passthrough(stack, s, topic) as child:
         # A warm-up post, forwarded once the group is joined: the paced run must not wait for it.
-        posts = corpus.endless("base")
-        asyncio.run(produce(s, BASELINE_TOPIC, [next(posts)]))
+        posts = corpus.endless(name)
+        asyncio.run(produce(s, topic, [next(posts)]))
         wait_until(_forwarded(child), 1, child, stack.timeout_s, "passthrough warm-up")
         rss = functools.partial(rss_kib, child.proc.pid)
         paced = paced_run(
-            s.model_copy(update={"posts_topic": BASELINE_TOPIC}),
-            posts, "base", rate, seconds, rss, output_topic=s.decisions_topic,
+            s.model_copy(update={"posts_topic": topic}),
+            posts, name, rate, seconds, rss, output_topic=s.decisions_topic,
         )  # fmt: skip
-        return latency(asyncio.run(paced))
+        pids = {"stage": child.proc.pid, **stack.pids}
+        with Sampler(pids, every_s=_PACED_CPU_EVERY_S) as cpu:
+            run = asyncio.run(paced)
+        run.cpu_samples = cpu.samples
+        return run
 
 
 def worker_stage(stack: Stack, name: str) -> tuple[Stage, RedisTrips]:
@@ -138,8 +162,16 @@ def drain(stack: Stack, s: Settings, child: Child, before: Before) -> tuple[Stag
         return m.get("modfleet_decisions_total", 0) + m.get("modfleet_dead_letters_total", 0)
 
     what = f"worker {s.consumer_group}"
-    wait_until(settled, stack.posts, child, stack.timeout_s, what, every_s=1.0)
-    metrics = prometheus_totals(child.base_url)
+    # Sampled from here, while the worker joins; only the span of its outputs is kept (see
+    # cpu.window_cpu): the join and the first batch (which loads the model) are before it.
+    # Until the decisions are read back: the counter may move before the last output is sent.
+    sampler = Sampler({"stage": child.proc.pid, **stack.pids})
+    with sampler:
+        wait_until(settled, stack.posts, child, stack.timeout_s, what, every_s=1.0)
+        metrics = prometheus_totals(child.base_url)
+        decided = int(metrics.get("modfleet_decisions_total", 0))
+        others = (s.escalations_topic, s.dead_letter_topic)
+        out = asyncio.run(read_back(s, s.decisions_topic, decided, 60, others))
     trips = stack.proxy.counters()
     redis_trips = RedisTrips(
         batches=int(metrics.get("modfleet_batch_size_count", 0)),
@@ -148,9 +180,6 @@ def drain(stack: Stack, s: Settings, child: Child, before: Before) -> tuple[Stag
         commands=trips["commands"] - before.proxy["commands"],
         mget_calls=_mget_calls(stack.redis) - before.mget_calls,
     )
-    decided = int(metrics.get("modfleet_decisions_total", 0))
-    others = (s.escalations_topic, s.dead_letter_topic)
-    out = asyncio.run(read_back(s, s.decisions_topic, decided, 60, others))
     notes = {
         "cache_hits": int(metrics.get("modfleet_cache_hits_total", 0)),
         "cache_misses": int(metrics.get("modfleet_cache_misses_total", 0)),
@@ -158,12 +187,20 @@ def drain(stack: Stack, s: Settings, child: Child, before: Before) -> tuple[Stag
         "escalations_and_dead_letters": out.other,
         "log": child.tail()[-1500:] if decided < stack.posts else "",
     }
-    return Stage(len(out.timestamps_ms), out.span_s, out.rate(), notes), redis_trips
+    used = window_cpu(sampler.samples, out.timestamps_ms, "worker child")
+    stage = Stage(len(out.timestamps_ms), out.span_s, out.rate(), notes, cpu=used)
+    return stage, redis_trips
 
 
-def paced(s: Settings, prefix: str, rate: float, seconds: float, rss: Callable[[], int]) -> Paced:
+def paced(
+    stack: Stack, s: Settings, prefix: str, rate: float, seconds: float, child: Child
+) -> Paced:
     """New, unique posts at ``rate`` onto the worker's posts topic; their decisions' latency."""
-    return asyncio.run(paced_run(s, corpus.endless(prefix), prefix, rate, seconds, rss))
+    rss = functools.partial(rss_kib, child.proc.pid)
+    with Sampler({"stage": child.proc.pid, **stack.pids}, every_s=_PACED_CPU_EVERY_S) as cpu:
+        run = asyncio.run(paced_run(s, corpus.endless(prefix), prefix, rate, seconds, rss))
+    run.cpu_samples = cpu.samples
+    return run
 
 
 def soak(paced_soak: Paced, minutes: float) -> Soak:
@@ -173,6 +210,9 @@ def soak(paced_soak: Paced, minutes: float) -> Soak:
 
 
 def latency(run: Paced) -> Latency:
+    window_s = window_s_for(run.seconds)
+    start, seconds = run.started_at, run.seconds
+    used = between(run.cpu_samples, start, start + seconds) if run.cpu_samples else {}
     return Latency(
         rate=run.rate,
         seconds=run.seconds,
@@ -181,6 +221,9 @@ def latency(run: Paced) -> Latency:
         p50_ms=run.percentile_ms(0.50),
         p99_ms=run.percentile_ms(0.99),
         max_ms=run.percentile_ms(1.0),
+        window_s=window_s,
+        windows=run.windows(window_s),
+        cpu_pct={k: round(100 * s / seconds, 1) for k, s in used.items()},
     )
 
 
@@ -193,13 +236,14 @@ async def model_stage(texts: list[str], settings: Settings) -> Stage:
     canon = [normalise(t, policy.limits.max_text_chars).text for t in texts]
     size = settings.batch_max
     await classifier.classify(canon[:size], policy)  # loads the model; a worker does it once
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for i in range(0, len(canon), size):
         await classifier.classify(canon[i : i + size], policy)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     await classifier.close()
     notes = {"load_s": round(load_s, 3), "model": classifier.model_id, "batch": size}
-    return Stage(len(canon), elapsed, len(canon) / elapsed, notes=notes)
+    cpu = Cpu(len(canon), elapsed, {"stage": round(1e6 * cpu_s / len(canon), 1)}, "in process")
+    return Stage(len(canon), elapsed, len(canon) / elapsed, notes=notes, cpu=cpu)
 
 
 @contextlib.contextmanager
