@@ -1,3 +1,6 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
 from modfleet.normalise import normalise
 
 
@@ -28,3 +31,21 @@ def test_huge_body_is_cut_without_folding_all_of_it() -> None:
     result = normalise("x" * 10_000_000, 100)
     assert len(result.text) == 100
     assert result.truncated
+
+
+_ASCII_AND_FRIENDS = st.text(
+    alphabet=st.sampled_from([*"ab Z9!~", " ", "\t", "\n", "\x1f", "\x7f", "\u00e9", "\u200b"]),
+    max_size=40,
+)
+
+
+@given(_ASCII_AND_FRIENDS, st.integers(min_value=1, max_value=50))
+def test_the_printable_ascii_shortcut_gives_the_general_paths_text_and_hash(
+    text: str, max_chars: int
+) -> None:
+    # The general path, forced by a character the shortcut does not take; its hash is
+    # compared on the same visible text.
+    fast = normalise(text, max_chars)
+    slow = normalise(text + "\u200b", max_chars)
+    assert (fast.text, fast.content_hash) == (slow.text, slow.content_hash)
+    assert fast.truncated == slow.truncated

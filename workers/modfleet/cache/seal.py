@@ -10,7 +10,6 @@ vouch for what was written, not for what the pack now expects.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import math
 from collections.abc import Mapping
@@ -67,34 +66,47 @@ class Sealer:
             scored = {str(name) for name in body["scored"]}
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             return Opened(None, "unreadable", f"{type(exc).__name__}")
-        problem = misfit(verdict, scored, policy)
+        problem, scores = _fit(verdict, scored, policy)
         if problem:
             return Opened(None, "shape", problem)
+        # The verdict is new and ours alone here: record the scores the check worked out.
+        object.__setattr__(verdict, "checked", (policy.digest, scores))
         return Opened(verdict)
 
     def _mac(self, key: str, payload: bytes) -> str:
         material = key.encode("utf-8", "surrogatepass") + b"\n" + payload
-        return hmac.new(self._secret, material, hashlib.sha256).hexdigest()
+        return hmac.digest(self._secret, material, "sha256").hex()
 
 
 def misfit(verdict: Verdict, scored: set[str], policy: Policy) -> str:
     """Why ``verdict`` cannot be decided under ``policy``; empty when it fits."""
+    return _fit(verdict, scored, policy)[0]
+
+
+def _fit(verdict: Verdict, scored: set[str], policy: Policy) -> tuple[str, dict[str, float]]:
+    """Why ``verdict`` cannot be decided under ``policy`` (empty when it fits), and its scores
+    by the pack's categories, worked out once for the check and for deciding."""
     for where, scores in (("scores", verdict.scores), ("categories", verdict.categories or {})):
         bad = _not_finite(scores)
         if bad:
-            return f"{where}: {bad}"
-    unknown = sorted(set(verdict.categories or {}) - set(policy.categories))
+            return f"{where}: {bad}", {}
+    categories = policy.categories
+    unknown = sorted(name for name in verdict.categories or () if name not in categories)
     if unknown:
-        return f"categories the pack does not have: {unknown}"
-    now = set(verdict.policy_scores(policy))
-    if now != scored or not scored <= set(policy.categories):
-        missing, extra = sorted(scored - now), sorted(now - scored)
-        return f"scored categories changed since it was written: missing {missing}, extra {extra}"
-    return ""
+        return f"categories the pack does not have: {unknown}", {}
+    now = verdict.policy_scores(policy)
+    if now.keys() != scored or not all(name in categories for name in scored):
+        missing, extra = sorted(scored - now.keys()), sorted(now.keys() - scored)
+        why = f"scored categories changed since it was written: missing {missing}, extra {extra}"
+        return why, {}
+    return "", now
 
 
 def _not_finite(scores: Mapping[str, Any]) -> str:
     for name, score in scores.items():
+        # The first test passes every finite float quickly (inf - inf and NaN - NaN are NaN).
+        if type(score) is float and score - score == 0.0:
+            continue
         if not isinstance(score, float | int) or not math.isfinite(score):
             return f"score {score!r} of {name!r} is not a finite number"
     return ""

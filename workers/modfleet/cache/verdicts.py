@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import time
@@ -66,9 +67,16 @@ def cache_key(policy: Policy, scope: str, content_hash: str) -> str:
     adapter, prompt-template version). Two packs that share ``id@version`` but not content
     never share a key, nor do two backends; ``id@version`` stays readable for operators.
     """
-    material = "\x1f".join((policy.digest, scope)).encode("utf-8", "surrogatepass")
+    return _key_head(policy.id, policy.version, policy.digest, scope) + content_hash
+
+
+@functools.lru_cache(maxsize=256)
+def _key_head(pack_id: str, version: str, digest: str, scope: str) -> str:
+    """Everything of a key but the text's hash: the same for every post under one pack and
+    backend, so it is worked out once, not once a post."""
+    material = "\x1f".join((digest, scope)).encode("utf-8", "surrogatepass")
     scoped = hashlib.sha256(material).hexdigest()[:32]
-    return f"{_KEY_PREFIX}:{policy.id}@{policy.version}:{scoped}:{content_hash}"
+    return f"{_KEY_PREFIX}:{pack_id}@{version}:{scoped}:"
 
 
 class VerdictCache:

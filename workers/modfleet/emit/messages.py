@@ -8,6 +8,7 @@ consumers can dedupe on it.
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -192,6 +193,18 @@ def iso_time(epoch_s: float | None) -> str | None:
     (a record's timestamp is the producer's to choose: year 10000 or before year 1)."""
     if epoch_s is None:
         return None
+    last_s, last_text = _STAMPED[0]
+    if epoch_s == last_s:  # a batch's posts often share their producer's millisecond
+        return last_text
+    text = _iso_time(epoch_s)
+    _STAMPED[0] = (epoch_s, text)
+    return text
+
+
+_STAMPED: list[tuple[float, str | None]] = [(math.nan, None)]  # NaN equals nothing
+
+
+def _iso_time(epoch_s: float) -> str | None:
     try:
         moment = datetime.fromtimestamp(epoch_s, UTC)
     except (OverflowError, OSError, ValueError):

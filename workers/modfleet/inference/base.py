@@ -36,6 +36,10 @@ class Verdict:
     model_id: str | None = None
     fallback_from: str | None = None
     model_down: bool = False
+    # (pack digest, its category scores), set by the cache when it checks an entry against the
+    # pack it is about to be decided under: that check maps the scores anyway, and deciding
+    # reuses them rather than mapping a second time. Not part of the verdict's value.
+    checked: tuple[str, dict[str, float]] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def unreadable(cls, raw_output: str, why: str) -> Verdict:
@@ -44,6 +48,9 @@ class Verdict:
 
     def policy_scores(self, policy: Policy) -> dict[str, float]:
         """Scores by policy category: the model's own when it read the policy, else mapped."""
+        checked = self.checked
+        if checked is not None and checked[0] == policy.digest:
+            return checked[1]
         if self.categories is not None:
             return {name: float(score) for name, score in self.categories.items()}
         return policy.category_scores(self.scores)

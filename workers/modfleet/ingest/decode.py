@@ -99,6 +99,22 @@ def decode(record: Record, max_bytes: int = DEFAULT_MAX_POST_BYTES) -> Post | Re
 
 def _shape(data: object) -> int | Rejection:
     """The number of object keys in ``data``, or why its shape cannot be a post's."""
+    if type(data) is dict and len(data) <= _MAX_MEMBERS // 2:
+        # A post's usual shape (scalars, one object of scalars) is counted without the walk.
+        keys = len(data)
+        for value in data.values():
+            kind = type(value)
+            if kind is dict and len(value) <= _MAX_MEMBERS // 2:
+                if any(type(v) is dict or type(v) is list for v in value.values()):
+                    return _walked(data)
+                keys += len(value)
+            elif kind is dict or kind is list:
+                return _walked(data)
+        return keys
+    return _walked(data)
+
+
+def _walked(data: object) -> int | Rejection:
     keys = members = 0
     stack: list[tuple[object, int]] = [(data, 0)]
     while stack:

@@ -35,6 +35,16 @@ def normalise(text: str, max_chars: int) -> Normalised:
     # Bound the work on hostile multi-megabyte bodies: folding can shrink text, but not by 4x
     # in practice, so a raw cut at 4x the limit keeps every character that could survive.
     raw_cut = len(text) > 4 * max_chars
+    if not raw_cut and text.isascii() and text.isprintable():
+        # Most posts: NFKC leaves printable ASCII as it is, and it holds no override, invisible
+        # or control character, so only the whitespace collapse remains (str.split's whitespace
+        # is the regex's on such text). Same result, a few microseconds less a post.
+        canon = " ".join(text.split())
+        truncated = len(canon) > max_chars
+        if truncated:
+            canon = canon[:max_chars]
+        digest = hashlib.sha256(canon.encode("ascii")).hexdigest()
+        return Normalised(text=canon, content_hash=digest, truncated=truncated)
     canon = unicodedata.normalize("NFKC", text[: 4 * max_chars] if raw_cut else text)
     canon = _OVERRIDE.sub(lambda m: m.group(1)[::-1], canon)
     canon = _INVISIBLE.sub("", canon)

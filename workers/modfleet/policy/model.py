@@ -185,6 +185,8 @@ class Policy(_Frozen):
     _digest: str = PrivateAttr(default="")
     # (category, its model labels) in pack order: what category_scores walks for every post.
     _label_table: tuple[tuple[str, tuple[str, ...]], ...] = PrivateAttr(default=())
+    # category -> its thresholds as (min_score, action), highest first: what decide() walks.
+    _thresholds: dict[str, tuple[tuple[float, Action], ...]] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, context: object, /) -> None:
         # Computed once at load: the pack is frozen, and every post's cache key reads it.
@@ -192,6 +194,10 @@ class Policy(_Frozen):
         self._label_table = tuple(
             (name, tuple(c.model_labels)) for name, c in self.categories.items()
         )
+        self._thresholds = {
+            name: tuple((t.min_score, t.action) for t in c.thresholds)
+            for name, c in self.categories.items()
+        }
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         # pydantic copies private attributes as they are: an edited copy needs its own digest.
@@ -277,17 +283,30 @@ class Policy(_Frozen):
 
     def decide(self, category_scores: Mapping[str, float]) -> Judgement:
         """Apply each scored category's thresholds; the most severe action is the verdict."""
-        unknown = sorted(category_scores.keys() - self.categories.keys())
-        if unknown:
-            # A misspelt category would otherwise be silently allowed.
-            raise FatalError(f"policy {self.id!r} has no categories named {unknown}")
-        per_category: dict[str, Action] = {
-            name: self.categories[name].action_for(_finite(score, name))
-            for name, score in category_scores.items()
-        }
-        action: Action = max(per_category.values(), key=SEVERITY.__getitem__, default="allow")
-        labels = tuple(sorted(name for name, act in per_category.items() if act != "allow"))
-        return Judgement(action=action, labels=labels, per_category=per_category)
+        table = self._private()["_thresholds"]
+        per_category: dict[str, Action] = {}
+        action: Action = "allow"
+        labels: list[str] = []
+        for name, score in category_scores.items():
+            thresholds = table.get(name)
+            if thresholds is None:
+                # A misspelt category would otherwise be silently allowed.
+                unknown = sorted(category_scores.keys() - self.categories.keys())
+                raise FatalError(f"policy {self.id!r} has no categories named {unknown}")
+            if score != score:  # NaN compares false with every threshold: never "allow"
+                _finite(score, name)
+            act: Action = "allow"
+            for min_score, threshold_action in thresholds:
+                if score >= min_score:
+                    act = threshold_action
+                    break
+            per_category[name] = act
+            if act != "allow":
+                labels.append(name)
+                if SEVERITY[act] > SEVERITY[action]:
+                    action = act
+        labels.sort()
+        return Judgement(action=action, labels=tuple(labels), per_category=per_category)
 
     def prompt_text(self) -> str:
         """The pack as the policy prompt a safety LLM reads.

@@ -47,6 +47,8 @@ class PolicySet:
         return self.by_tenant.get(tenant, self.default)
 
     def shadows_for(self, tenant: str) -> tuple[Policy, ...]:
+        if not self.shadows:  # the usual case, asked once a post
+            return ()
         return tuple(s for s in self.shadows if not s.tenants or tenant in s.tenants)
 
     def all(self) -> tuple[Policy, ...]:
