@@ -13,11 +13,11 @@ from __future__ import annotations
 import hmac
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
+from modfleet.carrier import carrier
 from modfleet.inference.base import Verdict
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ _MAC_HEX = 64
 _SEPARATOR = b"."
 
 
-@dataclass(frozen=True, slots=True)
+@carrier
 class Opened:
     """An entry that passed its seal and fits the pack, or why it did not."""
 
@@ -95,7 +95,7 @@ def _fit(verdict: Verdict, scored: set[str], policy: Policy) -> tuple[str, dict[
     if unknown:
         return f"categories the pack does not have: {unknown}", {}
     now = verdict.policy_scores(policy)
-    if now.keys() != scored or not all(name in categories for name in scored):
+    if now.keys() != scored or not scored <= categories.keys():
         missing, extra = sorted(scored - now.keys()), sorted(now.keys() - scored)
         why = f"scored categories changed since it was written: missing {missing}, extra {extra}"
         return why, {}

@@ -12,12 +12,13 @@ import math
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from modfleet.carrier import carrier
 from modfleet.emit.budget import (
     DEFAULT_BUDGET,
     TRACEPARENT_LENGTH,
@@ -38,7 +39,7 @@ RATIONALE_LIMIT = 8_192  # characters of a model's rationale kept on a decision
 _JSON_HEADERS: tuple[tuple[str, bytes], ...] = (("content-type", b"application/json"),)
 
 
-@dataclass(frozen=True, slots=True)
+@carrier
 class Topics:
     decisions: str
     escalations: str
@@ -55,7 +56,7 @@ class Topics:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@carrier
 class Outbound:
     topic: str
     key: bytes | None
@@ -68,7 +69,7 @@ class Outbound:
     labels: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@carrier
 class Decided:
     """Everything the decision and escalation messages are built from."""
 

@@ -65,7 +65,8 @@ class Verdict:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Verdict:
-        scores = {str(k): float(v) for k, v in data["scores"].items()}
+        # JSON object keys are strings already; values may be ints (or not numbers: refused).
+        scores = {k: float(v) for k, v in data["scores"].items()}
         rationale = data.get("rationale")
         raw_categories = data.get("categories")
         categories = (

@@ -27,6 +27,9 @@ LABEL = "offensive"  # alt-profanity-check's one label
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "model" / "default"
 
 Scorer = Callable[[list[str]], list[dict[str, float]]]
+# Texts scored on the event loop rather than in a thread: about 30 ms of scoring at this
+# machine's ~60 us a text, well inside the heartbeat and health-check intervals.
+_INLINE_TEXTS = 512
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -60,8 +63,12 @@ class EmbeddedClassifier(Classifier):
     async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
         if not texts:
             return []
-        # scikit-learn and scipy drop the GIL in their sparse kernels; a thread keeps the event
-        # loop (and with it the Kafka heartbeats) responsive while a large batch is scored.
+        if len(texts) <= _INLINE_TEXTS:
+            # On the event loop: a thread costs more than it saves here. Its Python half
+            # (features) and the loop's own work take turns at the GIL, each slowing the other:
+            # measured, 0%-hit CPU per post fell from 341 to 222 us and p50 latency by a third.
+            return [Verdict(scores=s) for s in self._score(list(texts), _wanted(policy))]
+        # A large batch would hold the loop (heartbeats, /health) for too long: a thread.
         scores = await asyncio.to_thread(self._score, list(texts), _wanted(policy))
         return [Verdict(scores=s) for s in scores]
 

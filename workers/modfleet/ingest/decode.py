@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import orjson
 
+from modfleet.carrier import carrier
 from modfleet.contracts.schemas import fast_violation
 
 
-@dataclass(frozen=True, slots=True)
+@carrier
 class Record:
     """A consumed Kafka record, free of any client library's types."""
 
@@ -32,7 +33,7 @@ class Record:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@carrier
 class Post:
     post_id: str
     tenant: str
@@ -43,7 +44,7 @@ class Post:
     attributes: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@carrier
 class Rejection:
     """Why a record cannot be decided.
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass
+
+from modfleet.carrier import carrier
 
 # Zero-width and bidi-control characters are invisible to a reader; spammers insert them to dodge
 # exact-match filters, so they must not make two identical-looking posts hash differently.
@@ -22,7 +23,7 @@ _SPACE = re.compile(r"\s+")
 _OVERRIDE = re.compile("\u202e([^\u202a-\u202e\n]*)(?:\u202c|$)", re.MULTILINE)
 
 
-@dataclass(frozen=True, slots=True)
+@carrier
 class Normalised:
     text: str
     content_hash: str

@@ -245,6 +245,7 @@ class StreamWorker:
         if self.meter_provider is not None:
             self.meter_provider.shutdown()
 
+
 async def _ack(stream: faust.StreamT[bytes], events: Sequence[EventT[bytes]]) -> None:
     for event in events:
         await stream.ack(event)

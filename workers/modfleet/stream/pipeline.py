@@ -11,9 +11,10 @@ import asyncio
 import collections
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from modfleet.cache import VerdictCache, cache_key
+from modfleet.carrier import carrier
 from modfleet.emit.budget import DEFAULT_BUDGET, Budget
 from modfleet.emit.dead_letter import dead_letter_message, minimal_dead_letter
 from modfleet.emit.messages import (
@@ -50,7 +51,7 @@ def _traced(trace: BatchTrace, record: Record) -> tuple[str, Headers]:
     return trace_id or trace_id_of(record) or new_trace_id(), headers
 
 
-@dataclass(frozen=True, slots=True)
+@carrier
 class _Item:
     """A valid post on its way through the batch."""
 
@@ -64,7 +65,7 @@ class _Item:
     shadow: bool = False  # evaluated for comparison only: its decision is never enforced
 
 
-@dataclass(frozen=True, slots=True)
+@carrier
 class _Verdicts:
     found: dict[str, Verdict]
     cached: frozenset[str]
