@@ -51,14 +51,14 @@ class Sealer:
         # a reader whose interpretation differs (a missing or extra category) treats it as a miss.
         body = {"verdict": verdict.to_json(), "scored": sorted(verdict.policy_scores(policy))}
         payload = orjson.dumps(body)
-        return self._mac(key, payload).encode("ascii") + _SEPARATOR + payload
+        return self._mac(key, payload) + _SEPARATOR + payload
 
     def open(self, key: str, raw: bytes | str, policy: Policy) -> Opened:
         data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
         mac, sep, payload = data.partition(_SEPARATOR)
         if not sep or len(mac) != _MAC_HEX:
             return Opened(None, "unsealed", "no seal")
-        if not hmac.compare_digest(mac, self._mac(key, payload).encode("ascii")):
+        if not hmac.compare_digest(mac, self._mac(key, payload)):
             return Opened(None, "bad_seal", "the seal does not match the entry and its key")
         try:
             body = orjson.loads(payload)
@@ -73,9 +73,9 @@ class Sealer:
         object.__setattr__(verdict, "checked", (policy.digest, scores))
         return Opened(verdict)
 
-    def _mac(self, key: str, payload: bytes) -> str:
+    def _mac(self, key: str, payload: bytes) -> bytes:
         material = key.encode("utf-8", "surrogatepass") + b"\n" + payload
-        return hmac.digest(self._secret, material, "sha256").hex()
+        return hmac.digest(self._secret, material, "sha256").hex().encode("ascii")
 
 
 def misfit(verdict: Verdict, scored: set[str], policy: Policy) -> str:

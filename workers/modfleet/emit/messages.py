@@ -7,6 +7,7 @@ consumers can dedupe on it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import secrets
@@ -91,8 +92,18 @@ class Decided:
 def decision_id(post_id: str, policy: Policy) -> str:
     """Deterministic, so that a redelivered post gets the same id and consumers can dedupe; the
     pack's digest is part of it, so two packs that share id@version never share an id."""
-    parts = (post_id, policy.id, policy.version, policy.digest)
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+    material = post_id.encode("utf-8", "surrogatepass") + _pack_part(
+        policy.id, policy.version, policy.digest
+    )
+    return hashlib.sha256(material).hexdigest()
+
+
+@functools.lru_cache(maxsize=256)
+def _pack_part(pack_id: str, version: str, digest: str) -> bytes:
+    """What follows the post id in a decision id: the same for every post under one pack."""
+    return "".join(f"\x1f{part}" for part in (pack_id, version, digest)).encode(
+        "utf-8", "surrogatepass"
+    )
 
 
 def _verdict_fields(d: Decided, policy: Policy, model_id: str) -> dict[str, Any]:

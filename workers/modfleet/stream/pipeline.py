@@ -62,6 +62,7 @@ class _Item:
     trace_id: str
     headers: Headers  # for the post's outputs: content type and trace context
     policy: Policy
+    model_id: str  # of the pack's backend
     shadow: bool = False  # evaluated for comparison only: its decision is never enforced
 
 
@@ -233,8 +234,9 @@ class Pipeline:
         self, record: Record, post: Post, trace_id: str, headers: Headers, p: Policy, shadow: bool
     ) -> _Item:
         norm = normalise(post.text, p.limits.max_text_chars)
-        key = cache_key(p, self.backends.for_policy(p).cache_scope(), norm.content_hash)
-        return _Item(record, post, norm, key, trace_id, headers, p, shadow)
+        backend = self.backends.for_policy(p)
+        key = cache_key(p, backend.cache_scope(), norm.content_hash)
+        return _Item(record, post, norm, key, trace_id, headers, p, backend.model_id, shadow)
 
     async def _verdicts(self, items: Sequence[_Item], trace: BatchTrace) -> _Verdicts:
         # One entry per distinct (text, policy); the policy goes with it, as an LLM reads it.
@@ -277,15 +279,14 @@ class Pipeline:
         if item.key in verdicts.failed:
             why = Rejection(
                 "inference_failed",
-                f"model {self.backends.for_policy(item.policy).model_id} failed after "
+                f"model {item.model_id} failed after "
                 f"{self.retry.attempts} attempts: {verdicts.failed[item.key]}",
                 post_id=item.post.post_id,
                 tenant=item.post.tenant,
             )
             return [self._dead_letter(item.record, why, item.trace_id, item.headers)]
         decided = self._decide(item, verdicts.found[item.key], item.key in verdicts.cached)
-        policy = item.policy
-        model_id = self.backends.for_policy(policy).model_id
+        policy, model_id = item.policy, item.model_id
         out = [decision_message(decided, policy, model_id, self.topics.decisions)]
         if decided.judgement.action == "escalate":
             reason = _escalation_reason(decided.verdict)
@@ -301,7 +302,7 @@ class Pipeline:
             return []
         decided = self._decide(item, verdicts.found[item.key], item.key in verdicts.cached)
         topic = self.topics.shadow_decisions
-        shadow = decision_message(decided, policy, self.backends.for_policy(policy).model_id, topic)
+        shadow = decision_message(decided, policy, item.model_id, topic)
         return [replace(shadow, kind="shadow_decision", code=policy.id, source=None)]
 
     def _decide(self, item: _Item, verdict: Verdict, from_cache: bool) -> Decided:
