@@ -8,12 +8,12 @@ about six times slower, and the per-post path builds several of these for every 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar, dataclass_transform
 
 T = TypeVar("T")
 
 
-@dataclass_transform(frozen_default=True)
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
 def carrier(cls: type[T]) -> type[T]:
     return dataclass(slots=True)(cls)

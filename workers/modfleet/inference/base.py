@@ -5,14 +5,16 @@ from __future__ import annotations
 import abc
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
+
+from modfleet.carrier import carrier
 
 if TYPE_CHECKING:
     from modfleet.policy import Policy
 
 
-@dataclass(frozen=True, slots=True)
+@carrier  # read-only (mypy); built for every post scored or read from the cache
 class Verdict:
     """A model's opinion of one text: scores by the model's own labels, 0..1.
 
