@@ -63,7 +63,8 @@ class Sealer:
         try:
             body = orjson.loads(payload)
             verdict = Verdict.from_json(body["verdict"])
-            scored = {str(name) for name in body["scored"]}
+            # Names other than strings never equal the pack's: a mismatch, reported as "shape".
+            scored = set(body["scored"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             return Opened(None, "unreadable", f"{type(exc).__name__}")
         problem, scores = _fit(verdict, scored, policy)
@@ -86,17 +87,23 @@ def misfit(verdict: Verdict, scored: set[str], policy: Policy) -> str:
 def _fit(verdict: Verdict, scored: set[str], policy: Policy) -> tuple[str, dict[str, float]]:
     """Why ``verdict`` cannot be decided under ``policy`` (empty when it fits), and its scores
     by the pack's categories, worked out once for the check and for deciding."""
-    for where, scores in (("scores", verdict.scores), ("categories", verdict.categories or {})):
-        bad = _not_finite(scores)
+    bad = _not_finite(verdict.scores)
+    if bad:
+        return f"scores: {bad}", {}
+    if verdict.categories:
+        bad = _not_finite(verdict.categories)
         if bad:
-            return f"{where}: {bad}", {}
+            return f"categories: {bad}", {}
     categories = policy.categories
-    unknown = sorted(name for name in verdict.categories or () if name not in categories)
-    if unknown:
-        return f"categories the pack does not have: {unknown}", {}
+    if verdict.categories:
+        unknown = sorted(name for name in verdict.categories if name not in categories)
+        if unknown:
+            return f"categories the pack does not have: {unknown}", {}
     now = verdict.policy_scores(policy)
     if now.keys() != scored or not scored <= categories.keys():
-        missing, extra = sorted(scored - now.keys()), sorted(now.keys() - scored)
+        # str(): a sealed but odd entry may name categories by numbers; its reason must not fail.
+        missing = sorted(str(name) for name in scored - now.keys())
+        extra = sorted(now.keys() - scored)
         why = f"scored categories changed since it was written: missing {missing}, extra {extra}"
         return why, {}
     return "", now

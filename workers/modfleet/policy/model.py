@@ -210,7 +210,7 @@ class Policy(_Frozen):
         """Lowercase hex SHA-256 of :meth:`canonical_content`: the pack's identity by content."""
         # Straight from pydantic's private-attribute dict: every post's cache key and decision
         # id read this, and ``self._digest`` goes through BaseModel.__getattr__ each time.
-        return self._private()["_digest"]  # type: ignore[no-any-return]
+        return self.__pydantic_private__["_digest"]  # type: ignore[index,no-any-return]
 
     @property
     def label(self) -> str:
