@@ -3,6 +3,8 @@ selectable by the pack."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from modfleet.inference.embedded import LABEL, EmbeddedClassifier
@@ -71,3 +73,24 @@ async def test_hostile_records_cost_only_themselves_and_never_change_a_neighbour
     assert len(batch) == 2 * len(hostile) + 1
     assert batch[len(hostile)].scores == pytest.approx(alone.scores, abs=1e-6)
     assert all(0.0 <= s <= 1.0 for v in batch for s in v.scores.values())
+
+
+async def test_a_batch_of_posts_at_the_length_limit_never_stalls_the_event_loop(
+    embedded: EmbeddedClassifier, policy: Policy
+) -> None:
+    # Scoring 96 posts of 20,000 characters takes seconds: on the event loop it would starve
+    # the Kafka heartbeats and /health for all of it. The loop must keep its turns meanwhile.
+    texts = [f"post {i}: " + "you are a worthless idiot and this goes on " * 465 for i in range(96)]
+    gaps: list[float] = []
+    scoring = asyncio.ensure_future(embedded.classify(texts, policy))
+    loop = asyncio.get_running_loop()
+    last = loop.time()
+    started = last
+    while not scoring.done():
+        await asyncio.sleep(0.01)
+        now = loop.time()
+        gaps.append(now - last)
+        last = now
+    assert len(await scoring) == len(texts)
+    assert loop.time() - started > 0.5  # long enough for a stall to show
+    assert max(gaps) < 0.4, f"the loop stalled for {max(gaps):.2f} s"
