@@ -79,23 +79,17 @@ class Sealer:
         return hmac.digest(self._secret, material, "sha256").hex().encode("ascii")
 
 
-def misfit(verdict: Verdict, scored: set[str], policy: Policy) -> str:
-    """Why ``verdict`` cannot be decided under ``policy``; empty when it fits."""
-    return _fit(verdict, scored, policy)[0]
-
-
 def _fit(verdict: Verdict, scored: set[str], policy: Policy) -> tuple[str, dict[str, float]]:
     """Why ``verdict`` cannot be decided under ``policy`` (empty when it fits), and its scores
     by the pack's categories, worked out once for the check and for deciding."""
     bad = _not_finite(verdict.scores)
     if bad:
         return f"scores: {bad}", {}
+    categories = policy.categories
     if verdict.categories:
         bad = _not_finite(verdict.categories)
         if bad:
             return f"categories: {bad}", {}
-    categories = policy.categories
-    if verdict.categories:
         unknown = sorted(name for name in verdict.categories if name not in categories)
         if unknown:
             return f"categories the pack does not have: {unknown}", {}

@@ -58,17 +58,17 @@ def record_overhead(key: bytes | None, headers: Sequence[tuple[str, bytes]]) -> 
     if type(headers) is tuple and len(headers) <= 4:
         # An output's carried headers (at most content type and trace context): most outputs
         # share one such tuple, so its size is worked out once.
-        return size + _headers_size(headers)
-    for name, value in headers:
-        size += len(name.encode("utf-8", "surrogatepass")) + len(value) + 10
-    return size
+        return size + _shared_headers_size(headers)
+    return size + _headers_size(headers)
 
 
-@functools.lru_cache(maxsize=1024)
-def _headers_size(headers: tuple[tuple[str, bytes], ...]) -> int:
+def _headers_size(headers: Sequence[tuple[str, bytes]]) -> int:
     return sum(
         len(name.encode("utf-8", "surrogatepass")) + len(value) + 10 for name, value in headers
     )
+
+
+_shared_headers_size = functools.lru_cache(maxsize=1024)(_headers_size)
 
 
 def bounded_key(key: bytes | None) -> bytes | None:

@@ -223,6 +223,10 @@ def _iso_time(epoch_s: float) -> str | None:
         return None
     if moment.year < 1:  # pragma: no cover - fromtimestamp refuses these itself
         return None
+    return _rfc3339(moment)
+
+
+def _rfc3339(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -234,8 +238,7 @@ def now_iso() -> str:
     ms = time.time_ns() // 1_000_000
     last_ms, text = _NOW[0]
     if ms != last_ms:
-        moment = datetime.fromtimestamp(ms / 1000, UTC)
-        text = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        text = _rfc3339(datetime.fromtimestamp(ms / 1000, UTC))
         _NOW[0] = (ms, text)
     return text
 

@@ -41,18 +41,18 @@ def normalise(text: str, max_chars: int) -> Normalised:
         # or control character, so only the whitespace collapse remains (str.split's whitespace
         # is the regex's on such text). Same result, a few microseconds less a post.
         canon = " ".join(text.split())
-        truncated = len(canon) > max_chars
-        if truncated:
-            canon = canon[:max_chars]
-        digest = hashlib.sha256(canon.encode("ascii")).hexdigest()
-        return Normalised(text=canon, content_hash=digest, truncated=truncated)
-    canon = unicodedata.normalize("NFKC", text[: 4 * max_chars] if raw_cut else text)
-    canon = _OVERRIDE.sub(lambda m: m.group(1)[::-1], canon)
-    canon = _INVISIBLE.sub("", canon)
-    canon = _CONTROL.sub("", canon)
-    canon = _SPACE.sub(" ", canon).strip()
+    else:
+        canon = _folded(text[: 4 * max_chars] if raw_cut else text)
     truncated = raw_cut or len(canon) > max_chars
     if truncated:
         canon = canon[:max_chars]
     digest = hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest()
     return Normalised(text=canon, content_hash=digest, truncated=truncated)
+
+
+def _folded(text: str) -> str:
+    canon = unicodedata.normalize("NFKC", text)
+    canon = _OVERRIDE.sub(lambda m: m.group(1)[::-1], canon)
+    canon = _INVISIBLE.sub("", canon)
+    canon = _CONTROL.sub("", canon)
+    return _SPACE.sub(" ", canon).strip()

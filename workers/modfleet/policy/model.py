@@ -104,12 +104,6 @@ class Category(_Frozen):
                 )
         return thresholds
 
-    def action_for(self, score: float) -> Action:
-        for threshold in self.thresholds:
-            if score >= threshold.min_score:
-                return threshold.action
-        return "allow"
-
 
 class ModelRef(_Frozen):
     """Which model serves the pack."""

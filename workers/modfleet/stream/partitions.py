@@ -2,11 +2,13 @@
 
 Every output is keyed by its post's id (topics/README.md), and the contract is Kafka's: a key
 picks a partition, the same one every time. A post keyed by that same id sits on the partition
-its key picked; where the output topic has as many partitions as the posts topic (decisions and
-shadow decisions, by the catalogue), the output goes to the post's partition number, which is
-what the key would pick under the upstream producer's partitioner: nothing to compute, and the
-post and its decision stay co-partitioned even where that partitioner is not Kafka's default.
-Any other output gets Kafka's default (murmur2 of the key), as a plain ``send`` would give it.
+its key picked; where an output that names its post record goes to a topic with as many
+partitions as the posts topic (decisions, by the catalogue), it goes to the post's partition
+number, which is what the key would pick under the upstream producer's partitioner: nothing to
+compute, and the post and its decision stay co-partitioned even where that partitioner is not
+Kafka's default. Any other output (escalations and dead letters on their 3 partitions, shadow
+decisions, which name no record) gets Kafka's default (murmur2 of the key), as a plain ``send``
+would give it.
 """
 
 from __future__ import annotations
