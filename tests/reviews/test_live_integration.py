@@ -78,17 +78,9 @@ async def test_live_join_and_report_count_what_an_independent_tally_counts(
     await produce(settings, settings.decisions_topic, decisions)
     await produce(settings, settings.reviews_topic, reviews)
 
-    metrics = Metrics()
-    stop = asyncio.Event()
-    task = asyncio.create_task(LiveJoin(settings, metrics).run(stop))
-    try:
-        for _ in range(150):
-            await asyncio.sleep(0.2)
-            if _sample(metrics, "modfleet_reviews_total") >= len(reviews):
-                break
-    finally:
-        stop.set()
-        await task
+    metrics = await _live_until(
+        settings, lambda m: _sample(m, "modfleet_reviews_total") >= len(reviews)
+    )
     by_result = {r: _sample(metrics, "modfleet_reviews_total", result=r) for r in expected}
     # The unknown one waits for its decision until it ages out; the live join has not seen that.
     assert by_result | {"unknown": 1} == expected
