@@ -16,7 +16,7 @@ from modfleet.inference import Classifier, Verdict
 from modfleet.policy import Policy
 
 SECRET = b"0123456789abcdef-secret"
-KEY = "modfleet:verdict:v2:test@1.0.0:abc:" + "ab" * 32
+KEY = "modfleet:verdict:v3:test@1.0.0:abc:" + "ab" * 32
 
 
 def test_a_sealed_verdict_opens_as_itself(pack: Policy) -> None:
@@ -25,8 +25,13 @@ def test_a_sealed_verdict_opens_as_itself(pack: Policy) -> None:
     opened = sealer.open(KEY, sealer.seal(KEY, verdict, pack), pack)
     assert opened.rejected is None
     assert opened.verdict is not None
-    assert opened.verdict.scores == {"offensive": 0.8}
+    # The entry holds the pack's scores: what deciding needs, with nothing left to map.
+    assert opened.verdict.policy_scores(pack) == verdict.policy_scores(pack)
+    assert opened.verdict.policy_scores(pack)["harassment"] == 0.8
     assert opened.verdict.rationale == "rude"
+    assert pack.decide(opened.verdict.policy_scores(pack)) == pack.decide(
+        verdict.policy_scores(pack)
+    )
 
 
 def test_plain_json_written_by_anyone_is_unsealed(pack: Policy) -> None:
@@ -69,26 +74,36 @@ def _sealed_raw(body: dict[str, Any]) -> bytes:
 
 
 def test_a_sealed_entry_that_is_not_a_verdict_is_unreadable(pack: Policy) -> None:
-    raw = _sealed_raw({"verdict": {"no_scores": 1}, "scored": []})
-    assert Sealer(SECRET).open(KEY, raw, pack).rejected == "unreadable"
+    for body in ({"verdict": {"scores": {}}, "scored": []}, {"categories": {}}, [1, 2]):
+        assert Sealer(SECRET).open(KEY, _sealed_raw(body), pack).rejected == "unreadable"
+
+
+def _entry(categories: Any, rationale: Any = None, stage: Any = None) -> dict[str, Any]:
+    return {"categories": categories, "rationale": rationale, "stage": stage}
 
 
 @pytest.mark.parametrize(
     ("body", "why"),
     [
-        (
-            {"verdict": {"scores": {}, "categories": {"spam": 0.1}}, "scored": ["spam"]},
-            "does not have",
-        ),
-        ({"verdict": {"scores": {"offensive": "nan"}}, "scored": ["harassment"]}, "finite"),
-        ({"verdict": {"scores": {"offensive": "inf"}}, "scored": ["harassment"]}, "finite"),
-        ({"verdict": {"scores": {"other": 0.2}}, "scored": ["harassment"]}, "missing"),
-        (
-            {"verdict": {"scores": {}, "categories": {}}, "scored": ["harassment"]},
-            "missing",
-        ),
+        (_entry({"spam": 0.1}), "does not have"),
+        (_entry({"harassment": "nan"}), "finite"),
+        (_entry({"harassment": 1}), "finite"),  # our writer writes floats: a writer's bug
+        (_entry({"harassment": True}), "finite"),
+        (_entry({"harassment": None}), "finite"),
+        (_entry(["harassment", 0.9]), "not an object"),
+        (_entry({}, rationale={"a": 1}), "strings or null"),
+        (_entry({}, stage=7), "strings or null"),
     ],
-    ids=["unknown-category", "nan", "infinite", "missing-label", "missing-category"],
+    ids=[
+        "unknown-category",
+        "string-score",
+        "integer",
+        "boolean",
+        "null",
+        "categories-a-list",
+        "rationale-an-object",
+        "stage-a-number",
+    ],
 )
 def test_a_sealed_entry_that_does_not_fit_the_pack_is_rejected(
     pack: Policy, body: dict[str, Any], why: str
@@ -143,7 +158,17 @@ _JSON = st.recursive(
 )
 @given(
     raw=st.binary(max_size=512),
-    body=_JSON | st.fixed_dictionaries({"verdict": _JSON, "scored": _JSON}),
+    body=_JSON
+    | st.fixed_dictionaries({"categories": _JSON, "rationale": _JSON, "stage": _JSON})
+    | st.fixed_dictionaries(
+        {
+            "categories": st.dictionaries(
+                st.sampled_from(["harassment", "violence", "spam"]), _JSON, max_size=3
+            ),
+            "rationale": st.none() | st.text(max_size=8),
+            "stage": st.none() | st.text(max_size=8),
+        }
+    ),
 )
 def test_no_bytes_in_redis_can_raise_or_pass_unsealed(pack: Policy, raw: bytes, body: Any) -> None:
     sealer = Sealer(SECRET)

@@ -36,6 +36,19 @@ def test_category_scores_are_clamped_to_the_unit_interval(pack: Policy) -> None:
     assert pack.category_scores({}) == {}
 
 
+def test_a_score_is_decided_as_the_decision_shows_it(pack: Policy) -> None:
+    # Scores are kept to six places before the thresholds see them: a decision never shows 0.6
+    # beside "allow" under a 0.6 threshold because the model said 0.59999996.
+    from modfleet.inference import Verdict
+
+    scores = Verdict({"offensive": 0.59999996}).policy_scores(pack)
+    assert scores["harassment"] == 0.6
+    assert Verdict({"offensive": 0.1234567891}).policy_scores(pack)["harassment"] == 0.123457
+    assert pack.decide(scores).per_category["harassment"] == "escalate"  # its 0.6 threshold
+    llm = Verdict({}, categories={"spam": 0.30000000004})
+    assert llm.policy_scores(pack) == {"spam": 0.3}
+
+
 def test_nan_score_is_refused_rather_than_allowed(pack: Policy) -> None:
     with pytest.raises(FatalError, match="NaN"):
         pack.category_scores({"offensive": float("nan")})

@@ -3,17 +3,16 @@
 Anyone who can write to Redis could otherwise decide posts: ``{"scores": {"offensive": 0}}``
 under an abusive text's key would get it allowed. Each entry is therefore stored as
 ``HMAC-SHA256(secret, key + payload)`` in hex, a ``.``, then the payload. Binding the key means
-an honest entry copied under another text's key fails the check too. An entry that passes is
-still checked against the pack it is about to be decided under, because a sealed entry can only
-vouch for what was written, not for what the pack now expects.
+an honest entry copied under another text's key fails the check too. The key names the pack's
+digest, so an entry that passes was written for this pack's content; its numbers are still
+looked at (a finite score per category the pack has), so that a writer's bug costs a miss,
+never a wrong decision.
 """
 
 from __future__ import annotations
 
 import hmac
-import math
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import orjson
 
@@ -41,15 +40,24 @@ class Opened:
 
 
 class Sealer:
-    """Seals and opens cache entries with one fleet-wide secret."""
+    """Seals and opens cache entries with one fleet-wide secret.
+
+    An entry holds the verdict as its pack decides on it: the pack's category scores, the
+    rationale and the cascade stage. The key names the pack's digest, the backend and the
+    entry format (which names how model scores map to categories), so a worker that reads an
+    entry it can open reads what a worker of its own kind wrote for this very pack and model,
+    and needs no mapping of its own: the read is a MAC, a parse and a look at the numbers.
+    """
 
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
 
     def seal(self, key: str, verdict: Verdict, policy: Policy) -> bytes:
-        # ``scored`` records which of the pack's categories the verdict scored when it was new;
-        # a reader whose interpretation differs (a missing or extra category) treats it as a miss.
-        body = {"verdict": verdict.to_json(), "scored": sorted(verdict.policy_scores(policy))}
+        body = {
+            "categories": verdict.policy_scores(policy),
+            "rationale": verdict.rationale,
+            "stage": verdict.stage,
+        }
         payload = orjson.dumps(body)
         return self._mac(key, payload) + _SEPARATOR + payload
 
@@ -62,15 +70,14 @@ class Sealer:
             return Opened(None, "bad_seal", "the seal does not match the entry and its key")
         try:
             body = orjson.loads(payload)
-            verdict = Verdict.from_json(body["verdict"])
-            # Names other than strings never equal the pack's: a mismatch, reported as "shape".
-            scored = set(body["scored"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            categories, rationale, stage = body["categories"], body["rationale"], body["stage"]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             return Opened(None, "unreadable", f"{type(exc).__name__}")
-        problem, scores = _fit(verdict, scored, policy)
+        problem, scores = _fit(categories, rationale, stage, policy)
         if problem:
             return Opened(None, "shape", problem)
-        # The verdict is new and ours alone here: record the scores the check worked out.
+        verdict = Verdict({}, rationale=rationale, categories=scores, stage=stage)
+        # The scores are the pack's own, checked: deciding takes them as they are.
         object.__setattr__(verdict, "checked", (policy.digest, scores))
         return Opened(verdict)
 
@@ -79,35 +86,27 @@ class Sealer:
         return hmac.digest(self._secret, material, "sha256").hex().encode("ascii")
 
 
-def _fit(verdict: Verdict, scored: set[str], policy: Policy) -> tuple[str, dict[str, float]]:
-    """Why ``verdict`` cannot be decided under ``policy`` (empty when it fits), and its scores
-    by the pack's categories, worked out once for the check and for deciding."""
-    bad = _not_finite(verdict.scores)
-    if bad:
-        return f"scores: {bad}", {}
-    categories = policy.categories
-    if verdict.categories:
-        bad = _not_finite(verdict.categories)
-        if bad:
-            return f"categories: {bad}", {}
-        unknown = sorted(name for name in verdict.categories if name not in categories)
-        if unknown:
+def _fit(
+    categories: object, rationale: object, stage: object, policy: Policy
+) -> tuple[str, dict[str, float]]:
+    """Why the entry cannot be decided under ``policy`` (empty when it fits), and its scores.
+
+    Only a writer holding the secret gets this far; this guards against a bug in one (or an
+    older format under a reused key), so that a sealed entry is still decided as a number per
+    known category, or classified again."""
+    if type(categories) is not dict:
+        return f"categories: {type(categories).__name__}, not an object", {}
+    if not (rationale is None or type(rationale) is str) or not (
+        stage is None or type(stage) is str
+    ):
+        return "rationale and stage must be strings or null", {}
+    known = policy.categories
+    for name, score in categories.items():
+        if name not in known:
+            unknown = sorted(str(n) for n in categories if n not in known)
             return f"categories the pack does not have: {unknown}", {}
-    now = verdict.policy_scores(policy)
-    if now.keys() != scored or not scored <= categories.keys():
-        # str(): a sealed but odd entry may name categories by numbers; its reason must not fail.
-        missing = sorted(str(name) for name in scored - now.keys())
-        extra = sorted(now.keys() - scored)
-        why = f"scored categories changed since it was written: missing {missing}, extra {extra}"
-        return why, {}
-    return "", now
-
-
-def _not_finite(scores: Mapping[str, Any]) -> str:
-    for name, score in scores.items():
-        # The first test passes every finite float quickly (inf - inf and NaN - NaN are NaN).
-        if type(score) is float and score - score == 0.0:
-            continue
-        if not isinstance(score, float | int) or not math.isfinite(score):
-            return f"score {score!r} of {name!r} is not a finite number"
-    return ""
+        # Our writer writes floats only; the test passes every finite one (inf - inf and
+        # NaN - NaN are NaN), and anything else is a writer's bug: classified again.
+        if type(score) is not float or score - score != 0.0:
+            return f"score {score!r} of {name!r} is not a finite number", {}
+    return "", categories

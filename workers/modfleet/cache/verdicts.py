@@ -41,8 +41,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# v2: sealed entries, keyed by the pack's digest and the backend's cache scope.
-_KEY_PREFIX = "modfleet:verdict:v2"
+# v2: sealed entries, keyed by the pack's digest and the backend's cache scope. v3: an entry
+# holds the pack's category scores (rounded to 6 places) rather than the model's, so a read
+# maps nothing; a worker of v2 and one of v3 never read each other's entries.
+_KEY_PREFIX = "modfleet:verdict:v3"
 _MIN_SECRET_CHARS = 16
 _OPEN_AFTER = 2  # consecutive slow or failed calls that open the breaker
 # A write comes after the decision, so it may wait longer than a read before it is abandoned.

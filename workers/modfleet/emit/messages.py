@@ -10,9 +10,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-import secrets
+import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -80,7 +80,7 @@ class Decided:
     content_hash: str
     truncated: bool
     verdict: Verdict
-    scores: Mapping[str, float]
+    scores: dict[str, float]  # by category, to the pack's places (Verdict.policy_scores)
     judgement: Judgement
     from_cache: bool
     produced_at: float | None
@@ -114,7 +114,7 @@ def _verdict_fields(d: Decided, policy: Policy, model_id: str) -> dict[str, Any]
         "post_id": d.post_id,
         "tenant": d.tenant,
         "action": d.judgement.action,
-        "scores": _rounded(d.scores),
+        "scores": d.scores,
         "labels": list(d.judgement.labels),
         "policy_id": policy.id,
         "policy_version": policy.version,
@@ -185,19 +185,23 @@ def source_reference(record: Record, content_hash: str) -> dict[str, Any]:
 
 def trace_id_of(record: Record) -> str | None:
     """The trace id of a W3C ``traceparent`` header (version-traceid-spanid-flags), if valid."""
-    raw = record.header("traceparent")
-    if raw is None:
+    return _trace_id(record.header("traceparent"))
+
+
+def _trace_id(parent: bytes | None) -> str | None:
+    if parent is None or len(parent) != TRACEPARENT_LENGTH:
         return None
-    if len(raw) != TRACEPARENT_LENGTH:
-        return None
-    parts = raw.decode("ascii", "replace").split("-")
+    parts = parent.decode("ascii", "replace").split("-")
     if len(parts) == 4 and len(parts[1]) == 32 and _is_hex(parts[1]) and parts[1] != "0" * 32:
         return parts[1].lower()
     return None
 
 
 def new_trace_id() -> str:
-    return secrets.token_hex(16)
+    # As OpenTelemetry's own id generator does: a trace id needs to be unique, not secret, and
+    # a system call for entropy on every post would cost more than the rest of its trace work.
+    # The random module's own generator: seeded from the OS, and reseeded in a forked child.
+    return f"{random.getrandbits(128) or 1:032x}"
 
 
 def iso_time(epoch_s: float | None) -> str | None:
@@ -265,22 +269,31 @@ def _clip(text: str | None, limit: int) -> str | None:
 
 
 def carried_headers(record: Record) -> tuple[tuple[str, bytes], ...]:
-    """Content type plus the post's W3C trace context, so one trace spans every hop.
+    """Content type plus the post's W3C trace context, so one trace spans every hop."""
+    return trace_context(record)[1]
+
+
+def trace_context(record: Record) -> tuple[str | None, tuple[tuple[str, bytes], ...]]:
+    """The post's trace id, if its ``traceparent`` is valid, and the headers its outputs carry:
+    content type plus that trace context, so one trace spans every hop. One pass over the
+    headers, as each post's outputs need both.
 
     Only well-formed, bounded trace headers travel on: a post's headers are its producer's to
     choose, and a megabyte of "tracestate" must not ride on every output."""
-    carried: list[tuple[str, bytes]] = []
-    parent = record.header("traceparent")
-    if parent is not None and trace_id_of(record) is not None:
-        carried.append(("traceparent", parent))
-        state = record.header("tracestate")
-        if state is not None and len(state) <= TRACESTATE_LIMIT:
-            carried.append(("tracestate", state))
-    return _JSON_HEADERS + tuple(carried)
-
-
-def _rounded(scores: Mapping[str, float]) -> dict[str, float]:
-    return {name: round(score, 6) for name, score in scores.items()}
+    parent = state = None
+    for name, value in record.headers:
+        lowered = name.lower()
+        # The first of each name counts, as Record.header reads it.
+        if lowered == "traceparent":
+            parent = value if parent is None else parent
+        elif lowered == "tracestate":
+            state = value if state is None else state
+    trace_id = _trace_id(parent)
+    if trace_id is None or parent is None:
+        return None, _JSON_HEADERS
+    if state is not None and len(state) <= TRACESTATE_LIMIT:
+        return trace_id, (*_JSON_HEADERS, ("traceparent", parent), ("tracestate", state))
+    return trace_id, (*_JSON_HEADERS, ("traceparent", parent))
 
 
 def _is_hex(text: str) -> bool:

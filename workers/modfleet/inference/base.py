@@ -9,6 +9,7 @@ from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from modfleet.carrier import carrier
+from modfleet.policy.model import SCORE_PLACES
 
 if TYPE_CHECKING:
     from modfleet.policy import Policy
@@ -49,12 +50,15 @@ class Verdict:
         return cls(scores={}, rationale=why, unparseable=True, raw_output=raw_output)
 
     def policy_scores(self, policy: Policy) -> dict[str, float]:
-        """Scores by policy category: the model's own when it read the policy, else mapped."""
+        """Scores by policy category: the model's own when it read the policy, else mapped;
+        to the pack's decimal places either way."""
         checked = self.checked
         if checked is not None and checked[0] == policy.digest:
             return checked[1]
         if self.categories is not None:
-            return {name: float(score) for name, score in self.categories.items()}
+            return {
+                name: round(float(score), SCORE_PLACES) for name, score in self.categories.items()
+            }
         return policy.category_scores(self.scores)
 
     def to_json(self) -> dict[str, Any]:

@@ -41,6 +41,10 @@ SEVERITY: dict[str, int] = {
 }
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+# Decimal places of a category score: what decisions carry and what the pack decides on, so
+# that a decision's scores explain its action exactly (0.7999996 is not shown as 0.8 and
+# allowed under a 0.8 threshold).
+SCORE_PLACES = 6
 # Bumped when what goes into Policy.digest changes, so that old digests never match new ones.
 _DIGEST_FORMAT = "modfleet.policy-digest.v1"
 # Date-like (2026.11.0) or semver-like (1.2.3), optionally with a suffix (1.2.3-rc1).
@@ -258,7 +262,8 @@ class Policy(_Frozen):
         """Each category's score: the highest of its model labels that the model reported.
 
         A category none of whose labels is present is left out rather than scored 0, so that
-        "not judged by this model" stays distinguishable from "judged harmless".
+        "not judged by this model" stays distinguishable from "judged harmless". Scores are
+        kept to :data:`SCORE_PLACES` places: the decision shows the numbers it was decided on.
         """
         scores: dict[str, float] = {}
         get = model_scores.get
@@ -272,7 +277,9 @@ class Policy(_Frozen):
                     value = float(found)
                     best = value if best is None or value > best else best
             if best is not None:
-                scores[name] = 1.0 if best > 1.0 else 0.0 if best < 0.0 else best
+                scores[name] = round(
+                    1.0 if best > 1.0 else 0.0 if best < 0.0 else best, SCORE_PLACES
+                )
         return scores
 
     def decide(self, category_scores: Mapping[str, float]) -> Judgement:

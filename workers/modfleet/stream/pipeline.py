@@ -25,7 +25,7 @@ from modfleet.emit.messages import (
     decision_message,
     escalation_message,
     new_trace_id,
-    trace_id_of,
+    trace_context,
 )
 from modfleet.inference.base import Classifier, Verdict
 from modfleet.inference.routing import Backends
@@ -47,8 +47,9 @@ _UNTRACED = Tracing(None).batch()
 
 def _traced(trace: BatchTrace, record: Record) -> tuple[str, Headers]:
     """The post's trace id and its outputs' headers, under the post's span when tracing."""
-    trace_id, headers = trace.post(record, carried_headers(record))
-    return trace_id or trace_id_of(record) or new_trace_id(), headers
+    carried_id, carried = trace_context(record)
+    trace_id, headers = trace.post(record, carried)
+    return trace_id or carried_id or new_trace_id(), headers
 
 
 @carrier
