@@ -44,6 +44,17 @@ def test_an_entry_sealed_with_another_secret_fails_its_seal(pack: Policy) -> Non
     assert Sealer(SECRET).open(KEY, forged, pack).rejected == "bad_seal"
 
 
+def test_a_secret_longer_than_the_macs_key_still_seals_and_tells_secrets_apart(
+    pack: Policy,
+) -> None:
+    # BLAKE2b keys stop at 64 bytes: a longer secret (a generated one, say) must not stop the
+    # worker, nor collide with another that shares its first 64 bytes.
+    long_a, long_b = b"k" * 64 + b"a" * 100, b"k" * 64 + b"b" * 100
+    entry = Sealer(long_a).seal(KEY, Verdict({"offensive": 0.9}), pack)
+    assert Sealer(long_a).open(KEY, entry, pack).rejected is None
+    assert Sealer(long_b).open(KEY, entry, pack).rejected == "bad_seal"
+
+
 def test_an_honest_entry_moved_to_another_texts_key_fails_its_seal(pack: Policy) -> None:
     sealer = Sealer(SECRET)
     benign = sealer.seal(KEY, Verdict({"offensive": 0.01}), pack)

@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     )
     cache_hmac_key: SecretStr | None = Field(
         None,
-        description="Secret (16+ characters) that seals cached verdicts with HMAC-SHA256, the "
+        description="Secret (16+ characters) that seals cached verdicts (keyed BLAKE2b), the "
         "same on every worker; unset: the cache is not used. `modfleet dev` generates one.",
     )
     cache_budget_s: float = Field(

@@ -1,9 +1,10 @@
 """Sealed verdicts: what a worker wrote is the only thing another worker will trust.
 
 Anyone who can write to Redis could otherwise decide posts: ``{"scores": {"offensive": 0}}``
-under an abusive text's key would get it allowed. Each entry is therefore stored as
-``HMAC-SHA256(secret, key + payload)`` in hex, a ``.``, then the payload. Binding the key means
-an honest entry copied under another text's key fails the check too. The key names the pack's
+under an abusive text's key would get it allowed. Each entry is therefore stored as a MAC of
+key and payload in hex, a ``.``, then the payload. The MAC is keyed BLAKE2b (RFC 7693: a MAC by
+design, half the cost of HMAC-SHA256 on entries this short, and every cache hit pays it).
+Binding the key means an honest entry copied under another text's key fails the check too. The key names the pack's
 digest, so an entry that passes was written for this pack's content; its numbers are still
 looked at (a finite score per category the pack has), so that a writer's bug costs a miss,
 never a wrong decision.
@@ -11,6 +12,7 @@ never a wrong decision.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from typing import TYPE_CHECKING, Literal
 
@@ -27,6 +29,8 @@ Rejected = Literal["unsealed", "bad_seal", "unreadable", "shape"]
 REJECTED_REASONS: tuple[Rejected, ...] = ("unsealed", "bad_seal", "unreadable", "shape")
 
 _MAC_HEX = 64
+_MAX_KEY = 64  # bytes of a BLAKE2b key
+_PERSON = b"modfleet.verdict"  # BLAKE2b's personalisation: this MAC is for cache entries only
 _SEPARATOR = b"."
 
 
@@ -50,7 +54,8 @@ class Sealer:
     """
 
     def __init__(self, secret: bytes) -> None:
-        self._secret = secret
+        # BLAKE2b takes keys of up to 64 bytes; a longer secret is hashed down, as HMAC does.
+        self._secret = secret if len(secret) <= _MAX_KEY else hashlib.blake2b(secret).digest()
 
     def seal(self, key: str, verdict: Verdict, policy: Policy) -> bytes:
         body = {
@@ -83,7 +88,8 @@ class Sealer:
 
     def _mac(self, key: str, payload: bytes) -> bytes:
         material = key.encode("utf-8", "surrogatepass") + b"\n" + payload
-        return hmac.digest(self._secret, material, "sha256").hex().encode("ascii")
+        mac = hashlib.blake2b(material, digest_size=32, key=self._secret, person=_PERSON)
+        return mac.hexdigest().encode("ascii")
 
 
 def _fit(
