@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 
 import orjson
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from modfleet.contracts.schemas import violations
 from modfleet.emit import (
@@ -90,6 +93,21 @@ def test_timestamps_rfc_3339_cannot_write_become_null(stamp: float) -> None:
     body = orjson.loads(message.value)
     assert body["post_produced_at"] is None
     assert violations("decision", body) == []
+
+
+@example(1732950000.9999996)  # rounds up into the next second
+@example(1732950000.0005)
+@given(st.floats(min_value=-1e12, max_value=1e12) | st.integers(0, 2**34).map(lambda ms: ms / 1000))
+def test_a_timestamp_is_written_as_datetime_writes_it(stamp: float) -> None:
+    # iso_time formats each second once and appends the milliseconds: it must agree with
+    # datetime's own rounding everywhere, including .9995 s and beyond its fast range.
+    try:
+        moment = datetime.fromtimestamp(stamp, UTC)
+    except (OverflowError, OSError, ValueError):
+        assert iso_time(stamp) is None
+        return
+    expected = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert iso_time(stamp) == expected
 
 
 def test_a_dead_letter_of_a_huge_key_and_value_fits_and_says_what_was_cut() -> None:

@@ -4,10 +4,10 @@ Anyone who can write to Redis could otherwise decide posts: ``{"scores": {"offen
 under an abusive text's key would get it allowed. Each entry is therefore stored as a MAC of
 key and payload in hex, a ``.``, then the payload. The MAC is keyed BLAKE2b (RFC 7693: a MAC by
 design, half the cost of HMAC-SHA256 on entries this short, and every cache hit pays it).
-Binding the key means an honest entry copied under another text's key fails the check too. The key names the pack's
-digest, so an entry that passes was written for this pack's content; its numbers are still
-looked at (a finite score per category the pack has), so that a writer's bug costs a miss,
-never a wrong decision.
+Binding the key means an honest entry copied under another text's key fails the check too.
+The key names the pack's digest, so an entry that passes was written for this pack's content;
+its numbers are still looked at (a finite score per category the pack has), so that a
+writer's bug costs a miss, never a wrong decision.
 """
 
 from __future__ import annotations

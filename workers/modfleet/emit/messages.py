@@ -13,7 +13,6 @@ import math
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -106,44 +105,59 @@ def _pack_part(pack_id: str, version: str, digest: str) -> bytes:
     )
 
 
-def _verdict_fields(d: Decided, policy: Policy, model_id: str) -> dict[str, Any]:
-    """What decisions and escalations share: who, what was decided, under which policy."""
+def _verdict_fields(d: Decided, policy: Policy, model_id: str) -> tuple[bytes, dict[str, Any]]:
+    """What decisions and escalations share: who, what was decided, under which policy; the
+    fields every message of one pack and model shares come rendered (see :func:`_rendered`)."""
     body: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
         "decision_id": decision_id(d.post_id, policy),
         "post_id": d.post_id,
         "tenant": d.tenant,
         "action": d.judgement.action,
         "scores": d.scores,
-        "labels": list(d.judgement.labels),
-        "policy_id": policy.id,
-        "policy_version": policy.version,
-        "policy_digest": policy.digest,
-        "model_id": model_id,
+        "labels": d.judgement.labels,
         "rationale": _clip(d.verdict.rationale, RATIONALE_LIMIT),
         "post_produced_at": iso_time(d.produced_at),
         "trace_id": d.trace_id,
     }
     if d.verdict.stage is not None:
         body["stage"] = d.verdict.stage  # which cascade stage decided
-    if d.verdict.model_id is not None:
-        body["model_id"] = d.verdict.model_id  # the fallback that scored while the model was down
     if d.verdict.fallback_from is not None:
         body["fallback_from"] = d.verdict.fallback_from
-    return body
+    # The fallback that scored while the pack's model was down, when one did.
+    scorer = d.verdict.model_id or model_id
+    return _pack_fields(policy.id, policy.version, policy.digest, scorer), body
+
+
+@functools.lru_cache(maxsize=256)
+def _pack_fields(pack_id: str, version: str, digest: str, model_id: str) -> bytes:
+    """The opening of every message under one pack and model, rendered once: ``{`` and the
+    fields they share, then a comma for the rest."""
+    shared = {
+        "schema_version": SCHEMA_VERSION,
+        "policy_id": pack_id,
+        "policy_version": version,
+        "policy_digest": digest,
+        "model_id": model_id,
+    }
+    return orjson.dumps(shared)[:-1] + b","
+
+
+def _rendered(head: bytes, body: dict[str, Any]) -> bytes:
+    # body is never empty (every message has an id), so its "{" gives way to head's ",".
+    return head + orjson.dumps(body)[1:]
 
 
 def decision_message(
     d: Decided, policy: Policy, model_id: str, topic: str, kind: str = "decision"
 ) -> Outbound:
-    body = _verdict_fields(d, policy, model_id)
+    head, body = _verdict_fields(d, policy, model_id)
     body.update(
         from_cache=d.from_cache,
         content_hash=d.content_hash,
         truncated=d.truncated,
         decided_at=now_iso(),
     )
-    return _outbound(topic, d, body, kind)
+    return _outbound(topic, d, _rendered(head, body), kind)
 
 
 def escalation_message(
@@ -155,7 +169,7 @@ def escalation_message(
     budget: Budget = DEFAULT_BUDGET,
 ) -> Outbound:
     """The post's text for the reviewer, cut to the budget with a reference to the whole post."""
-    body = _verdict_fields(d, policy, model_id)
+    head, body = _verdict_fields(d, policy, model_id)
     text, cut = cut_utf8(d.original_text, budget.escalation_text_bytes)
     body.update(reason=reason, text=text, text_truncated=cut, escalated_at=now_iso())
     if d.source is not None:
@@ -164,13 +178,14 @@ def escalation_message(
         # The model's answer as given, for the reviewer of an unparseable verdict.
         body["raw_output"] = d.verdict.raw_output[:RAW_OUTPUT_LIMIT]
     room = budget.value_bytes(_key(d.post_id), d.headers)
-    value = orjson.dumps(body)
+    value = _rendered(head, body)
     if len(value) > room:
         # Text is the only field of unbounded size: give it what the rest leaves over.
         spare = max(0, room - (len(value) - len(text.encode("utf-8", "surrogatepass"))) - 64)
         body["text"], _ = cut_utf8(text, spare)
         body["text_truncated"] = True
-    return replace(_outbound(topic, d, body, "escalation"), code=reason)
+        value = _rendered(head, body)
+    return _outbound(topic, d, value, "escalation", code=reason)
 
 
 def source_reference(record: Record, content_hash: str) -> dict[str, Any]:
@@ -221,6 +236,15 @@ _STAMPED: list[tuple[float, str | None]] = [(math.nan, None)]  # NaN equals noth
 
 
 def _iso_time(epoch_s: float) -> str | None:
+    if 0.0 <= epoch_s < _FAST_UNTIL_S:
+        # Every post has a stamp of its own, so formatting one is per-post work: the date and
+        # time of day are formatted once per second, the milliseconds appended. The rounding
+        # is datetime.fromtimestamp's (the fraction's microseconds, half to even).
+        whole = int(epoch_s)
+        micros = round((epoch_s - whole) * 1e6)
+        if micros >= 1_000_000:
+            whole, micros = whole + 1, micros - 1_000_000
+        return f"{_second(whole)}.{micros // 1000:03d}Z"
     try:
         moment = datetime.fromtimestamp(epoch_s, UTC)
     except (OverflowError, OSError, ValueError):
@@ -228,6 +252,14 @@ def _iso_time(epoch_s: float) -> str | None:
     if moment.year < 1:  # pragma: no cover - fromtimestamp refuses these itself
         return None
     return _rfc3339(moment)
+
+
+_FAST_UNTIL_S = float(2**33)  # the year 2242; a double still holds microseconds there
+
+
+@functools.lru_cache(maxsize=512)
+def _second(whole_s: int) -> str:
+    return datetime.fromtimestamp(whole_s, UTC).isoformat(timespec="seconds")[:19]
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -247,16 +279,18 @@ def now_iso() -> str:
     return text
 
 
-def _outbound(topic: str, d: Decided, body: dict[str, Any], kind: str) -> Outbound:
+def _outbound(topic: str, d: Decided, value: bytes, kind: str, code: str | None = None) -> Outbound:
+    judgement = d.judgement
     return Outbound(
         topic,
         _key(d.post_id),
-        orjson.dumps(body),
+        value,
         d.headers,
         kind,
         source=d.source,
-        action=d.judgement.action,
-        labels=tuple(d.judgement.labels),
+        code=code,
+        action=judgement.action,
+        labels=judgement.labels,
     )
 
 
