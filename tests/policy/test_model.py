@@ -5,6 +5,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from modfleet.errors import FatalError
@@ -181,3 +183,31 @@ def test_prompt_text_is_deterministic_and_holds_the_policy(pack: Policy) -> None
         "### DOES NOT VIOLATE",
         "### Examples",
     ]
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["harassment", "hate", "spam"]),
+            st.sampled_from([0.0, 0.3, 0.59, 0.6, 0.7, 0.75, 0.9, 1.0]) | st.floats(0, 1),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_judgements_of_a_pack_are_each_posts_own(
+    pack: Policy, posts: list[dict[str, float]]
+) -> None:
+    # decide() builds each outcome once and shares it: every post must still get exactly the
+    # judgement its own scores give, in any order, however many posts came before.
+    for scores in posts:
+        judgement = pack.decide(scores)
+        per_category = {}
+        for name, score in scores.items():
+            passed = [t for t in pack.categories[name].thresholds if score >= t.min_score]
+            per_category[name] = passed[0].action if passed else "allow"
+        worst = max(per_category.values(), key=SEVERITY.__getitem__, default="allow")
+        assert judgement.per_category == per_category
+        assert judgement.action == worst
+        assert judgement.labels == tuple(sorted(n for n, a in per_category.items() if a != "allow"))

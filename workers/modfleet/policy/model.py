@@ -185,6 +185,11 @@ class Policy(_Frozen):
     _label_table: tuple[tuple[str, tuple[str, ...]], ...] = PrivateAttr(default=())
     # category -> its thresholds as (min_score, action), highest first: what decide() walks.
     _thresholds: dict[str, tuple[tuple[float, Action], ...]] = PrivateAttr(default_factory=dict)
+    # (scored categories, their actions) -> the Judgement: a pack has few such outcomes, and
+    # most posts share one, so each is built once (Judgement is frozen, so sharing is safe).
+    _judgements: dict[tuple[tuple[str, ...], tuple[Action, ...]], Judgement] = PrivateAttr(
+        default_factory=dict
+    )
 
     def model_post_init(self, context: object, /) -> None:
         # Computed once at load: the pack is frozen, and every post's cache key reads it.
@@ -196,6 +201,7 @@ class Policy(_Frozen):
             name: tuple((t.min_score, t.action) for t in c.thresholds)
             for name, c in self.categories.items()
         }
+        self._judgements = {}
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         # pydantic copies private attributes as they are: an edited copy needs its own digest.
@@ -284,10 +290,9 @@ class Policy(_Frozen):
 
     def decide(self, category_scores: Mapping[str, float]) -> Judgement:
         """Apply each scored category's thresholds; the most severe action is the verdict."""
-        table = self._private()["_thresholds"]
-        per_category: dict[str, Action] = {}
-        action: Action = "allow"
-        labels: list[str] = []
+        private = self._private()
+        table = private["_thresholds"]
+        actions: list[Action] = []
         for name, score in category_scores.items():
             thresholds = table.get(name)
             if thresholds is None:
@@ -301,13 +306,15 @@ class Policy(_Frozen):
                 if score >= min_score:
                     act = threshold_action
                     break
-            per_category[name] = act
-            if act != "allow":
-                labels.append(name)
-                if SEVERITY[act] > SEVERITY[action]:
-                    action = act
-        labels.sort()
-        return Judgement(action=action, labels=tuple(labels), per_category=per_category)
+            actions.append(act)
+        outcome = (tuple(category_scores), tuple(actions))
+        judgements = private["_judgements"]
+        judgement = judgements.get(outcome)
+        if judgement is None:
+            judgement = _judgement(*outcome)
+            if len(judgements) < _JUDGEMENTS_KEPT:  # bounded: a pack has at most 5**n outcomes
+                judgements[outcome] = judgement
+        return judgement
 
     def prompt_text(self) -> str:
         """The pack as the policy prompt a safety LLM reads.
@@ -335,6 +342,20 @@ def _unknown_baselines(title: str, unknown: list[str], known: list[str]) -> Vali
             )
             for name in unknown
         ],
+    )
+
+
+_JUDGEMENTS_KEPT = 4096
+
+
+def _judgement(names: tuple[str, ...], actions: tuple[Action, ...]) -> Judgement:
+    action: Action = "allow"
+    for act in actions:
+        if SEVERITY[act] > SEVERITY[action]:
+            action = act
+    labels = sorted(name for name, act in zip(names, actions, strict=True) if act != "allow")
+    return Judgement(
+        action=action, labels=tuple(labels), per_category=dict(zip(names, actions, strict=True))
     )
 
 
