@@ -29,6 +29,7 @@ class Partitioner:
         self._counts = counts  # topic -> partitions, for every topic the batch touches
         self._cluster = cluster
         self._default = DefaultPartitioner()
+        self._murmured: dict[str, tuple[list[int], list[int]]] = {}  # topic -> all, available
 
     @classmethod
     async def of(cls, producer: Any, outbound: Sequence[Outbound]) -> Partitioner:
@@ -60,6 +61,10 @@ class Partitioner:
             and 0 <= source.partition < count
         ):
             return source.partition
-        everything = sorted(self._cluster.partitions_for_topic(message.topic) or range(count))
-        available = sorted(self._cluster.available_partitions_for_topic(message.topic) or ())
-        return int(self._default(message.key, everything, available))
+        lists = self._murmured.get(message.topic)
+        if lists is None:  # once a batch: a batch is partitioned against one view of the cluster
+            cluster, topic = self._cluster, message.topic
+            everything = sorted(cluster.partitions_for_topic(topic) or range(count))
+            available = sorted(cluster.available_partitions_for_topic(topic) or ())
+            lists = self._murmured[message.topic] = (everything, available)
+        return int(self._default(message.key, *lists))
