@@ -239,15 +239,14 @@ async def test_forged_and_corrupted_entries_are_misses_counted_and_reclassified(
         )
         by_hash = {d["content_hash"]: d for d in first}
         assert all(d["action"] != "allow" for d in by_hash.values()), "the texts are abusive"
-        keys = {k.decode(): k for k in client.scan_iter(match="modfleet:verdict:v2:*", count=1000)}
+        keys = {k.decode(): k for k in client.scan_iter(match="modfleet:verdict:v3:*", count=1000)}
         forged_key = next(k for k in keys.values() if k.endswith(first[0]["content_hash"].encode()))
         corrupted_key = next(
             k for k in keys.values() if k.endswith(first[1]["content_hash"].encode())
         )
-        # Whoever can write to Redis: "this text is fine" in the old format and the new one.
-        client.set(
-            forged_key, orjson.dumps({"verdict": {"scores": {"offensive": 0}}, "scored": []})
-        )
+        # Whoever can write to Redis: "this text is fine", in the entry's own format, unsealed.
+        forged = {"categories": {"harassment": 0.0}, "rationale": None, "stage": None}
+        client.set(forged_key, orjson.dumps(forged))
         entry = bytearray(client.get(corrupted_key) or b"")
         entry[-3] ^= 0x04
         client.set(corrupted_key, bytes(entry))

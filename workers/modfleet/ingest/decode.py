@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import field
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -78,26 +79,38 @@ def decode(record: Record, max_bytes: int = DEFAULT_MAX_POST_BYTES) -> Post | Re
             "too_large", f"value is {len(value):,} bytes; at most {max_bytes:,} are read", field=""
         )
     try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Rejection("not_utf8", f"byte {exc.start} is not valid UTF-8: {exc.reason}")
-    try:
-        data = orjson.loads(text)
+        # orjson reads the bytes and checks their UTF-8 itself: no decoded copy for valid posts.
+        data = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
-        return Rejection("not_json", f"not JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")
+        return _unreadable(value, exc)
     shape = _shape(data)
     if isinstance(shape, Rejection):
         return _named(shape, data)
     # Every key ends in a colon, so a value with no more colons than parsed keys has no
     # duplicate: most posts skip the regex.
     if value.count(b":") > shape and len(_KEY_END.findall(value)) > shape:
-        duplicate = _duplicate_key(text)
+        duplicate = _duplicate_key(value.decode("utf-8"))
         if duplicate is not None:
             return _named(duplicate, data)
     violation = fast_violation("post", data)
     if violation is not None:
         return _named(Rejection("schema_invalid", violation.message, violation.pointer), data)
     return _post(data)
+
+
+def _unreadable(value: bytes, exc: orjson.JSONDecodeError) -> Rejection:
+    """Why bytes orjson refused are not a post: not UTF-8 (where), else not JSON (where)."""
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return Rejection("not_utf8", f"byte {bad.start} is not valid UTF-8: {bad.reason}")
+    try:
+        orjson.loads(text)
+    except orjson.JSONDecodeError as again:  # located in characters, as a reader counts them
+        return Rejection(
+            "not_json", f"not JSON at line {again.lineno} column {again.colno}: {again.msg}"
+        )
+    return Rejection("not_json", f"not JSON: {exc.msg}")  # pragma: no cover - same verdict
 
 
 def _shape(data: object) -> int | Rejection:
@@ -196,15 +209,20 @@ def _escape(name: str) -> str:
 
 
 def _post(data: dict[str, Any]) -> Post:
+    get = data.get
+    attributes = get("attributes") or _NO_ATTRIBUTES
     return Post(
-        post_id=data["post_id"],
-        tenant=data["tenant"],
-        text=data["text"],
-        author_id=data.get("author_id"),
-        created_at=data.get("created_at"),
-        lang=data.get("lang"),
-        attributes=data.get("attributes") or {},
+        data["post_id"],
+        data["tenant"],
+        data["text"],
+        get("author_id"),
+        get("created_at"),
+        get("lang"),
+        attributes,
     )
+
+
+_NO_ATTRIBUTES: Mapping[str, str] = MappingProxyType({})  # shared: a post's are read-only
 
 
 def clip(message: str, limit: int = 300) -> str:

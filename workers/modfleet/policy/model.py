@@ -308,6 +308,7 @@ class Policy(_Frozen):
                     break
             actions.append(act)
         outcome = (tuple(category_scores), tuple(actions))
+        judgements: dict[tuple[tuple[str, ...], tuple[Action, ...]], Judgement]
         judgements = private["_judgements"]
         judgement = judgements.get(outcome)
         if judgement is None:

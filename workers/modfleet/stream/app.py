@@ -253,18 +253,27 @@ async def _ack(stream: faust.StreamT[bytes], events: Sequence[EventT[bytes]]) ->
 
 def _record(event: EventT[bytes]) -> Record:
     m = event.message
-    raw = m.headers or ()
-    headers: Iterable[tuple[str, Any]] = raw.items() if isinstance(raw, Mapping) else raw
-    # Kafka's "no timestamp" is -1; a producer may also pick any other number.
-    stamp = m.timestamp if isinstance(m.timestamp, int | float) and m.timestamp > 0 else None
+    raw = m.headers
+    headers: tuple[tuple[str, bytes], ...] = ()
+    if raw:
+        pairs: Iterable[tuple[str, Any]] = raw.items() if isinstance(raw, Mapping) else raw
+        headers = tuple((str(k), _as_bytes(v)) for k, v in pairs)
+    # Kafka's "no timestamp" is -1; a producer may also pick any other number (NaN included).
+    raw_stamp = m.timestamp
+    stamp = (
+        raw_stamp
+        if (type(raw_stamp) is float or type(raw_stamp) is int) and raw_stamp > 0
+        else None
+    )
+    key, value = m.key, m.value
     return Record(
-        topic=m.topic,
-        partition=m.partition,
-        offset=m.offset,
-        timestamp=stamp,
-        key=_as_bytes(m.key) if m.key is not None else None,
-        value=_as_bytes(m.value) if m.value is not None else None,
-        headers=tuple((str(k), _as_bytes(v)) for k, v in headers),
+        m.topic,
+        m.partition,
+        m.offset,
+        stamp,
+        key if key is None or type(key) is bytes else _as_bytes(key),
+        value if value is None or type(value) is bytes else _as_bytes(value),
+        headers,
     )
 
 
