@@ -81,10 +81,9 @@ class Sealer:
         problem, scores = _fit(categories, rationale, stage, policy)
         if problem:
             return Opened(None, "shape", problem)
-        verdict = Verdict({}, rationale=rationale, categories=scores, stage=stage)
         # The scores are the pack's own, checked: deciding takes them as they are.
-        object.__setattr__(verdict, "checked", (policy.digest, scores))
-        return Opened(verdict)
+        checked = (policy.digest, scores)
+        return Opened(Verdict({}, rationale, categories=scores, stage=stage, checked=checked))
 
     def _mac(self, key: str, payload: bytes) -> bytes:
         material = key.encode("utf-8", "surrogatepass") + b"\n" + payload

@@ -299,6 +299,9 @@ class Policy(_Frozen):
                 # A misspelt category would otherwise be silently allowed.
                 unknown = sorted(category_scores.keys() - self.categories.keys())
                 raise FatalError(f"policy {self.id!r} has no categories named {unknown}")
+            if thresholds and score < thresholds[-1][0]:  # under the lowest: most scores
+                actions.append("allow")
+                continue
             if score != score:  # NaN compares false with every threshold: never "allow"
                 _finite(score, name)
             act: Action = "allow"

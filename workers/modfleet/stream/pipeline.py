@@ -43,6 +43,7 @@ _LARGE_RECORD = 64 * 1024
 _UNREADABLE = Judgement(action="escalate", labels=(), per_category={})
 
 _UNTRACED = Tracing(None).batch()
+_PACKS_KEPT = 64
 
 
 def _traced(trace: BatchTrace, record: Record) -> tuple[str, Headers]:
@@ -99,6 +100,7 @@ class Pipeline:
         self.budget = budget
         self.max_post_bytes = max_post_bytes
         self._inference: dict[int, Inference] = {}
+        self._parts: dict[int, tuple[Policy, int, str, str]] = {}
         self.degrade = Degrade(metrics, retry, fallbacks)
 
     @property
@@ -169,27 +171,19 @@ class Pipeline:
         m = self.metrics
         m.posts_consumed.inc(records)
         m.batch_size.observe(records)
-        tally: collections.Counter[tuple[str, ...]] = collections.Counter()
-        for out in delivered:
-            if out.kind == "decision":
-                tally["decision", out.action or ""] += 1
-                for category in out.labels:
-                    tally["label", category] += 1
-            elif out.kind == "shadow_decision":
-                tally["shadow", out.code or "", out.action or ""] += 1
-            else:
-                tally[out.kind, out.code or ""] += 1
-        for (kind, *labels), n in tally.items():
+        # Counted by what the metrics tell apart, in C; then one inc(n) per distinct outcome.
+        outcomes = collections.Counter((o.kind, o.code, o.action, o.labels) for o in delivered)
+        for (kind, code, action, labels), n in outcomes.items():
             if kind == "decision":
-                m.decisions.labels(action=labels[0]).inc(n)
-            elif kind == "label":
-                m.decision_labels.labels(category=labels[0]).inc(n)
+                m.decisions.labels(action=action or "").inc(n)
+                for category in labels:
+                    m.decision_labels.labels(category=category).inc(n)
+            elif kind == "shadow_decision":
+                m.shadow_decisions.labels(policy=code or "", action=action or "").inc(n)
             elif kind == "escalation":
-                m.escalations.labels(reason=labels[0]).inc(n)
+                m.escalations.labels(reason=code or "").inc(n)
             elif kind == "dead_letter":
-                m.dead_letters.labels(reason=labels[0]).inc(n)
-            elif kind == "shadow":
-                m.shadow_decisions.labels(policy=labels[0], action=labels[1]).inc(n)
+                m.dead_letters.labels(reason=code or "").inc(n)
 
     def undeliverable(self, message: Outbound) -> Outbound | None:
         """The minimal dead-letter that stands for a message the broker refused for good."""
@@ -234,10 +228,22 @@ class Pipeline:
     def _item(
         self, record: Record, post: Post, trace_id: str, headers: Headers, p: Policy, shadow: bool
     ) -> _Item:
-        norm = normalise(post.text, p.limits.max_text_chars)
-        backend = self.backends.for_policy(p)
-        key = cache_key(p, backend.cache_scope(), norm.content_hash)
-        return _Item(record, post, norm, key, trace_id, headers, p, backend.model_id, shadow)
+        max_chars, key_head, model_id = self._pack_parts(p)
+        norm = normalise(post.text, max_chars)
+        key = key_head + norm.content_hash
+        return _Item(record, post, norm, key, trace_id, headers, p, model_id, shadow)
+
+    def _pack_parts(self, p: Policy) -> tuple[int, str, str]:
+        """What every post under ``p`` shares (its text limit, its cache keys' head, its
+        backend's model id), worked out once per pack, not once per post."""
+        found = self._parts.get(id(p))
+        if found is None or found[0] is not p:  # by identity: a reloaded pack is another
+            if len(self._parts) >= _PACKS_KEPT:  # reloads leave old packs behind
+                self._parts.clear()
+            backend = self.backends.for_policy(p)
+            head = cache_key(p, backend.cache_scope(), "")
+            found = self._parts[id(p)] = (p, p.limits.max_text_chars, head, backend.model_id)
+        return found[1], found[2], found[3]
 
     async def _verdicts(self, items: Sequence[_Item], trace: BatchTrace) -> _Verdicts:
         # One entry per distinct (text, policy); the policy goes with it, as an LLM reads it.
@@ -311,20 +317,21 @@ class Pipeline:
         # A model answer that could not be read is never "allow": a person reviews the post.
         unread = verdict.unparseable or verdict.model_down
         judgement = _UNREADABLE if unread else item.policy.decide(scores)
+        post, norm, record = item.post, item.norm, item.record
         return Decided(
-            post_id=item.post.post_id,
-            tenant=item.post.tenant,
-            original_text=item.post.text,
-            content_hash=item.norm.content_hash,
-            truncated=item.norm.truncated,
-            verdict=verdict,
-            scores=scores,
-            judgement=judgement,
-            from_cache=from_cache,
-            produced_at=item.record.timestamp,
-            trace_id=item.trace_id,
-            headers=item.headers,
-            source=item.record,
+            post.post_id,
+            post.tenant,
+            post.text,
+            norm.content_hash,
+            norm.truncated,
+            verdict,
+            scores,
+            judgement,
+            from_cache,
+            record.timestamp,
+            item.trace_id,
+            item.headers,
+            record,
         )
 
     def _dead_letter(
