@@ -39,9 +39,9 @@ class Verdict:
     model_id: str | None = None
     fallback_from: str | None = None
     model_down: bool = False
-    # (pack digest, its category scores), set by the cache when it checks an entry against the
-    # pack it is about to be decided under: that check maps the scores anyway, and deciding
-    # reuses them rather than mapping a second time. Not part of the verdict's value.
+    # (pack digest, its category scores): the last pack's scores, kept by policy_scores (and
+    # by the cache, whose entries hold them), so that deciding and sealing map the scores
+    # once. Not part of the verdict's value.
     checked: tuple[str, dict[str, float]] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
@@ -52,14 +52,19 @@ class Verdict:
     def policy_scores(self, policy: Policy) -> dict[str, float]:
         """Scores by policy category: the model's own when it read the policy, else mapped;
         to the pack's decimal places either way."""
+        digest = policy.digest
         checked = self.checked
-        if checked is not None and checked[0] == policy.digest:
+        if checked is not None and checked[0] == digest:
             return checked[1]
         if self.categories is not None:
-            return {
+            scores = {
                 name: round(float(score), SCORE_PLACES) for name, score in self.categories.items()
             }
-        return policy.category_scores(self.scores)
+        else:
+            scores = policy.category_scores(self.scores)
+        # Kept for the next reader under the same pack (deciding, then sealing for the cache).
+        object.__setattr__(self, "checked", (digest, scores))
+        return scores
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"scores": dict(self.scores), "rationale": self.rationale}
