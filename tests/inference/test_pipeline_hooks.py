@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from posts import encode, post
 
+from modfleet.cache import Sealer, cache_key
 from modfleet.contracts.schemas import violations
 from modfleet.emit import Topics
 from modfleet.inference import Classifier, Verdict
@@ -84,9 +85,18 @@ async def test_llm_category_scores_decide_categories_no_label_maps(small_policy:
     assert next(iter(cache.written.values())).categories == verdict.categories
 
 
-async def test_a_cached_cascade_verdict_keeps_its_stage_and_categories() -> None:
-    verdict = Verdict(scores={"offensive": 0.9}, categories={"hate": 0.2}, stage="embedded")
-    assert Verdict.from_json(orjson.loads(orjson.dumps(verdict.to_json()))) == verdict
+async def test_a_cached_cascade_verdict_keeps_its_stage_and_categories(
+    small_policy: Policy,
+) -> None:
+    # Through the cache entry itself: what a later hit decides on is what the cascade said.
+    verdict = Verdict(scores={"offensive": 0.9}, categories={"violence": 0.2}, stage="embedded")
+    sealer = Sealer(b"0123456789abcdef-secret")
+    key = cache_key(small_policy, "scope", "ab" * 32)
+    opened = sealer.open(key, sealer.seal(key, verdict, small_policy), small_policy).verdict
+    assert opened is not None
+    assert opened.stage == "embedded"
+    assert opened.policy_scores(small_policy) == verdict.policy_scores(small_policy)
+    assert opened.policy_scores(small_policy) == {"violence": 0.2}
 
 
 async def test_decisions_without_a_stage_carry_none(small_policy: Policy) -> None:

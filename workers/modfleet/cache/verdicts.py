@@ -69,13 +69,17 @@ def cache_key(policy: Policy, scope: str, content_hash: str) -> str:
     adapter, prompt-template version). Two packs that share ``id@version`` but not content
     never share a key, nor do two backends; ``id@version`` stays readable for operators.
     """
-    return _key_head(policy.id, policy.version, policy.digest, scope) + content_hash
+    return key_head(policy, scope) + content_hash
+
+
+def key_head(policy: Policy, scope: str) -> str:
+    """Everything of :func:`cache_key` but the text's hash: the same for every post under one
+    pack and backend, so callers work it out once per pack, not once a post."""
+    return _key_head(policy.id, policy.version, policy.digest, scope)
 
 
 @functools.lru_cache(maxsize=256)
 def _key_head(pack_id: str, version: str, digest: str, scope: str) -> str:
-    """Everything of a key but the text's hash: the same for every post under one pack and
-    backend, so it is worked out once, not once a post."""
     material = "\x1f".join((digest, scope)).encode("utf-8", "surrogatepass")
     scoped = hashlib.sha256(material).hexdigest()[:32]
     return f"{_KEY_PREFIX}:{pack_id}@{version}:{scoped}:"

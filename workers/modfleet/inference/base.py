@@ -66,33 +66,6 @@ class Verdict:
         object.__setattr__(self, "checked", (digest, scores))
         return scores
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"scores": dict(self.scores), "rationale": self.rationale}
-        if self.categories is not None:
-            data["categories"] = dict(self.categories)
-        if self.stage is not None:
-            data["stage"] = self.stage
-        return data
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Verdict:
-        # JSON object keys are strings already; values may be ints (or not numbers: refused).
-        scores = {k: float(v) for k, v in data["scores"].items()}
-        rationale = data.get("rationale")
-        raw_categories = data.get("categories")
-        categories = (
-            None
-            if raw_categories is None
-            else {str(k): float(v) for k, v in raw_categories.items()}
-        )
-        stage = data.get("stage")
-        return cls(
-            scores=scores,
-            rationale=None if rationale is None else str(rationale),
-            categories=categories,
-            stage=None if stage is None else str(stage),
-        )
-
 
 class Classifier(abc.ABC):
     """Scores batches of texts under a policy.

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from modfleet.cache import VerdictCache, cache_key
+from modfleet.cache import VerdictCache, key_head
 from modfleet.carrier import carrier
 from modfleet.emit.budget import DEFAULT_BUDGET, Budget
 from modfleet.emit.dead_letter import dead_letter_message, minimal_dead_letter
@@ -241,7 +241,7 @@ class Pipeline:
             if len(self._parts) >= _PACKS_KEPT:  # reloads leave old packs behind
                 self._parts.clear()
             backend = self.backends.for_policy(p)
-            head = cache_key(p, backend.cache_scope(), "")
+            head = key_head(p, backend.cache_scope())
             found = self._parts[id(p)] = (p, p.limits.max_text_chars, head, backend.model_id)
         return found[1], found[2], found[3]
 
