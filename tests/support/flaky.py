@@ -94,3 +94,24 @@ class DownWhileFlagged(Classifier):
 
 def down_while_flagged(settings: Settings) -> Classifier:
     return DownWhileFlagged(outage_flag(settings))
+
+
+SLOW = "SLOW-TO-JUDGE"
+
+
+class SlowOnMarker(Classifier):
+    """The real embedded model, taking a second over any call whose texts hold SLOW: a batch
+    that finishes its work after the batch taken behind it."""
+
+    def __init__(self) -> None:
+        self.inner = EmbeddedClassifier()
+        self.model_id = self.inner.model_id
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        if any(SLOW in t for t in texts):
+            await asyncio.sleep(1.0)
+        return await self.inner.classify(texts, policy)
+
+
+def slow_on_marker(settings: Settings) -> Classifier:
+    return SlowOnMarker()

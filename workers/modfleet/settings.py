@@ -125,13 +125,15 @@ class Settings(BaseSettings):
     # --- Micro-batching and retries -------------------------------------------------------------
     batch_max: int = Field(256, ge=1, le=10_000, description="Most posts in one micro-batch.")
     batches_in_flight: int = Field(
-        1,
+        2,
         ge=1,
         le=64,
         description=(
-            "Micro-batches handled at once; more keep an LLM server's continuous batching busy "
-            "(offsets are still committed in order). Records of one post in different batches "
-            "may then be decided out of order."
+            "Micro-batches worked on at once: the next batch's cache lookups and inference "
+            "overlap the last one's broker acknowledgements, and more keep an LLM server's "
+            "continuous batching busy. Batches still deliver and commit in the order taken, "
+            "so a post's records are decided in order; each one more holds another batch in "
+            "memory."
         ),
     )
     batch_within_s: float = Field(
@@ -150,7 +152,7 @@ class Settings(BaseSettings):
         0.2, ge=0.0, le=30.0, description="First retry delay; doubles on each further try."
     )
     shutdown_grace_s: float = Field(
-        30.0, ge=1.0, le=600.0, description="On SIGTERM, time to finish the batch in hand."
+        30.0, ge=1.0, le=600.0, description="On SIGTERM, time to finish the batches in hand."
     )
     emit_attempts: int = Field(
         5, ge=1, le=100, description="Tries to deliver one batch's output before the worker stops."

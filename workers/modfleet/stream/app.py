@@ -33,7 +33,7 @@ from modfleet.policy.packs import PolicySet, load_policy_set
 from modfleet.settings import Settings
 from modfleet.stream.deliver import deliver, exit_unacked
 from modfleet.stream.infer import BackendDown, Retry
-from modfleet.stream.inflight import InFlight
+from modfleet.stream.inflight import InFlight, Turn, Work
 from modfleet.stream.observe import BatchObserver
 from modfleet.stream.pages import Liveness, add_pages
 from modfleet.stream.pipeline import Pipeline
@@ -146,7 +146,7 @@ class StreamWorker:
                 s.batch_max, within=s.batch_within_s
             )
             async for events in batches:
-                await flight.start(self._settle(stream, events))
+                await flight.start(self._settler(stream, events))
         except asyncio.CancelledError:
             # On shutdown faust cancels the agent: finish the batches in hand, so that what is
             # committed at the stop has been decided and nothing is decided twice.
@@ -162,18 +162,27 @@ class StreamWorker:
             # and decides nothing: exit, so that the group rebalances and the work moves on.
             exit_unacked("the agent's stream ended while the worker was running")
 
-    async def _settle(self, stream: faust.StreamT[bytes], events: Sequence[EventT[bytes]]) -> None:
-        """Decide and deliver the batch, then ack it: acks follow delivery, never precede it."""
-        await self.handle_batch([_record(e) for e in events])
-        await _ack(stream, events)
+    def _settler(self, stream: faust.StreamT[bytes], events: Sequence[EventT[bytes]]) -> Work:
+        async def settle(turn: Turn) -> None:
+            """Decide and deliver the batch, then ack it: acks follow delivery, never precede
+            it, and delivery follows the batch taken before this one."""
+            await self.handle_batch([_record(e) for e in events], turn)
+            await _ack(stream, events)
 
-    async def handle_batch(self, records: Sequence[Record]) -> None:
-        """Decide the batch and deliver every outcome; returns only when all are delivered."""
+        return settle
+
+    async def handle_batch(self, records: Sequence[Record], turn: Turn | None = None) -> None:
+        """Decide the batch and deliver every outcome (after the batches before it in ``turn``'s
+        order); returns only when all are delivered."""
         trace = self.tracing.batch()
         self.observer.batch_started(trace)
         outbound = await self._outcomes(records, trace)
+        if turn is not None:
+            await turn.wait()
         with trace.stage("emit"):
             delivered = await self._deliver(outbound)
+        if turn is not None:
+            turn.delivered()
         self.pipeline.count(delivered, len(records))
         trace.finish()
         self.observer.batch_done(records)

@@ -24,7 +24,8 @@ class BatchObserver:
 
     def batch_started(self, trace: BatchTrace) -> None:
         """How long the agent waited for this batch to fill since the last one was done."""
-        if self._idle_since_ns is not None:
+        # With several batches in flight the next may start before the last is done: no wait.
+        if self._idle_since_ns is not None and trace.started_ns > self._idle_since_ns:
             waited = trace.started_ns - self._idle_since_ns
             self.metrics.batch_wait.observe(waited / 1e9)
             trace.add_stage("batch wait", self._idle_since_ns, trace.started_ns)
