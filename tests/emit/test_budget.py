@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import os
 from datetime import UTC, datetime
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -18,11 +20,12 @@ from modfleet.emit import (
     escalation_message,
     minimal_dead_letter,
 )
-from modfleet.emit.budget import KEY_LIMIT, record_overhead
+from modfleet.emit.budget import KEY_LIMIT, TRACEPARENT_LENGTH, record_overhead
 from modfleet.emit.messages import Decided, carried_headers, decision_message, iso_time
 from modfleet.inference import Verdict
 from modfleet.ingest import Record
 from modfleet.ingest.decode import Rejection
+from modfleet.kafka import compression_type
 from modfleet.policy import Judgement, load_policy
 from modfleet.settings import Settings
 
@@ -176,3 +179,24 @@ def test_only_well_formed_bounded_trace_headers_travel_on() -> None:
     }
     junk = Record("p", 0, 0, None, None, b"", (("traceparent", b"0" * 10**6),))
     assert dict(carried_headers(junk)) == {"content-type": b"application/json"}
+
+
+@pytest.mark.parametrize("codec", ["zstd", "lz4", "snappy", "gzip"])
+async def test_a_record_at_the_budget_fits_the_broker_whatever_the_codec(codec: str) -> None:
+    """Compression can grow what it cannot shrink: an output at the budget's edge made of bytes
+    no codec can shrink (an attacker's random text, say) must still fit ``max.message.bytes``
+    once compressed and framed as a record batch."""
+    settings = Settings(producer_compression=codec)
+    budget = Budget.from_settings(settings)
+    key = os.urandom(KEY_LIMIT)
+    headers = [("traceparent", os.urandom(TRACEPARENT_LENGTH))]
+    value = os.urandom(budget.value_bytes(key, headers))
+    producer = AIOKafkaProducer(
+        bootstrap_servers="127.0.0.1:1",
+        compression_type=compression_type(settings),
+        max_request_size=settings.producer_max_request_bytes,
+    )
+    builder = producer.create_batch()
+    assert builder.append(key=key, value=value, timestamp=None, headers=headers) is not None
+    framed = builder._build()  # the bytes aiokafka sends as the record batch
+    assert len(framed) <= settings.broker_max_message_bytes

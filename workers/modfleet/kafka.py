@@ -56,3 +56,9 @@ def client_options(settings: Settings) -> dict[str, Any]:
         options["sasl_plain_username"] = settings.kafka_sasl_username
         options["sasl_plain_password"] = password.get_secret_value() if password else None
     return options
+
+
+def compression_type(settings: Settings) -> str | None:
+    """The producer's codec as faust and aiokafka name it (None: uncompressed)."""
+    codec = settings.producer_compression
+    return None if codec == "none" else codec

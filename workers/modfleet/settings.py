@@ -22,6 +22,7 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 ClassifierBackend = Literal["embedded", "openai", "vllm", "cascade"]
 InferenceAdapter = Literal["gpt-oss-safeguard", "llama-guard-3", "llama-guard-4", "qwen3guard"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 
 
 class Settings(BaseSettings):
@@ -166,6 +167,13 @@ class Settings(BaseSettings):
             "Largest post value read (after decompression); larger ones are dead-lettered "
             "'too_large' without being parsed."
         ),
+    )
+    producer_compression: Compression = Field(
+        "zstd",
+        description="Codec of the record batches the worker writes. A decision is JSON that "
+        "compresses several times over, and the broker stores, copies and serves every byte: "
+        "zstd cuts its work per post by about four (docs/benchmarks.md) at no cost to the "
+        "worker. Every maintained Kafka client reads it; `none` for one that cannot.",
     )
     producer_max_request_bytes: int = Field(
         1024 * 1024,

@@ -1,8 +1,9 @@
 """Stage (b): a faust app that forwards posts with no work, run as its own process.
 
-It is configured like the stream worker (same faust options, same ``take_events`` batching,
-same wait for the broker's acks before a batch is done), minus everything modfleet does to a
-post, so that the worker's rate over this one's is the cost of our own code.
+It is configured like the stream worker (same faust options, its output compressed alike,
+same ``take_events`` batching, same wait for the broker's acks before a batch is done), minus
+everything modfleet does to a post, so that the worker's rate over this one's is the cost of our
+own code.
 
 Run as ``python -m modfleet.bench.faust_passthrough BROKER GROUP SOURCES SINK WEB_PORT
 BATCH_MAX WITHIN_S`` (SOURCES: topics, comma-separated); ``/health`` answers once the web server
@@ -17,11 +18,13 @@ from typing import Any
 
 import faust
 
+from modfleet.kafka import compression_type
 from modfleet.settings import Settings
 
 
 def build_app(argv: list[str]) -> faust.App:
     broker, group, source, sink, port, batch_max, within = argv
+    settings = Settings()
     app = faust.App(
         group,
         broker=broker,
@@ -37,7 +40,8 @@ def build_app(argv: list[str]) -> faust.App:
         web_bind="127.0.0.1",
         web_host="127.0.0.1",
         web_port=int(port),
-        producer_max_request_size=Settings().producer_max_request_bytes,
+        producer_max_request_size=settings.producer_max_request_bytes,
+        producer_compression_type=compression_type(settings),
         key_serializer="raw",
         value_serializer="raw",
     )

@@ -26,7 +26,7 @@ from modfleet.errors import FatalError
 from modfleet.inference import Classifier, create_classifier
 from modfleet.inference.routing import Backends
 from modfleet.ingest.decode import Record
-from modfleet.kafka import faust_credentials
+from modfleet.kafka import compression_type, faust_credentials
 from modfleet.metrics import Metrics
 from modfleet.policy import Policy
 from modfleet.policy.packs import PolicySet, load_policy_set
@@ -125,6 +125,7 @@ class StreamWorker:
             web_host=s.web_host,
             web_port=s.web_port,
             producer_max_request_size=s.producer_max_request_bytes,
+            producer_compression_type=compression_type(s),
             key_serializer="raw",
             value_serializer="raw",
         )
