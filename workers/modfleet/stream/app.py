@@ -179,7 +179,8 @@ class StreamWorker:
         self.observer.batch_started(trace)
         outbound = await self._outcomes(records, trace)
         if turn is not None:
-            await turn.wait()
+            with trace.stage("delivery turn"):  # the batch taken before this one delivers first
+                await turn.wait()
         with trace.stage("emit"):
             delivered = await self._deliver(outbound)
         if turn is not None:
