@@ -172,8 +172,8 @@ class Settings(BaseSettings):
         "zstd",
         description="Codec of the record batches the worker writes. A decision is JSON that "
         "compresses several times over, and the broker stores, copies and serves every byte: "
-        "zstd cuts its work per post by about four (docs/benchmarks.md) at no cost to the "
-        "worker. Every maintained Kafka client reads it; `none` for one that cannot.",
+        "zstd cuts its CPU per output record about fivefold (docs/benchmarks.md), at no cost to "
+        "the worker. Every maintained Kafka client reads it; `none` for one that cannot.",
     )
     producer_max_request_bytes: int = Field(
         1024 * 1024,
