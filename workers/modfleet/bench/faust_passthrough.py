@@ -1,9 +1,9 @@
 """Stage (b): a faust app that forwards posts with no work, run as its own process.
 
-It is configured like the stream worker (same faust options, its output compressed alike,
-same ``take_events`` batching, same wait for the broker's acks before a batch is done), minus
-everything modfleet does to a post, so that the worker's rate over this one's is the cost of our
-own code.
+It is configured like the stream worker (same faust options, same fetch wait, its output
+compressed alike, same ``take_events`` batching, same wait for the broker's acks before a batch
+is done), minus everything modfleet does to a post, so that the worker's rate over this one's is
+the cost of our own code.
 
 Run as ``python -m modfleet.bench.faust_passthrough BROKER GROUP SOURCES SINK WEB_PORT
 BATCH_MAX WITHIN_S`` (SOURCES: topics, comma-separated); ``/health`` answers once the web server
@@ -20,6 +20,7 @@ import faust
 
 from modfleet.kafka import compression_type
 from modfleet.settings import Settings
+from modfleet.stream.transport import use_fetch_wait
 
 
 def build_app(argv: list[str]) -> faust.App:
@@ -45,6 +46,7 @@ def build_app(argv: list[str]) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
+    use_fetch_wait(app, settings.consumer_fetch_max_wait_ms)
     posts = app.topic(*source.split(","), key_type=bytes, value_type=bytes)
     forwarded = [0]
 

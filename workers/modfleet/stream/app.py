@@ -38,6 +38,7 @@ from modfleet.stream.observe import BatchObserver
 from modfleet.stream.pages import Liveness, add_pages
 from modfleet.stream.pipeline import Pipeline
 from modfleet.stream.reload import PolicyReloader
+from modfleet.stream.transport import use_fetch_wait
 from modfleet.telemetry.otlp_metrics import start_otlp_metrics
 from modfleet.telemetry.tracing import BatchTrace, Tracing, setup_tracing
 
@@ -129,6 +130,7 @@ class StreamWorker:
             key_serializer="raw",
             value_serializer="raw",
         )
+        use_fetch_wait(app, s.consumer_fetch_max_wait_ms)
         posts = app.topic(s.posts_topic, key_type=bytes, value_type=bytes)
         app.agent(posts, name="moderate")(self._moderate)
         app.task(self.cache.run_probe)  # so that modfleet_cache_up is right from the start
