@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -10,6 +12,8 @@ from pydantic import ValidationError
 
 from modfleet.errors import FatalError
 from modfleet.settings import Settings
+from modfleet.stack.dev import stack_settings
+from modfleet.stack.services import LocalBroker
 from modfleet.stream.app import StreamWorker
 from modfleet.stream.transport import set_fetch_wait
 
@@ -27,12 +31,22 @@ async def test_the_workers_kafka_consumer_waits_at_most_the_configured_time(
         await consumer.stop()
 
 
-def test_the_fetch_wait_is_short_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kafkas_fetch_wait_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MODFLEET_CONSUMER_FETCH_MAX_WAIT_MS", raising=False)
-    assert Settings().consumer_fetch_max_wait_ms == 100
+    assert Settings().consumer_fetch_max_wait_ms == 500
     monkeypatch.setenv("MODFLEET_CONSUMER_FETCH_MAX_WAIT_MS", "0")
     with pytest.raises(ValidationError, match="consumer_fetch_max_wait_ms"):
         Settings()
+
+
+def test_the_embedded_stack_fetches_with_a_short_wait_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broker = cast(LocalBroker, SimpleNamespace(url="kafka://127.0.0.1:9"))
+    monkeypatch.delenv("MODFLEET_CONSUMER_FETCH_MAX_WAIT_MS", raising=False)
+    assert stack_settings(broker, None, Settings()).consumer_fetch_max_wait_ms == 100
+    monkeypatch.setenv("MODFLEET_CONSUMER_FETCH_MAX_WAIT_MS", "1500")
+    assert stack_settings(broker, None, Settings()).consumer_fetch_max_wait_ms == 1500
 
 
 async def test_an_aiokafka_without_the_attribute_stops_the_worker_saying_why() -> None:

@@ -5,9 +5,10 @@ compressed alike, same ``take_events`` batching, same wait for the broker's acks
 is done), minus everything modfleet does to a post, so that the worker's rate over this one's is
 the cost of our own code.
 
-Run as ``python -m modfleet.bench.faust_passthrough BROKER GROUP SOURCES SINK WEB_PORT
-BATCH_MAX WITHIN_S`` (SOURCES: topics, comma-separated); ``/health`` answers once the web server
-is up and ``/count`` says how many records were forwarded.
+Run as ``python -m modfleet.bench.faust_passthrough SOURCES WEB_PORT`` (SOURCES: topics,
+comma-separated) with the worker's MODFLEET_* environment: its broker, consumer group and
+decisions topic (the sink) are the worker's. ``/health`` answers once the web server is up and
+``/count`` says how many records were forwarded.
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ from modfleet.stream.transport import use_fetch_wait
 
 
 def build_app(argv: list[str]) -> faust.App:
-    broker, group, source, sink, port, batch_max, within = argv
+    source, port = argv
     settings = Settings()
+    sink = settings.decisions_topic
     app = faust.App(
-        group,
-        broker=broker,
-        # The embedded stack's group timings (see stack.dev.stack_settings).
-        broker_session_timeout=6.0,
-        broker_heartbeat_interval=1.0,
+        settings.consumer_group,
+        broker=settings.broker_url,
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
         store="memory://",
         autodiscover=False,
         topic_allow_declare=False,
@@ -51,7 +52,9 @@ def build_app(argv: list[str]) -> faust.App:
     forwarded = [0]
 
     async def passthrough(stream: faust.StreamT[bytes]) -> None:
-        batches = stream.take_events(int(batch_max), within=float(within))  # type: ignore[attr-defined]
+        batches = stream.take_events(  # type: ignore[attr-defined]
+            settings.batch_max, within=settings.batch_within_s
+        )
         async for events in batches:
             futures = [
                 await app.producer.send(sink, e.message.key, e.message.value, None, None, None)

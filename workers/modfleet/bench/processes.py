@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -16,6 +17,8 @@ from pathlib import Path
 
 from modfleet.bench.redis_proxy import read_counters
 from modfleet.errors import FatalError
+from modfleet.settings import Settings
+from modfleet.stack.dev import settings_env
 from modfleet.stack.services import free_port, stop_process, wait_for_port
 
 
@@ -82,13 +85,12 @@ def wait_healthy(child: Child, what: str, timeout_s: float = 60) -> None:
 
 
 @contextlib.contextmanager
-def faust_passthrough(
-    broker_url: str, group: str, source: str, sink: str, batch_max: int, within_s: float, log: Path
-) -> Iterator[Child]:
+def faust_passthrough(settings: Settings, source: str, log: Path) -> Iterator[Child]:
+    """The passthrough on ``settings`` (broker, group, decisions topic as its sink, batching,
+    fetch wait, compression), passed as the MODFLEET_* environment a worker gets."""
     port = free_port()
-    argv = [broker_url, group, source, sink, str(port), str(batch_max), str(within_s)]
-    command = [sys.executable, "-m", "modfleet.bench.faust_passthrough", *argv]
-    with _child(command, log) as proc:
+    command = [sys.executable, "-m", "modfleet.bench.faust_passthrough", source, str(port)]
+    with _child(command, log, {**os.environ, **settings_env(settings)}) as proc:
         child = Child(proc, log, f"http://127.0.0.1:{port}")
         wait_healthy(child, "the faust passthrough")
         yield child
@@ -132,9 +134,11 @@ def rss_kib(pid: int) -> int:
 
 
 @contextlib.contextmanager
-def _child(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def _child(
+    command: list[str], log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         yield proc
     finally:

@@ -249,10 +249,7 @@ async def model_stage(texts: list[str], settings: Settings) -> Stage:
 @contextlib.contextmanager
 def _passthrough(stack: Stack, s: Settings, source: str) -> Iterator[Child]:
     log = stack.logs / f"{s.consumer_group}.log"
-    with faust_passthrough(
-        s.broker_url, s.consumer_group, source, s.decisions_topic, s.batch_max,
-        s.batch_within_s, log,
-    ) as child:  # fmt: skip
+    with faust_passthrough(s, source, log) as child:
         yield child
 
 

@@ -32,6 +32,9 @@ from modfleet.stack.services import LocalBroker, LocalRedis, free_port, redis_hi
 log = logging.getLogger(__name__)
 
 SAMPLE_POSTS = Path(__file__).with_name("sample_posts.jsonl")
+# Tansu answers a multi-partition fetch late (see stack_settings): at 1,500 ms, faust's own
+# wait, p50 latency was 300 ms; at 100 ms, 60 (docs/benchmarks.md).
+_TANSU_FETCH_WAIT_MS = 100
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,8 @@ def stack_settings(broker: LocalBroker, redis: LocalRedis | None, base: Settings
     """The base settings pointed at the local services, with group timings Tansu needs.
 
     Tansu holds each group join for half the session timeout, so the faust default (60 s)
-    would leave a fresh worker idle for half a minute.
+    would leave a fresh worker idle for half a minute. It also leaves a fetch for several
+    partitions waiting while records arrive on them, so the fetch wait is short unless set.
     """
     overrides: dict[str, object] = {
         "broker_url": broker.url,
@@ -56,6 +60,8 @@ def stack_settings(broker: LocalBroker, redis: LocalRedis | None, base: Settings
         "web_port": free_port(),
         "cache_enabled": redis is not None and base.cache_enabled,
     }
+    if "consumer_fetch_max_wait_ms" not in base.model_fields_set:
+        overrides["consumer_fetch_max_wait_ms"] = _TANSU_FETCH_WAIT_MS
     if redis is not None:
         overrides["redis_url"] = redis.url
         if base.cache_hmac_key is None:
