@@ -122,3 +122,10 @@ def test_a_run_without_soak_says_so() -> None:
     assert soak_p99.passed is None
     assert "--soak-minutes" in soak_p99.measured
     assert "soak" not in _result(soak=False).table().split("end-to-end latency")[1]
+
+
+def test_the_latency_runs_pace_says_where_it_came_from() -> None:
+    result = _result(soak=False)
+    assert "at 1,500 posts/s (50% of d)" in result.table()
+    result.config["pace"] = 1500.0
+    assert "at 1,500 posts/s (set by --pace)" in result.table()

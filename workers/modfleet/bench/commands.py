@@ -35,7 +35,7 @@ import click
     type=click.FloatRange(0),
     default=12.0,
     show_default=True,
-    help="Length of the paced runs at 50% of the 0%-hit rate (0: none).",
+    help="Length of the latency runs at the pace below (0: none).",
 )
 @click.option(
     "--repeat",
@@ -56,9 +56,26 @@ import click
         "growth, and latency per 30 s window of each."
     ),
 )
+@click.option(
+    "--pace",
+    "pace",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help=(
+        "Posts/s of the latency run and the soak (0: half of the 0%-hit rate): the same pace "
+        "for two configurations compared."
+    ),
+)
 @click.pass_context
 def bench(
-    ctx: click.Context, posts: int, out: Path, latency_s: float, repeat: int, soak_minutes: float
+    ctx: click.Context,
+    posts: int,
+    out: Path,
+    latency_s: float,
+    repeat: int,
+    soak_minutes: float,
+    pace: float,
 ) -> None:
     """Benchmark the pipeline on an embedded stack: a table of rates and goals, and JSON.
 
@@ -76,7 +93,7 @@ def bench(
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options = BenchOptions(
-        posts=posts, latency_s=latency_s, soak_minutes=soak_minutes, repeat=repeat
+        posts=posts, latency_s=latency_s, soak_minutes=soak_minutes, repeat=repeat, pace=pace
     )
     try:
         result = run_bench(options, Settings())

@@ -286,13 +286,17 @@ class BenchResult:
             warnings.append(f"    ! {stage.notes['cache_misses']:,} cache misses")
         return warnings
 
+    def _pace(self) -> str:
+        return "set by --pace" if self.config.get("pace") else "50% of d"
+
     def _latency_lines(self) -> list[str]:
         worker = self.latency.get("worker")
         if worker is None:
             return []
         lines = [
             "",
-            f"end-to-end latency at {worker.rate:,.0f} posts/s (50% of d) for {worker.seconds:g} s",
+            f"end-to-end latency at {worker.rate:,.0f} posts/s ({self._pace()}) for "
+            f"{worker.seconds:g} s",
         ]
         titles = {"worker": "(c) worker, new posts: 0% hits", "faust_passthrough": "(b) baseline"}
         for key, title in titles.items():

@@ -43,6 +43,7 @@ class BenchOptions:
     latency_s: float = 12.0
     soak_minutes: float = 0.0
     repeat: int = 2
+    pace: float = 0.0  # posts/s of the paced runs; 0: half of (d)'s rate
     stage_timeout_s: float = 240.0
 
 
@@ -56,6 +57,7 @@ def run_bench(options: BenchOptions, base: Settings) -> BenchResult:
         "partitions": _PARTITIONS,
         "latency_s": options.latency_s,
         "soak_minutes": options.soak_minutes,
+        "pace": options.pace,
     }
     result = BenchResult(config, describe_machine())
     texts = corpus.texts(options.posts)
@@ -91,7 +93,7 @@ def _round(stack: stages.Stack, result: BenchResult, i: int, *, last: bool) -> N
 
 def _paced_runs(stack: stages.Stack, options: BenchOptions, result: BenchResult) -> None:
     """The last (c), then on the same worker the latency run and the soak at half of (d)."""
-    rate = result.rate("d") / 2
+    rate = options.pace or result.rate("d") / 2
     if options.latency_s > 0 and rate > 0:
         paced = stages.faust_paced(stack, rate, options.latency_s)
         result.latency["faust_passthrough"] = stages.latency(paced)
