@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import pytest
+import scipy.sparse as sp  # type: ignore[import-untyped]
+from sklearn.feature_extraction.text import HashingVectorizer  # type: ignore[import-untyped]
 
-from modfleet.model.features import Featuriser, char_ngram_matrix, fold, squeeze, words
+from modfleet.model.features import (
+    Featuriser,
+    char_ngram_matrix,
+    fold,
+    squeeze,
+    word_matrix,
+    words,
+)
 from modfleet.normalise import normalise
 
 
@@ -70,3 +79,64 @@ def test_character_ngrams_are_hashed_as_documented() -> None:
 
 def test_a_lone_surrogate_is_hashed_not_an_error() -> None:
     assert Featuriser().transform(["half a pair \ud800 here"]).nnz > 0
+
+
+def _sklearn_word_view(views: list[str], bits: int, ngrams: tuple[int, int]) -> sp.csr_matrix:
+    # The vectoriser the shipped weights were trained with, configured as it was.
+    return HashingVectorizer(
+        analyzer="word",
+        ngram_range=ngrams,
+        n_features=1 << bits,
+        alternate_sign=False,
+        lowercase=False,
+        token_pattern=r"(?u)\b\w+\b",
+        norm="l2",
+        binary=True,
+        dtype="float32",
+    ).transform(views)
+
+
+@pytest.mark.parametrize(
+    ("bits", "ngrams"),
+    [(19, (1, 2)), (10, (1, 2)), (19, (2, 3)), (19, (1, 1))],  # 10: collisions, merged alike
+)
+def test_word_columns_are_those_of_the_vectoriser_the_model_was_trained_with(
+    bits: int, ngrams: tuple[int, int]
+) -> None:
+    views = [
+        words(fold(t))
+        for t in (
+            "you are an idiot, you are",
+            "",
+            "!!! ...",
+            "a",
+            "the the the the",
+            "ünïcödé wörds and 数字 ١٢٣ mixed_with_under_scores",
+            "half a pair \ud800 here",
+            " ".join(f"w{i % 37}" for i in range(500)),
+        )
+    ]
+    ours, theirs = word_matrix(views, ngrams, bits), _sklearn_word_view(views, bits, ngrams)
+    assert ours.shape == theirs.shape
+    assert (ours.indptr == theirs.indptr).all()
+    assert (ours.indices == theirs.indices).all()
+    assert abs(ours.data - theirs.data).max() < 1e-6
+
+
+def test_character_ngrams_of_an_empty_batch_or_short_texts_are_empty_rows() -> None:
+    assert char_ngram_matrix([], (3, 5), 18).shape == (0, 1 << 18)
+    short = char_ngram_matrix(["", "ab"], (3, 5), 18)
+    assert short.shape == (2, 1 << 18)
+    assert short.nnz == 0
+    assert word_matrix([], (1, 2), 18).shape == (0, 1 << 18)
+
+
+def test_scores_come_from_both_views_of_the_text() -> None:
+    featuriser = Featuriser()
+    by_word, by_char = featuriser.blocks(["you are an idiot"])
+    whole = featuriser.transform(["you are an idiot"])
+    assert by_word.nnz > 0
+    assert by_char.nnz > 0
+    assert whole.nnz == by_word.nnz + by_char.nnz
+    assert (whole[:, : by_word.shape[1]] != by_word).nnz == 0
+    assert (whole[:, by_word.shape[1] :] != by_char).nnz == 0

@@ -43,7 +43,9 @@ class EmbeddedModel:
         """texts x categories, each a probability 0..1."""
         if not texts:
             return np.zeros((0, len(self.categories)), dtype=np.float32)
-        logits = self.featuriser.transform(texts) @ self.weights + self.intercepts
+        by_word, by_char = self.featuriser.blocks(texts)
+        split = by_word.shape[1]  # the weights' rows: the word view's columns, then the char's
+        logits = by_word @ self.weights[:split] + by_char @ self.weights[split:] + self.intercepts
         out: np.ndarray[Any, np.dtype[np.float32]] = 1.0 / (1.0 + np.exp(-logits))
         return out
 
