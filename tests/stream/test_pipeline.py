@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
 
 import orjson
 import pytest
@@ -83,3 +84,33 @@ async def test_every_record_gets_exactly_one_outcome(
     kinds = sorted(m.kind for m in out)
     assert kinds == ["dead_letter", "dead_letter", "decision"]
     assert {m.key for m in out if m.kind == "decision"} == {b"ok-1"}
+
+
+async def test_with_writes_the_decisions_do_not_wait_for_the_cache_write(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real Redis behind a write that is held back: the decisions come out first, the write
+    # lands once released, and the next batch is served from it.
+    classifier = Counting()
+    pipe = pipeline(make_settings(), classifier)
+    release = asyncio.Event()
+    write_to_redis = pipe.cache.put_many
+
+    async def held(verdicts: Mapping[str, Verdict], packs: Mapping[str, Policy]) -> None:
+        await release.wait()
+        await write_to_redis(verdicts, packs)
+
+    monkeypatch.setattr(pipe.cache, "put_many", held)
+    writes: list[asyncio.Task[None]] = []
+    text = "a held write about tulips"
+    out = await asyncio.wait_for(
+        pipe.process(records([encode(post("w-1", text))]), writes=writes), timeout=10
+    )
+    assert [m.kind for m in out] == ["decision"]
+    assert len(writes) == 1
+    assert not writes[0].done()
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*writes), timeout=10)
+    again = await pipe.process(records([encode(post("w-2", text))]))
+    assert orjson.loads(again[0].value)["from_cache"] is True
+    assert classifier.seen == [text]

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
+import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import orjson
 import pytest
 from posts import encode, malformed, post, unique_texts
 
 from modfleet.contracts.admin import create_topics
 from modfleet.contracts.schemas import violations
+from modfleet.inference import Verdict
+from modfleet.ingest import Record
+from modfleet.policy import Policy
 from modfleet.replay import Outcomes, collect_outcomes, produce_posts
 from modfleet.settings import Settings
 from modfleet.stack.dev import worker_process
+from modfleet.stream.app import StreamWorker
 
 pytestmark = pytest.mark.integration
 
@@ -91,3 +98,31 @@ async def test_2000_posts_every_one_decided_or_dead_lettered(
     assert escalated == {d["post_id"] for d in outcomes.decisions if d["action"] == "escalate"}
     assert {d["action"] for d in outcomes.decisions} >= {"allow"}
     assert_schema_valid(outcomes)
+
+
+async def test_a_handled_batch_is_in_the_cache_before_it_is_acked(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cache write runs under the delivery rather than before it; a slow one must still be
+    # done when handle_batch returns (and the agent acks), or an acked post is not a hit.
+    settings = make_settings()
+    await create_topics(settings, replication_factor=1, partitions=1)
+    worker = StreamWorker(settings)
+    write_to_redis = worker.cache.put_many
+
+    async def slow(verdicts: Mapping[str, Verdict], packs: Mapping[str, Policy]) -> None:
+        await asyncio.sleep(0.5)
+        await write_to_redis(verdicts, packs)
+
+    monkeypatch.setattr(worker.cache, "put_many", slow)
+    text = "slow writes about orchards"
+    first = Record(settings.posts_topic, 0, 0, time.time(), b"c-1", encode(post("c-1", text)))
+    await worker.app.producer.start()
+    try:
+        await worker.handle_batch([first])
+    finally:
+        await worker.app.producer.stop()
+    second = Record(settings.posts_topic, 0, 1, time.time(), b"c-2", encode(post("c-2", text)))
+    [again] = await worker.pipeline.process([second])
+    assert orjson.loads(again.value)["from_cache"] is True
+    await worker.cache.close()

@@ -179,7 +179,8 @@ class StreamWorker:
         order); returns only when all are delivered."""
         trace = self.tracing.batch()
         self.observer.batch_started(trace)
-        outbound = await self._outcomes(records, trace)
+        writes: list[asyncio.Task[None]] = []
+        outbound = await self._outcomes(records, trace, writes)
         if turn is not None:
             with trace.stage("delivery turn"):  # the batch taken before this one delivers first
                 await turn.wait()
@@ -187,16 +188,22 @@ class StreamWorker:
             delivered = await self._deliver(outbound)
         if turn is not None:
             turn.delivered()
+        with trace.stage("cache write"):
+            # Off the decisions' path, under the delivery: done before the batch is acked, so
+            # that a post decided and acked is a cache hit for the batches after it.
+            await asyncio.gather(*writes)
         self.pipeline.count(delivered, len(records))
         trace.finish()
         self.observer.batch_done(records)
 
-    async def _outcomes(self, records: Sequence[Record], trace: BatchTrace) -> list[Outbound]:
+    async def _outcomes(
+        self, records: Sequence[Record], trace: BatchTrace, writes: list[asyncio.Task[None]]
+    ) -> list[Outbound]:
         """The batch's outcomes; while the model is down, the same batch again and again."""
         outage = 0
         while True:
             try:
-                outbound = await self._attempts(records, trace)
+                outbound = await self._attempts(records, trace, writes)
             except BackendDown as exc:
                 outage = await self._hold(outage, exc)
                 continue
@@ -224,11 +231,13 @@ class StreamWorker:
         self.liveness.model_down = False
         self.metrics.model_down.set(0)
 
-    async def _attempts(self, records: Sequence[Record], trace: BatchTrace) -> list[Outbound]:
+    async def _attempts(
+        self, records: Sequence[Record], trace: BatchTrace, writes: list[asyncio.Task[None]]
+    ) -> list[Outbound]:
         retry = self.pipeline.retry
         for attempt in range(retry.attempts):
             try:
-                return await self.pipeline.process(records, trace)
+                return await self.pipeline.process(records, trace, writes)
             except (FatalError, BackendDown):
                 raise
             except Exception as exc:  # noqa: BLE001 - retried, then each record on its own
@@ -237,7 +246,7 @@ class StreamWorker:
                     "processing a batch failed (attempt %d: %s)", attempt + 1, type(exc).__name__
                 )
                 await asyncio.sleep(retry.delay(attempt))
-        return await self.pipeline.process_isolated(records, trace)
+        return await self.pipeline.process_isolated(records, trace, writes)
 
     async def _deliver(self, outbound: Sequence[Outbound]) -> list[Outbound]:
         s = self.settings

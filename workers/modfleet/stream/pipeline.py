@@ -120,11 +120,18 @@ class Pipeline:
         return found
 
     async def process(
-        self, records: Sequence[Record], trace: BatchTrace = _UNTRACED
+        self,
+        records: Sequence[Record],
+        trace: BatchTrace = _UNTRACED,
+        writes: list[asyncio.Task[None]] | None = None,
     ) -> list[Outbound]:
         """Exactly one outcome per record (a decision, maybe with an escalation, or a
         dead-letter), each within the byte budget. Metrics are counted by ``count`` once the
-        outcomes are delivered, so that a retried batch is not counted twice."""
+        outcomes are delivered, so that a retried batch is not counted twice.
+
+        With ``writes``, the new verdicts' cache write is started and added there rather than
+        awaited, so that the decisions do not wait for it: the caller awaits it (before it
+        acks the batch)."""
         policies = self.policies
         out: list[Outbound] = []
         items: list[_Item] = []
@@ -142,7 +149,7 @@ class Pipeline:
                     # Parsing a large hostile record takes tens of ms: let the heartbeat and
                     # the fetcher run between such records rather than after the whole batch.
                     await asyncio.sleep(0)
-        verdicts = await self._verdicts(items, trace)
+        verdicts = await self._verdicts(items, trace, writes)
         with trace.stage("policy"):
             for item in items:
                 try:
@@ -153,14 +160,17 @@ class Pipeline:
         return [self._fitted(m) for m in out]
 
     async def process_isolated(
-        self, records: Sequence[Record], trace: BatchTrace = _UNTRACED
+        self,
+        records: Sequence[Record],
+        trace: BatchTrace = _UNTRACED,
+        writes: list[asyncio.Task[None]] | None = None,
     ) -> list[Outbound]:
         """Each record on its own, for a batch that failed as a whole: whatever broke costs
         the records it broke on, never their neighbours."""
         out: list[Outbound] = []
         for record in records:
             try:
-                out.extend(await self.process([record], trace))
+                out.extend(await self.process([record], trace, writes))
             except Exception as exc:  # noqa: BLE001 - that record alone is dead-lettered
                 out.append(self._internal_error(record, "processing the post", exc))
         return out
@@ -245,7 +255,9 @@ class Pipeline:
             found = self._parts[id(p)] = (p, p.limits.max_text_chars, head, backend.model_id)
         return found[1], found[2], found[3]
 
-    async def _verdicts(self, items: Sequence[_Item], trace: BatchTrace) -> _Verdicts:
+    async def _verdicts(
+        self, items: Sequence[_Item], trace: BatchTrace, writes: list[asyncio.Task[None]] | None
+    ) -> _Verdicts:
         # One entry per distinct (text, policy); the policy goes with it, as an LLM reads it.
         jobs = {item.key: item for item in items}
         keys = list(jobs)
@@ -266,11 +278,15 @@ class Pipeline:
                     results = await self.degrade.verdicts(policy, misses, texts, down)
                 fresh.update(results.found)
                 failed.update(results.failed)
-        with trace.stage("cache write"):
-            # An unreadable answer is asked again next time, never served from the cache; nor is
-            # a verdict given while the pack's model was down.
-            keep = {k: v for k, v in fresh.items() if _cacheable(v)}
-            await self.cache.put_many(keep, {k: jobs[k].policy for k in keep})
+        # An unreadable answer is asked again next time, never served from the cache; nor is a
+        # verdict given while the pack's model was down.
+        keep = {k: v for k, v in fresh.items() if _cacheable(v)}
+        write = self.cache.put_many(keep, {k: jobs[k].policy for k in keep})
+        if writes is None:
+            with trace.stage("cache write"):
+                await write
+        else:  # never raises: a failed write is counted and logged by the cache
+            writes.append(asyncio.ensure_future(write))
         return _Verdicts({**found, **fresh}, frozenset(found), failed)
 
     def _count_cache(self, live: Sequence[_Item], found: dict[str, Verdict]) -> None:
