@@ -14,6 +14,7 @@ from modfleet.errors import FatalError
 from modfleet.settings import Settings
 from modfleet.stack.dev import stack_settings
 from modfleet.stack.services import LocalBroker
+from modfleet.stream import transport
 from modfleet.stream.app import StreamWorker
 from modfleet.stream.transport import set_fetch_wait
 
@@ -57,3 +58,12 @@ async def test_an_aiokafka_without_the_attribute_stops_the_worker_saying_why() -
             set_fetch_wait(consumer, 100)
     finally:
         await consumer.stop()
+
+
+def test_an_aiokafka_without_the_attribute_fails_the_worker_at_start(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before faust's consumer thread runs: a worker that cannot set its fetch wait never starts.
+    monkeypatch.setattr(transport, "_FETCH_WAIT_ATTRIBUTE", "_renamed_fetch_max_wait_ms")
+    with pytest.raises(FatalError, match="_renamed_fetch_max_wait_ms"):
+        StreamWorker(make_settings())

@@ -1,9 +1,9 @@
 """Stage (b): a faust app that forwards posts with no work, run as its own process.
 
-It is configured like the stream worker (same faust options, same fetch wait, its output
-compressed alike, same ``take_events`` batching, same wait for the broker's acks before a batch
-is done), minus everything modfleet does to a post, so that the worker's rate over this one's is
-the cost of our own code.
+It is configured like the stream worker: built by the same ``faust_app`` (faust's options,
+fetch wait, compression), with the same ``take_events`` batching and the same wait for the
+broker's acks before a batch is done, minus everything modfleet does to a post, so that the
+worker's rate over this one's is the cost of our own code.
 
 Run as ``python -m modfleet.bench.faust_passthrough SOURCES WEB_PORT`` (SOURCES: topics,
 comma-separated) with the worker's MODFLEET_* environment: its broker, consumer group and
@@ -19,35 +19,15 @@ from typing import Any
 
 import faust
 
-from modfleet.kafka import compression_type
 from modfleet.settings import Settings
-from modfleet.stream.transport import use_fetch_wait
+from modfleet.stream.faust_app import faust_app
 
 
 def build_app(argv: list[str]) -> faust.App:
     source, port = argv
-    settings = Settings()
+    settings = Settings().model_copy(update={"web_host": "127.0.0.1", "web_port": int(port)})
     sink = settings.decisions_topic
-    app = faust.App(
-        settings.consumer_group,
-        broker=settings.broker_url,
-        broker_session_timeout=settings.broker_session_timeout_s,
-        broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
-        store="memory://",
-        autodiscover=False,
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        web_enabled=True,
-        web_bind="127.0.0.1",
-        web_host="127.0.0.1",
-        web_port=int(port),
-        producer_max_request_size=settings.producer_max_request_bytes,
-        producer_compression_type=compression_type(settings),
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-    use_fetch_wait(app, settings.consumer_fetch_max_wait_ms)
+    app = faust_app(settings)
     posts = app.topic(*source.split(","), key_type=bytes, value_type=bytes)
     forwarded = [0]
 

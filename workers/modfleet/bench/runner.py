@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -135,9 +134,6 @@ def _stack(base: Settings, options: BenchOptions) -> Iterator[stages.Stack]:
         local_redis = stack.enter_context(LocalRedis())
         proxy = stack.enter_context(redis_proxy(local_redis.port))
         logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="modfleet-bench-")))
-        # faust keeps a data directory per app, by default in the working directory; the
-        # children inherit this (faust's own setting) and leave nothing behind.
-        stack.enter_context(_environ("APP_DATADIR", str(logs / "faust-data")))
         settings = stack_settings(broker, local_redis, base).model_copy(
             update={"posts_topic": "bench.posts", "redis_url": SecretStr(proxy.url)}
         )
@@ -155,19 +151,6 @@ async def _fill(settings: Settings, values: list[bytes]) -> None:
         baseline = settings.model_copy(update={"posts_topic": topic})
         await create_topics(baseline, replication_factor=1)
     await produce(settings, settings.posts_topic, values)
-
-
-@contextlib.contextmanager
-def _environ(name: str, value: str) -> Iterator[None]:
-    saved = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = saved
 
 
 class _Clock:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import faust
@@ -26,19 +24,18 @@ from modfleet.errors import FatalError
 from modfleet.inference import Classifier, create_classifier
 from modfleet.inference.routing import Backends
 from modfleet.ingest.decode import Record
-from modfleet.kafka import compression_type, faust_credentials
 from modfleet.metrics import Metrics
 from modfleet.policy import Policy
 from modfleet.policy.packs import PolicySet, load_policy_set
 from modfleet.settings import Settings
 from modfleet.stream.deliver import deliver, exit_unacked
+from modfleet.stream.faust_app import faust_app
 from modfleet.stream.infer import BackendDown, Retry
 from modfleet.stream.inflight import InFlight, Turn, Work
 from modfleet.stream.observe import BatchObserver
 from modfleet.stream.pages import Liveness, add_pages
 from modfleet.stream.pipeline import Pipeline
 from modfleet.stream.reload import PolicyReloader
-from modfleet.stream.transport import use_fetch_wait
 from modfleet.telemetry.otlp_metrics import start_otlp_metrics
 from modfleet.telemetry.tracing import BatchTrace, Tracing, setup_tracing
 
@@ -98,39 +95,7 @@ class StreamWorker:
 
     def _build_app(self) -> faust.App:
         s = self.settings
-        app = faust.App(
-            s.consumer_group,
-            broker=s.broker_url,
-            broker_credentials=faust_credentials(s),
-            broker_session_timeout=s.broker_session_timeout_s,
-            broker_heartbeat_interval=s.broker_heartbeat_interval_s,
-            store="memory://",
-            # faust writes a small data folder even with in-memory tables: keep it off the
-            # working directory (read-only in the Helm chart) and out of checkouts.
-            datadir=str(Path(tempfile.gettempdir()) / f"modfleet-{s.consumer_group}"),
-            autodiscover=False,
-            # Topics come from the catalogue (topic-init job or `modfleet topics create`); a
-            # worker must never create one with the wrong partition count by accident.
-            topic_allow_declare=False,
-            topic_disable_leader=True,
-            consumer_auto_offset_reset="earliest",
-            web_enabled=True,
-            # faust's own pages (/router, /table, /graph, statistics) tell a caller about the
-            # cluster's layout: a worker serves /health, /ready and /metrics only.
-            web_router_enabled=False,
-            web_tables_enabled=False,
-            web_graph_enabled=False,
-            web_stats_enabled=False,
-            web_metrics_enabled=False,
-            web_bind=s.web_host,
-            web_host=s.web_host,
-            web_port=s.web_port,
-            producer_max_request_size=s.producer_max_request_bytes,
-            producer_compression_type=compression_type(s),
-            key_serializer="raw",
-            value_serializer="raw",
-        )
-        use_fetch_wait(app, s.consumer_fetch_max_wait_ms)
+        app = faust_app(s)
         posts = app.topic(s.posts_topic, key_type=bytes, value_type=bytes)
         app.agent(posts, name="moderate")(self._moderate)
         app.task(self.cache.run_probe)  # so that modfleet_cache_up is right from the start

@@ -20,7 +20,8 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from modfleet.errors import FatalError
 
 # aiokafka's consumer reads this attribute when it starts and builds its fetcher; faust gives no
-# other way in. Checked at startup, so that an aiokafka that renames it fails loudly.
+# other way in. Checked when the app is built (that aiokafka's consumer still sets it) and again
+# on the consumer itself, so that an aiokafka that renames it fails loudly, not silently slow.
 _FETCH_WAIT_ATTRIBUTE = "_fetch_max_wait_ms"
 
 
@@ -28,6 +29,10 @@ def use_fetch_wait(app: faust.App, fetch_max_wait_ms: int) -> None:
     """Give ``app`` a consumer whose fetches wait at most ``fetch_max_wait_ms`` for records.
 
     Call it before the app's topics are declared: they reach the transport."""
+    # On the caller's thread, at start-up: faust's consumer thread builds the consumer later,
+    # where a failure would be far from its cause.
+    if _FETCH_WAIT_ATTRIBUTE not in aiokafka.AIOKafkaConsumer.__init__.__code__.co_names:
+        raise FatalError(_no_attribute())
 
     class _Thread(faust_aiokafka.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
@@ -48,8 +53,12 @@ def use_fetch_wait(app: faust.App, fetch_max_wait_ms: int) -> None:
 def set_fetch_wait(consumer: aiokafka.AIOKafkaConsumer, fetch_max_wait_ms: int) -> None:
     """Set a consumer's fetch wait before it starts."""
     if not isinstance(getattr(consumer, _FETCH_WAIT_ATTRIBUTE, None), int):
-        raise FatalError(
-            f"this aiokafka ({aiokafka.__version__}) keeps no {_FETCH_WAIT_ATTRIBUTE}: "
-            "the consumer's fetch wait cannot be set"
-        )
+        raise FatalError(_no_attribute())
     setattr(consumer, _FETCH_WAIT_ATTRIBUTE, fetch_max_wait_ms)
+
+
+def _no_attribute() -> str:
+    return (
+        f"this aiokafka ({aiokafka.__version__}) keeps no {_FETCH_WAIT_ATTRIBUTE}: "
+        "the consumer's fetch wait (MODFLEET_CONSUMER_FETCH_MAX_WAIT_MS) cannot be set"
+    )
