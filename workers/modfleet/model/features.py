@@ -101,7 +101,8 @@ def views(texts: Sequence[str]) -> tuple[list[str], list[str]]:
 
     No pattern above matches across a newline, so when no text holds one, the batch's texts
     joined by newlines are folded and read in one pass of each pattern and split again: the
-    same views for a fifth less time than text by text (a call per text per step)."""
+    same views in about three quarters of the time it takes text by text (a call per text and
+    step)."""
     joined = "\n".join(texts)
     if joined.count("\n") != len(texts) - 1:  # a text holds a newline (or there are none)
         folded = [fold(t) for t in texts]
@@ -149,17 +150,17 @@ def char_ngram_matrix(texts: Sequence[str], ngrams: tuple[int, int], bits: int) 
     )
 
 
-def word_matrix(views: Sequence[str], ngrams: tuple[int, int], bits: int) -> sp.csr_matrix:
+def word_matrix(word_views: Sequence[str], ngrams: tuple[int, int], bits: int) -> sp.csr_matrix:
     """Binary, L2-normalised hashed word n-grams: the columns of scikit-learn's
     ``HashingVectorizer(analyzer="word", token_pattern=r"(?u)\\b\\w+\\b", lowercase=False,
     alternate_sign=False, binary=True, norm="l2")``, which the shipped weights were trained with.
 
     Its tokens and n-grams are made here (its analyzer and validation cost a third of the time)
     and hashed by its FeatureHasher, so the columns are its murmurhash3's by construction."""
-    if not views:
+    if not word_views:
         return sp.csr_matrix((0, 1 << bits), dtype=np.float32)
     hasher = FeatureHasher(1 << bits, input_type="string", alternate_sign=False, dtype=np.float32)
-    hashed = hasher.transform([_word_grams(_TOKEN.findall(v), ngrams) for v in views])
+    hashed = hasher.transform([_word_grams(_TOKEN.findall(v), ngrams) for v in word_views])
     return _binary_l2(hashed.indices, np.diff(hashed.indptr), 1 << bits)
 
 
@@ -174,7 +175,9 @@ def _word_grams(tokens: list[str], ngrams: tuple[int, int]) -> list[str]:
     return grams
 
 
-def _binary_l2(columns: np.ndarray[Any, Any], per_row: np.ndarray[Any, Any], width: int) -> Any:
+def _binary_l2(
+    columns: np.ndarray[Any, Any], per_row: np.ndarray[Any, Any], width: int
+) -> sp.csr_matrix:
     """A CSR matrix of distinct, sorted columns per row, each 1/sqrt(the row's count)."""
     indptr = np.zeros(len(per_row) + 1, dtype=np.int64)
     np.cumsum(per_row, out=indptr[1:])

@@ -281,12 +281,12 @@ class Pipeline:
         # An unreadable answer is asked again next time, never served from the cache; nor is a
         # verdict given while the pack's model was down.
         keep = {k: v for k, v in fresh.items() if _cacheable(v)}
-        write = self.cache.put_many(keep, {k: jobs[k].policy for k in keep})
+        packs = {k: jobs[k].policy for k in keep}
         if writes is None:
             with trace.stage("cache write"):
-                await write
-        else:  # never raises: a failed write is counted and logged by the cache
-            writes.append(asyncio.ensure_future(write))
+                await self.cache.put_many(keep, packs)
+        elif keep:  # never raises: a failed write is counted and logged by the cache
+            writes.append(asyncio.ensure_future(self.cache.put_many(keep, packs)))
         return _Verdicts({**found, **fresh}, frozenset(found), failed)
 
     def _count_cache(self, live: Sequence[_Item], found: dict[str, Verdict]) -> None:
