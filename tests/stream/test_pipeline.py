@@ -114,3 +114,36 @@ async def test_with_writes_the_decisions_do_not_wait_for_the_cache_write(
     again = await pipe.process(records([encode(post("w-2", text))]))
     assert orjson.loads(again[0].value)["from_cache"] is True
     assert classifier.seen == [text]
+
+
+class NaNFor(Classifier):
+    """The embedded model, except that one text gets a NaN score (a broken backend)."""
+
+    def __init__(self, text: str) -> None:
+        self.inner = EmbeddedClassifier()
+        self.model_id = self.inner.model_id
+        self.text = text
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        verdicts = await self.inner.classify(texts, policy)
+        return [
+            Verdict(scores=dict.fromkeys(v.scores, float("nan"))) if t == self.text else v
+            for t, v in zip(texts, verdicts, strict=True)
+        ]
+
+
+async def test_a_verdict_that_cannot_be_cached_costs_its_post_alone(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # The cache write runs under the delivery: an unsealable verdict (NaN) must neither fail
+    # the write for its neighbours nor the batch; its own post is dead-lettered.
+    broken, fine = "a post the backend breaks on", "a post about quiet libraries"
+    pipe = pipeline(make_settings(), NaNFor(broken))
+    writes: list[asyncio.Task[None]] = []
+    out = await pipe.process(
+        records([encode(post("n-1", broken)), encode(post("n-2", fine))]), writes=writes
+    )
+    await asyncio.wait_for(asyncio.gather(*writes), timeout=10)
+    assert sorted(m.kind for m in out) == ["dead_letter", "decision"]
+    again = await pipe.process(records([encode(post("n-3", fine))]))
+    assert orjson.loads(again[0].value)["from_cache"] is True

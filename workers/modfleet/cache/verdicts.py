@@ -157,12 +157,26 @@ class VerdictCache:
         if self._client is None or not verdicts:
             return
         client = self._client
-        values = [self._sealer.seal(k, v, packs[k]) for k, v in verdicts.items()]
+        sealed = {k: s for k, v in verdicts.items() if (s := self._sealed(k, v, packs[k]))}
+        if not sealed:
+            return
+        values = list(sealed.values())
         await self._guarded(
             "write",
-            lambda: client.eval(_SET_ALL, len(values), *verdicts, *values, self._ttl_s),
+            lambda: client.eval(_SET_ALL, len(values), *sealed, *values, self._ttl_s),
             self._write_budget_s,
         )
+
+    def _sealed(self, key: str, verdict: Verdict, pack: Policy) -> bytes | None:
+        try:
+            return self._sealer.seal(key, verdict, pack)
+        except Exception as exc:  # noqa: BLE001 - one entry goes uncached, never the batch
+            # The write runs under the delivery (the pipeline awaits it before the ack): a
+            # verdict that cannot be sealed (a NaN score) must not fail the batch there. The
+            # post itself is dead-lettered by the policy stage, which reads the same scores.
+            self._metrics.cache_errors.labels(op="write").inc()
+            log.warning("a verdict could not be sealed for the cache (%s)", type(exc).__name__)
+            return None
 
     async def close(self) -> None:
         if self._probe is not None:
