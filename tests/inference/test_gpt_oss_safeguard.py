@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 
 import jsonschema
 import pytest
+from hostile import within_seconds
+from hypothesis import given
+from hypothesis import strategies as st
 
 from modfleet.inference.adapters import Completion, GptOssSafeguardAdapter
-from modfleet.inference.adapters.gpt_oss_safeguard import answer_schema
+from modfleet.inference.adapters.gpt_oss_safeguard import _unfenced, answer_schema
 from modfleet.policy import Policy
 
 
@@ -82,6 +86,36 @@ def test_reasoning_is_kept_only_when_asked(policy: Policy) -> None:
 def test_fenced_json_is_read(policy: Policy) -> None:
     text = '```json\n{"violation": 0, "category": null, "confidence": 1, "rationale": "ok"}\n```'
     assert not GptOssSafeguardAdapter().parse(Completion(text), policy).unparseable
+
+
+# The pattern the fence was once read with, as the reference for what is read inside one.
+_FENCE_PATTERN = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+
+
+@given(
+    st.lists(st.sampled_from(["`", "```", "json", "j", " ", "\n", "\t", "{}", "x"])).map("".join)
+)
+def test_a_fenced_answer_is_read_as_the_fence_pattern_reads_it(text: str) -> None:
+    body = text.strip()
+    fenced = _FENCE_PATTERN.match(body)
+    assert _unfenced(body) == (fenced.group(1) if fenced else body)
+
+
+@pytest.mark.parametrize("space", [" ", "\n", " \t"])
+def test_an_answer_padded_with_whitespace_costs_its_length_not_its_cube(
+    policy: Policy, space: str
+) -> None:
+    # A post can ask the model for an answer like this; the fence pattern took 3 s for 2,000
+    # spaces and 27 s for 4,000 (cubic), holding the worker's event loop.
+    answer = '{"violation": 0, "category": null, "confidence": 1, "rationale": "ok"}'
+    text = "```" + space * 100_000 + answer + space * 100_000 + "```"
+    with within_seconds(5):
+        verdict = GptOssSafeguardAdapter().parse(Completion(text), policy)
+        unreadable = GptOssSafeguardAdapter().parse(
+            Completion("```" + space * 100_000 + "x"), policy
+        )
+    assert not verdict.unparseable
+    assert unreadable.unparseable
 
 
 @pytest.mark.parametrize(

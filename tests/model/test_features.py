@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import scipy.sparse as sp  # type: ignore[import-untyped]
+from hostile import within_seconds
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.feature_extraction.text import HashingVectorizer  # type: ignore[import-untyped]
 
 from modfleet.model.features import (
+    _LEET_WORD,
     Featuriser,
     char_ngram_matrix,
     fold,
@@ -168,3 +172,27 @@ def test_a_batch_reads_each_text_as_it_would_alone(texts: list[str]) -> None:
     # depend on its neighbours, whatever the texts hold (newlines, final sigmas, l33t, spacing).
     folded = [fold(t) for t in texts]
     assert views(texts) == ([words(f) for f in folded], [squeeze(f) for f in folded])
+
+
+# The pattern l33t words were once found with: the reference for which words are read as l33t.
+_LEET_WORD_PATTERN = re.compile(r"[^\s]*[013457@$!|][^\s]*")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(_HOSTILE_CHARS, max_size=60))
+def test_leet_words_are_the_words_the_reference_pattern_finds(text: str) -> None:
+    assert [m.span() for m in _LEET_WORD.finditer(text)] == [
+        m.span() for m in _LEET_WORD_PATTERN.finditer(text)
+    ]
+
+
+@pytest.mark.parametrize("word", ["ab", "a.", "ab-", "b\u0430", "a1"])
+def test_one_long_word_costs_its_length_not_its_square(word: str) -> None:
+    # The reference pattern took 2 s for a 20,000-letter word (the default pack's text limit)
+    # and would take minutes for this one; the model scores short posts on the event loop.
+    # (Not one letter repeated: folding reads "aaaa" as "aa" before any word is looked at.)
+    text = word * (200_000 // len(word))
+    with within_seconds(5):
+        word_views, squeezed = views([text, "you 1d10t"])
+    assert word_views[1] == "you idiot"
+    assert len(squeezed[0]) > 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -77,3 +80,26 @@ def hostile_records(draw: st.DrawFn) -> bytes:
     body = draw(post_shapes)
     body["post_id"] = draw(st.text(min_size=1, max_size=20)) if kind == 4 else "h"
     return orjson.dumps(body)
+
+
+class Stuck(AssertionError):
+    """Work on one hostile input ran past its deadline."""
+
+
+@contextlib.contextmanager
+def within_seconds(seconds: float) -> Iterator[None]:
+    """Fails the block once it runs ``seconds``: for a hostile input whose cost must stay in
+    proportion to its size, with a deadline orders of magnitude above that cost, so that only
+    superlinear work (a backtracking pattern) trips it. SIGALRM reaches the main thread even
+    inside the regular expression engine, which checks for signals as it backtracks."""
+
+    def _stuck(signum: int, frame: object) -> None:
+        raise Stuck(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, _stuck)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

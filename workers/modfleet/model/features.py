@@ -54,7 +54,11 @@ _NOT_LETTER = re.compile(f"[^{_LETTERS}]+")
 _NOT_LETTER_OR_LINE = re.compile(f"[^\n{_LETTERS}]+")  # keeps the newlines between a batch's texts
 _REPEAT = re.compile(r"(.)\1{2,}")  # "stuuuupid" -> "stuupid": the same n-grams, bounded
 # A word mixing letters with digits or symbols that stand for letters: "1d10t", "b!tch", "$hit".
-_LEET_WORD = re.compile(r"[^\s]*[013457@$!|][^\s]*")
+# Tried at word starts only, and the run before its first such character cannot hold one: a
+# post's one long word is read once. ``[^\s]*[013457@$!|][^\s]*`` matches the same words but
+# is tried again at every character of a word without one, quadratic in its length: 20,000
+# letters took two seconds, holding the event loop.
+_LEET_WORD = re.compile(r"(?<!\S)[^\s013457@$!|]*[013457@$!|]\S*")
 _LETTER = re.compile(r"[a-z]")
 # Three or more single letters apart: "i d i o t", "s.t.u.p.i.d".
 _SPACED = re.compile(r"(?<!\w)(?:\w[ .*_-]){2,}\w(?!\w)")

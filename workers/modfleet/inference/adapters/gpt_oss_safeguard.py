@@ -11,7 +11,6 @@ decision unless ``keep_reasoning`` is set.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +47,7 @@ _HARMONY_SYSTEM = (
     "<|end|>"
 )
 _WORD_CONFIDENCE = {"low": 0.5, "medium": 0.75, "high": 0.95}
-_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+_FENCE = "```"
 _RATIONALE_MAX = 300  # one or two sentences; bounds the answer's tokens
 
 
@@ -109,6 +108,18 @@ class GptOssSafeguardAdapter(Adapter):
         )
 
 
+def _unfenced(body: str) -> str:
+    """The answer inside a Markdown code fence (```json ... ```), or the body as it is.
+
+    By slicing: a regular expression for it (a lazy group between two runs of whitespace) is
+    cubic in the whitespace an answer can be made to hold, and the answer is the model's
+    reading of a post its author wrote."""
+    if len(body) < 2 * len(_FENCE) or not (body.startswith(_FENCE) and body.endswith(_FENCE)):
+        return body
+    inner = body[len(_FENCE) : -len(_FENCE)]
+    return inner.removeprefix("json").strip()
+
+
 def answer_schema(policy: Policy) -> dict[str, Any]:
     """JSON Schema of the final answer, for structured output."""
     return {
@@ -127,10 +138,7 @@ def answer_schema(policy: Policy) -> dict[str, Any]:
 
 
 def _json_object(text: str) -> Mapping[str, Any] | None:
-    body = text.strip()
-    fenced = _FENCE.match(body)
-    if fenced:
-        body = fenced.group(1)
+    body = _unfenced(text.strip())
     try:
         value = json.loads(body)
     except ValueError:
