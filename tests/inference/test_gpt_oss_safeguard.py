@@ -132,7 +132,10 @@ def test_an_answer_padded_with_whitespace_costs_its_length_not_its_cube(
         '{"violation": 0, "category": null, "confidence": 0.9}',
         "[0]",
         "safe",
+        "[" * 5_000,  # nested past any parser's depth: an answer, not an exception
+        '{"violation": ' * 5_000,
     ],
+    ids=lambda text: repr(text[:40]),
 )
 def test_anything_else_is_unparseable_never_allow(policy: Policy, text: str) -> None:
     verdict = GptOssSafeguardAdapter().parse(Completion(text), policy)

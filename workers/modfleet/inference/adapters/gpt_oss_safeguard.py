@@ -10,9 +10,10 @@ decision unless ``keep_reasoning`` is set.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from modfleet.inference.adapters.base import (
     Adapter,
@@ -140,8 +141,10 @@ def answer_schema(policy: Policy) -> dict[str, Any]:
 def _json_object(text: str) -> Mapping[str, Any] | None:
     body = _unfenced(text.strip())
     try:
-        value = json.loads(body)
-    except ValueError:
+        # orjson stops at 1,024 levels of nesting with an error; the json module recurses until
+        # Python's recursion limit ("[[[[..." from a model asked for it: RecursionError).
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
         return None
     return value if isinstance(value, dict) else None
 
