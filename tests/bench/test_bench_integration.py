@@ -70,6 +70,13 @@ def test_modfleet_bench_runs_every_stage_and_writes_json(tmp_path: Path) -> None
     assert tracing["posts"] == _POSTS
     assert tracing["on_us"] > 0
     assert tracing["off_us"] > 0
+    # Where a post's time goes in process: the model runs on new texts only.
+    cold, hit = tracing["cold_stages_us"], tracing["hit_stages_us"]
+    assert {"validate", "cache lookup", "inference", "policy"} <= cold.keys()
+    assert all(us > 0 for name, us in cold.items() if name != "other")
+    assert cold["inference"] > hit.get("inference", 0.0)
+    assert "new texts" in done.stdout
+    assert "all hits" in done.stdout
     assert "(f) tracing" in done.stdout
 
 
