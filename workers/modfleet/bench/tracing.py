@@ -5,8 +5,8 @@
 the model runs) and on the same batches again (every post a cache hit), so that "our cost" in
 (c) and (d) is attributed by measurement. The all-hits pass is tracing off; the same batches
 again with every post traced are tracing on, on a warm cache either way (so the model does not
-drown the difference), with spans handed to a batch processor whose exporter drops them: what is measured is what the worker pays to record and queue its spans, not the
-network.
+drown the difference), with spans handed to a batch processor whose exporter drops them:
+what is measured is what the worker pays to record and queue its spans, not the network.
 """
 
 from __future__ import annotations
