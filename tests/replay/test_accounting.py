@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from modfleet.cli import main
+from modfleet.replay.io import Outcomes, _add
 from modfleet.replay.pacing import Pacer
 from modfleet.replay.progress import Progress
 from modfleet.replay.report import Latency, SendStats, build_report, percentile
@@ -170,3 +171,25 @@ def test_help_is_the_replay_commands() -> None:
     assert result.exit_code == 0
     assert "--capture" in result.output
     assert "--from-topic" in result.output
+
+
+def _record(body: dict[str, Any]) -> Any:
+    return type("Record", (), {"value": orjson.dumps(body), "headers": ()})()
+
+
+def test_an_escalated_post_is_settled_only_once_its_escalation_is_read() -> None:
+    # The escalation is on its own topic and can arrive after the decision (or before it).
+    outcomes = Outcomes()
+    _add(outcomes, "decisions", _record({"post_id": "a", "action": "allow"}))
+    _add(outcomes, "decisions", _record({"post_id": "e", "action": "escalate"}))
+    assert outcomes.settled == 1
+    _add(outcomes, "escalations", _record({"post_id": "e"}))
+    assert outcomes.settled == 2
+    _add(outcomes, "escalations", _record({"post_id": "f"}))
+    _add(outcomes, "decisions", _record({"post_id": "f", "action": "escalate"}))
+    assert outcomes.settled == 3
+    # A refused escalation's stand-in dead-letter settles its post as well.
+    _add(outcomes, "decisions", _record({"post_id": "g", "action": "escalate"}))
+    dead = {"post_id": "g", "source": {"topic": "posts", "partition": 0, "offset": 7}}
+    _add(outcomes, "dead_letters", _record(dead))
+    assert outcomes.settled == 4

@@ -55,12 +55,16 @@ class Outcomes:
     first_at: float | None = None
     last_at: float | None = None
     _settled_keys: set[str] = field(default_factory=set)
+    # Posts decided "escalate" whose escalation (or the dead-letter standing in for it) has not
+    # been read yet: it is on another topic, so it can arrive after the decision.
+    _awaiting: set[str] = field(default_factory=set)
+    _escalated: set[str] = field(default_factory=set)
 
     @property
     def settled(self) -> int:
-        """Distinct posts with an outcome: a decision or a dead-letter (escalations come with a
-        decision). A post decided twice after a redelivery counts once."""
-        return len(self._settled_keys)
+        """Distinct posts with all their outcomes: a decision (with its escalation, when it
+        escalates) or a dead-letter. A post decided twice after a redelivery counts once."""
+        return len(self._settled_keys) - len(self._awaiting)
 
 
 async def collect_outcomes(
@@ -99,10 +103,16 @@ def _add(outcomes: Outcomes, kind: str, record: Any) -> None:
     outcomes.last_at = now
     message = orjson.loads(record.value)
     getattr(outcomes, kind).append(message)
+    post_id = message.get("post_id")
     if kind == "decisions":
-        outcomes._settled_keys.add(message["post_id"])
-    elif kind == "dead_letters":
+        outcomes._settled_keys.add(post_id)
+        if message["action"] == "escalate" and post_id not in outcomes._escalated:
+            outcomes._awaiting.add(post_id)
+    else:
+        outcomes._escalated.add(post_id)
+        outcomes._awaiting.discard(post_id)
+    if kind == "dead_letters":
         source = message["source"]
         where = f"{source['topic']}/{source['partition']}/{source['offset']}"
-        outcomes._settled_keys.add(message["post_id"] or where)
+        outcomes._settled_keys.add(post_id or where)
     outcomes.headers.setdefault(kind, []).append(list(record.headers or ()))
