@@ -122,6 +122,27 @@ async def test_forged_and_corrupted_entries_are_misses_counted_by_reason(
     await cache.close()
 
 
+async def test_unsealable_verdicts_stay_uncached_counted_each_and_logged_once(
+    make_settings: Callable[..., Settings], pack: Policy, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A broken backend's NaN scores in every post of a flood: each is counted, none cached,
+    # and the log says so once rather than once a post.
+    metrics = Metrics()
+    cache = connect_cache(make_settings(), metrics)
+    broken = keys_for(pack, 50, scope="unsealable")
+    fine = keys_for(pack, 1, scope="sealable")
+    verdicts = {k: Verdict({"offensive": float("nan")}) for k in broken}
+    verdicts[fine[0]] = Verdict({"offensive": 0.25})
+    with caplog.at_level(logging.WARNING, logger="modfleet.cache.verdicts"):
+        await cache.put_many(verdicts, dict.fromkeys(verdicts, pack))
+        await cache.put_many(verdicts, dict.fromkeys(verdicts, pack))
+    assert counted(metrics, "modfleet_cache_errors_total", {"op": "write"}) == 100
+    assert caplog.text.count("could not be sealed") == 1
+    found = await cache.get_many([*broken, *fine], [pack] * 51)
+    assert [v is not None for v in found] == [False] * 50 + [True]
+    await cache.close()
+
+
 async def test_without_a_secret_the_cache_is_off_and_says_so(
     make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
 import orjson
@@ -32,6 +33,7 @@ _MAC_HEX = 64
 _MAX_KEY = 64  # bytes of a BLAKE2b key
 _PERSON = b"modfleet.verdict"  # BLAKE2b's personalisation: this MAC is for cache entries only
 _SEPARATOR = b"."
+_NO_SCORES: MappingProxyType[str, float] = MappingProxyType({})  # shared: verdicts are read-only
 
 
 @carrier
@@ -55,7 +57,10 @@ class Sealer:
 
     def __init__(self, secret: bytes) -> None:
         # BLAKE2b takes keys of up to 64 bytes; a longer secret is hashed down, as HMAC does.
-        self._secret = secret if len(secret) <= _MAX_KEY else hashlib.blake2b(secret).digest()
+        key = secret if len(secret) <= _MAX_KEY else hashlib.blake2b(secret).digest()
+        # Keyed once: a keyed BLAKE2b starts by compressing a block of its key, and every
+        # entry read or written would pay that again; a copy of this state does not.
+        self._keyed = hashlib.blake2b(digest_size=32, key=key, person=_PERSON)
 
     def seal(self, key: str, verdict: Verdict, policy: Policy) -> bytes:
         body = {
@@ -67,6 +72,12 @@ class Sealer:
         return self._mac(key, payload) + _SEPARATOR + payload
 
     def open(self, key: str, raw: bytes | str, policy: Policy) -> Opened:
+        read = self.read(key, raw, policy)
+        return Opened(read) if isinstance(read, Verdict) else read
+
+    def read(self, key: str, raw: bytes | str, policy: Policy) -> Verdict | Opened:
+        """:meth:`open` for the cache's read path: the verdict itself when the entry passes
+        (every hit comes this way), an :class:`Opened` saying why when it does not."""
         data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
         mac, sep, payload = data.partition(_SEPARATOR)
         if not sep or len(mac) != _MAC_HEX:
@@ -81,13 +92,14 @@ class Sealer:
         problem, scores = _fit(categories, rationale, stage, policy)
         if problem:
             return Opened(None, "shape", problem)
-        # The scores are the pack's own, checked: deciding takes them as they are.
+        # The scores are the pack's own, checked: deciding takes them as they are. Positional
+        # and with shared empty mappings, as every cache hit builds one.
         checked = (policy.digest, scores)
-        return Opened(Verdict({}, rationale, categories=scores, stage=stage, checked=checked))
+        return Verdict(_NO_SCORES, rationale, _NO_SCORES, scores, stage, checked=checked)
 
     def _mac(self, key: str, payload: bytes) -> bytes:
-        material = key.encode("utf-8", "surrogatepass") + b"\n" + payload
-        mac = hashlib.blake2b(material, digest_size=32, key=self._secret, person=_PERSON)
+        mac = self._keyed.copy()
+        mac.update(key.encode("utf-8", "surrogatepass") + b"\n" + payload)
         return mac.hexdigest().encode("ascii")
 
 

@@ -113,6 +113,7 @@ class VerdictCache:
         self._probe: asyncio.Task[None] | None = None
         self._probe_owned = False  # someone runs run_probe(): no task of our own needed
         self._reported: set[Rejected] = set()
+        self._unsealable: set[str] = set()  # exception types already logged on the write path
 
     @property
     def enabled(self) -> bool:
@@ -175,7 +176,10 @@ class VerdictCache:
             # verdict that cannot be sealed (a NaN score) must not fail the batch there. The
             # post itself is dead-lettered by the policy stage, which reads the same scores.
             self._metrics.cache_errors.labels(op="write").inc()
-            log.warning("a verdict could not be sealed for the cache (%s)", type(exc).__name__)
+            why = type(exc).__name__
+            if why not in self._unsealable:  # once per kind, as for entries that do not open
+                self._unsealable.add(why)
+                log.warning("a verdict could not be sealed for the cache (%s); not cached", why)
             return None
 
     async def close(self) -> None:
@@ -189,18 +193,19 @@ class VerdictCache:
 
     def _open_entry(self, key: str, raw: bytes | str, pack: Policy) -> Verdict | None:
         try:
-            opened = self._sealer.open(key, raw, pack)
+            opened = self._sealer.read(key, raw, pack)
         except Exception as exc:  # noqa: BLE001 - one entry costs one miss, never the batch
             opened = Opened(None, "unreadable", f"{type(exc).__name__}")
-        if opened.rejected is None:
-            return opened.verdict
-        self._metrics.cache_rejected.labels(reason=opened.rejected).inc()
-        if opened.rejected not in self._reported:
+        if isinstance(opened, Verdict):
+            return opened
+        rejected = opened.rejected or "unreadable"  # read() says why whenever it has no verdict
+        self._metrics.cache_rejected.labels(reason=rejected).inc()
+        if rejected not in self._reported:
             # Once per reason: under attack every batch would repeat it; the metric counts.
-            self._reported.add(opened.rejected)
+            self._reported.add(rejected)
             log.warning(
                 "ignoring a cached verdict (%s: %s) under %s; classifying the post again",
-                opened.rejected,
+                rejected,
                 opened.detail,
                 pack.label,
             )

@@ -91,9 +91,11 @@ class Decided:
 def decision_id(post_id: str, policy: Policy) -> str:
     """Deterministic, so that a redelivered post gets the same id and consumers can dedupe; the
     pack's digest is part of it, so two packs that share id@version never share an id."""
-    material = post_id.encode("utf-8", "surrogatepass") + _pack_part(
-        policy.id, policy.version, policy.digest
-    )
+    return _decision_id(post_id, _pack_part(policy.id, policy.version, policy.digest))
+
+
+def _decision_id(post_id: str, pack_part: bytes) -> str:
+    material = post_id.encode("utf-8", "surrogatepass") + pack_part
     return hashlib.sha256(material).hexdigest()
 
 
@@ -105,71 +107,83 @@ def _pack_part(pack_id: str, version: str, digest: str) -> bytes:
     )
 
 
-def _verdict_fields(d: Decided, policy: Policy, model_id: str) -> tuple[bytes, dict[str, Any]]:
-    """What decisions and escalations share: who, what was decided, under which policy; the
-    fields every message of one pack and model shares come rendered (see :func:`_rendered`)."""
+@carrier
+class PackFields:
+    """What every message under one pack and model shares, worked out once: the per-post path
+    holds one per pack rather than looking the pack's fields up for every message."""
+
+    pack_id: str
+    version: str
+    digest: str
+    model_id: str
+    id_part: bytes  # what follows the post id in a decision id
+
+    @classmethod
+    def of(cls, policy: Policy, model_id: str) -> PackFields:
+        return _pack_fields(policy.id, policy.version, policy.digest, model_id)
+
+
+@functools.lru_cache(maxsize=256)
+def _pack_fields(pack_id: str, version: str, digest: str, model_id: str) -> PackFields:
+    return PackFields(pack_id, version, digest, model_id, _pack_part(pack_id, version, digest))
+
+
+def _verdict_fields(d: Decided, pack: PackFields) -> dict[str, Any]:
+    """What decisions and escalations share: who, what was decided, under which policy."""
+    verdict = d.verdict
+    # The fallback that scored while the pack's model was down, when one did.
+    scorer = verdict.model_id or pack.model_id
     body: dict[str, Any] = {
-        "decision_id": decision_id(d.post_id, policy),
+        "schema_version": SCHEMA_VERSION,
+        "policy_id": pack.pack_id,
+        "policy_version": pack.version,
+        "policy_digest": pack.digest,
+        "model_id": scorer,
+        "decision_id": _decision_id(d.post_id, pack.id_part),
         "post_id": d.post_id,
         "tenant": d.tenant,
         "action": d.judgement.action,
         "scores": d.scores,
         "labels": d.judgement.labels,
-        "rationale": _clip(d.verdict.rationale, RATIONALE_LIMIT),
+        "rationale": _clip(verdict.rationale, RATIONALE_LIMIT),
         "post_produced_at": iso_time(d.produced_at),
         "trace_id": d.trace_id,
     }
-    if d.verdict.stage is not None:
-        body["stage"] = d.verdict.stage  # which cascade stage decided
-    if d.verdict.fallback_from is not None:
-        body["fallback_from"] = d.verdict.fallback_from
-    # The fallback that scored while the pack's model was down, when one did.
-    scorer = d.verdict.model_id or model_id
-    return _pack_fields(policy.id, policy.version, policy.digest, scorer), body
-
-
-@functools.lru_cache(maxsize=256)
-def _pack_fields(pack_id: str, version: str, digest: str, model_id: str) -> bytes:
-    """The opening of every message under one pack and model, rendered once: ``{`` and the
-    fields they share, then a comma for the rest."""
-    shared = {
-        "schema_version": SCHEMA_VERSION,
-        "policy_id": pack_id,
-        "policy_version": version,
-        "policy_digest": digest,
-        "model_id": model_id,
-    }
-    return orjson.dumps(shared)[:-1] + b","
-
-
-def _rendered(head: bytes, body: dict[str, Any]) -> bytes:
-    # body is never empty (every message has an id), so its "{" gives way to head's ",".
-    return head + orjson.dumps(body)[1:]
+    if verdict.stage is not None:
+        body["stage"] = verdict.stage  # which cascade stage decided
+    if verdict.fallback_from is not None:
+        body["fallback_from"] = verdict.fallback_from
+    return body
 
 
 def decision_message(
-    d: Decided, policy: Policy, model_id: str, topic: str, kind: str = "decision"
+    d: Decided,
+    policy: Policy | PackFields,
+    model_id: str,
+    topic: str,
+    kind: str = "decision",
 ) -> Outbound:
-    head, body = _verdict_fields(d, policy, model_id)
-    body.update(
-        from_cache=d.from_cache,
-        content_hash=d.content_hash,
-        truncated=d.truncated,
-        decided_at=now_iso(),
-    )
-    return _outbound(topic, d, _rendered(head, body), kind)
+    """The decision on one post; ``policy`` may come as its :class:`PackFields` already."""
+    pack = policy if isinstance(policy, PackFields) else PackFields.of(policy, model_id)
+    body = _verdict_fields(d, pack)
+    body["from_cache"] = d.from_cache
+    body["content_hash"] = d.content_hash
+    body["truncated"] = d.truncated
+    body["decided_at"] = now_iso()
+    return _outbound(topic, d, orjson.dumps(body), kind)
 
 
 def escalation_message(
     d: Decided,
-    policy: Policy,
+    policy: Policy | PackFields,
     model_id: str,
     topic: str,
     reason: str,
     budget: Budget = DEFAULT_BUDGET,
 ) -> Outbound:
     """The post's text for the reviewer, cut to the budget with a reference to the whole post."""
-    head, body = _verdict_fields(d, policy, model_id)
+    pack = policy if isinstance(policy, PackFields) else PackFields.of(policy, model_id)
+    body = _verdict_fields(d, pack)
     text, cut = cut_utf8(d.original_text, budget.escalation_text_bytes)
     body.update(reason=reason, text=text, text_truncated=cut, escalated_at=now_iso())
     if d.source is not None:
@@ -178,13 +192,13 @@ def escalation_message(
         # The model's answer as given, for the reviewer of an unparseable verdict.
         body["raw_output"] = d.verdict.raw_output[:RAW_OUTPUT_LIMIT]
     room = budget.value_bytes(_key(d.post_id), d.headers)
-    value = _rendered(head, body)
+    value = orjson.dumps(body)
     if len(value) > room:
         # Text is the only field of unbounded size: give it what the rest leaves over.
         spare = max(0, room - (len(value) - len(text.encode("utf-8", "surrogatepass"))) - 64)
         body["text"], _ = cut_utf8(text, spare)
         body["text_truncated"] = True
-        value = _rendered(head, body)
+        value = orjson.dumps(body)
     return _outbound(topic, d, value, "escalation", code=reason)
 
 
@@ -281,16 +295,10 @@ def now_iso() -> str:
 
 def _outbound(topic: str, d: Decided, value: bytes, kind: str, code: str | None = None) -> Outbound:
     judgement = d.judgement
+    key = d.post_id.encode("utf-8", "surrogatepass")
+    # Positional: this runs for every message, and keyword arguments cost a third more here.
     return Outbound(
-        topic,
-        _key(d.post_id),
-        value,
-        d.headers,
-        kind,
-        source=d.source,
-        code=code,
-        action=judgement.action,
-        labels=judgement.labels,
+        topic, key, value, d.headers, kind, d.source, code, judgement.action, judgement.labels
     )
 
 

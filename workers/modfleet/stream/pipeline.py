@@ -20,6 +20,7 @@ from modfleet.emit.dead_letter import dead_letter_message, minimal_dead_letter
 from modfleet.emit.messages import (
     Decided,
     Outbound,
+    PackFields,
     Topics,
     carried_headers,
     decision_message,
@@ -64,7 +65,7 @@ class _Item:
     trace_id: str
     headers: Headers  # for the post's outputs: content type and trace context
     policy: Policy
-    model_id: str  # of the pack's backend
+    fields: PackFields  # the pack's, with its backend's model id, for the post's messages
     shadow: bool = False  # evaluated for comparison only: its decision is never enforced
 
 
@@ -100,7 +101,7 @@ class Pipeline:
         self.budget = budget
         self.max_post_bytes = max_post_bytes
         self._inference: dict[int, Inference] = {}
-        self._parts: dict[int, tuple[Policy, int, str, str]] = {}
+        self._parts: dict[int, tuple[Policy, int, str, PackFields]] = {}
         self.degrade = Degrade(metrics, retry, fallbacks)
 
     @property
@@ -238,21 +239,23 @@ class Pipeline:
     def _item(
         self, record: Record, post: Post, trace_id: str, headers: Headers, p: Policy, shadow: bool
     ) -> _Item:
-        max_chars, key_head, model_id = self._pack_parts(p)
+        max_chars, key_head, fields = self._pack_parts(p)
         norm = normalise(post.text, max_chars)
         key = key_head + norm.content_hash
-        return _Item(record, post, norm, key, trace_id, headers, p, model_id, shadow)
+        return _Item(record, post, norm, key, trace_id, headers, p, fields, shadow)
 
-    def _pack_parts(self, p: Policy) -> tuple[int, str, str]:
+    def _pack_parts(self, p: Policy) -> tuple[int, str, PackFields]:
         """What every post under ``p`` shares (its text limit, its cache keys' head, its
-        backend's model id), worked out once per pack, not once per post."""
+        messages' pack fields with its backend's model id), worked out once per pack, not once
+        per post."""
         found = self._parts.get(id(p))
         if found is None or found[0] is not p:  # by identity: a reloaded pack is another
             if len(self._parts) >= _PACKS_KEPT:  # reloads leave old packs behind
                 self._parts.clear()
             backend = self.backends.for_policy(p)
             head = key_head(p, backend.cache_scope())
-            found = self._parts[id(p)] = (p, p.limits.max_text_chars, head, backend.model_id)
+            fields = PackFields.of(p, backend.model_id)
+            found = self._parts[id(p)] = (p, p.limits.max_text_chars, head, fields)
         return found[1], found[2], found[3]
 
     async def _verdicts(
@@ -302,19 +305,21 @@ class Pipeline:
         if item.key in verdicts.failed:
             why = Rejection(
                 "inference_failed",
-                f"model {item.model_id} failed after "
+                f"model {item.fields.model_id} failed after "
                 f"{self.retry.attempts} attempts: {verdicts.failed[item.key]}",
                 post_id=item.post.post_id,
                 tenant=item.post.tenant,
             )
             return [self._dead_letter(item.record, why, item.trace_id, item.headers)]
         decided = self._decide(item, verdicts.found[item.key], item.key in verdicts.cached)
-        policy, model_id = item.policy, item.model_id
-        out = [decision_message(decided, policy, model_id, self.topics.decisions)]
+        fields = item.fields
+        out = [decision_message(decided, fields, fields.model_id, self.topics.decisions)]
         if decided.judgement.action == "escalate":
             reason = _escalation_reason(decided.verdict)
             topic = self.topics.escalations
-            out.append(escalation_message(decided, policy, model_id, topic, reason, self.budget))
+            out.append(
+                escalation_message(decided, fields, fields.model_id, topic, reason, self.budget)
+            )
         return out
 
     def _shadow_outcome(self, item: _Item, verdicts: _Verdicts) -> list[Outbound]:
@@ -325,7 +330,7 @@ class Pipeline:
             return []
         decided = self._decide(item, verdicts.found[item.key], item.key in verdicts.cached)
         topic = self.topics.shadow_decisions
-        shadow = decision_message(decided, policy, item.model_id, topic)
+        shadow = decision_message(decided, item.fields, item.fields.model_id, topic)
         return [replace(shadow, kind="shadow_decision", code=policy.id, source=None)]
 
     def _decide(self, item: _Item, verdict: Verdict, from_cache: bool) -> Decided:
