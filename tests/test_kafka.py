@@ -11,7 +11,9 @@ from modfleet.settings import Settings
 from modfleet.stream.app import StreamWorker
 
 
-@pytest.mark.parametrize(("codec", "faust_sees"), [("zstd", "zstd"), ("none", None)])
+@pytest.mark.parametrize(
+    ("codec", "faust_sees"), [("snappy", "snappy"), ("zstd", "zstd"), ("none", None)]
+)
 def test_the_workers_producer_writes_with_the_configured_codec(
     make_settings: Callable[..., Settings], codec: str, faust_sees: str | None
 ) -> None:
@@ -19,11 +21,11 @@ def test_the_workers_producer_writes_with_the_configured_codec(
     assert worker.app.conf.producer_compression_type == faust_sees
 
 
-def test_outputs_are_zstd_compressed_unless_told_otherwise(
+def test_outputs_are_snappy_compressed_unless_told_otherwise(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("MODFLEET_PRODUCER_COMPRESSION", raising=False)
-    assert Settings().producer_compression == "zstd"
+    assert Settings().producer_compression == "snappy"
     monkeypatch.setenv("MODFLEET_PRODUCER_COMPRESSION", "brotli")
     with pytest.raises(ValidationError, match="producer_compression"):
         Settings()
