@@ -90,7 +90,13 @@ def test_bench_llm_and_gpu_build_the_same_plan_but_for_device_defaults(
     assert (cpu.posts, gpu.posts) == (96, 2000)
     assert (cpu.url, cpu.prefix_off) == (gpu.url, gpu.prefix_off) == (None, True)
     differ = {k for k, v in dict(cpu.settings).items() if dict(gpu.settings)[k] != v}
-    assert differ == {"batches_in_flight", "inference_max_in_flight", "vllm_enforce_eager"}
+    assert differ == {
+        "batch_max",
+        "batches_in_flight",
+        "inference_max_in_flight",
+        "vllm_enforce_eager",
+    }
+    assert gpu.settings.batch_max == 256
     assert gpu.settings.inference_max_in_flight == 256
     assert gpu.settings.batches_in_flight == 4
     assert gpu.settings.inference_model == cpu.settings.inference_model == "/m"
