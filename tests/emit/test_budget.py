@@ -168,6 +168,23 @@ def test_the_minimal_dead_letter_is_valid_for_any_record() -> None:
     assert violations("dead_letter", body) == []
 
 
+@pytest.mark.parametrize(
+    ("post_id", "tenant", "kept"),
+    [
+        ("p-1", "acme", ("p-1", "acme")),
+        ("p" * 257, "t" * 129, (None, None)),  # past the post schema's bounds
+        ("", "", (None, None)),
+    ],
+)
+def test_the_minimal_dead_letter_names_its_post_only_within_the_posts_bounds(
+    post_id: str, tenant: str, kept: tuple[str | None, str | None]
+) -> None:
+    record = Record("posts", 0, 0, None, None, b"x" * 10)
+    body = orjson.loads(minimal_dead_letter(record, "undeliverable", "dl", post_id, tenant).value)
+    assert (body["post_id"], body["tenant"]) == kept
+    assert violations("dead_letter", body) == []
+
+
 def test_only_well_formed_bounded_trace_headers_travel_on() -> None:
     parent = b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01"
     huge = Record(

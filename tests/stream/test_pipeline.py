@@ -10,6 +10,7 @@ import pytest
 from posts import encode, post
 
 from modfleet.cache import connect_cache
+from modfleet.contracts.schemas import violations
 from modfleet.emit import Topics
 from modfleet.inference import Classifier, Verdict
 from modfleet.inference.embedded import EmbeddedClassifier
@@ -147,3 +148,30 @@ async def test_a_verdict_that_cannot_be_cached_costs_its_post_alone(
     assert sorted(m.kind for m in out) == ["dead_letter", "decision"]
     again = await pipe.process(records([encode(post("n-3", fine))]))
     assert orjson.loads(again[0].value)["from_cache"] is True
+
+
+class Escalating(Classifier):
+    """Scores every text at the default pack's harassment escalation threshold."""
+
+    model_id = "escalating"
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        return [Verdict({}, categories={"harassment": 0.8}) for _ in texts]
+
+
+async def test_a_refused_output_is_stood_in_for_by_a_dead_letter_naming_its_post(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # The broker refuses a decision or an escalation for good: its minimal dead-letter names
+    # the post and tenant, so that a consumer waiting on that post's outcomes sees it settled.
+    pipe = pipeline(make_settings(cache_enabled=False), Escalating())
+    out = await pipe.process(records([encode(post("refused-1", "a text", tenant="beta"))]))
+    assert {m.kind for m in out} >= {"decision", "escalation"}
+    for message in out:
+        stand_in = pipe.undeliverable(message)
+        assert stand_in is not None
+        assert stand_in.kind == "dead_letter"
+        body = orjson.loads(stand_in.value)
+        assert (body["post_id"], body["tenant"]) == ("refused-1", "beta")
+        assert body["reason"]["code"] == "undeliverable"
+        assert violations("dead_letter", body) == []

@@ -38,6 +38,9 @@ PLATFORM_CODES = frozenset({"not_utf8", "not_json", "schema_invalid", "too_large
 _MESSAGE_LIMIT = 1000
 _FIELD_LIMIT = 1024
 _JSON_HEADERS: tuple[tuple[str, bytes], ...] = (("content-type", b"application/json"),)
+# The post schema's limits (topics/schemas/post.v1.schema.json): what a minimal dead-letter keeps.
+_MAX_POST_ID = 256
+_MAX_TENANT = 128
 
 
 def dead_letter_message(
@@ -62,8 +65,18 @@ def dead_letter_message(
         return minimal_dead_letter(record, why.code, topic)
 
 
-def minimal_dead_letter(record: Record, code: str, topic: str) -> Outbound:
-    """Coordinates, reason code and the value's digest: no parsing, nothing of unbounded size."""
+def minimal_dead_letter(
+    record: Record,
+    code: str,
+    topic: str,
+    post_id: str | None = None,
+    tenant: str | None = None,
+) -> Outbound:
+    """Coordinates, reason code and the value's digest: no parsing, nothing of unbounded size.
+
+    ``post_id`` and ``tenant``, when the caller knows them (it stands in for a decision or an
+    escalation the broker refused), name the post, so that consumers waiting on that post's
+    outcomes know it is settled; each is kept only within the post schema's bounds."""
     value = record.value
     body = {
         "schema_version": SCHEMA_VERSION,
@@ -84,8 +97,8 @@ def minimal_dead_letter(record: Record, code: str, topic: str) -> Outbound:
         "original_b64": "",
         "original_truncated": bool(value),
         "original_omitted": bool(value),
-        "post_id": None,
-        "tenant": None,
+        "post_id": _bounded(post_id, _MAX_POST_ID),
+        "tenant": _bounded(tenant, _MAX_TENANT),
         "dead_lettered_at": now_iso(),
         "trace_id": None,
     }
@@ -165,3 +178,7 @@ def _pointer(pointer: str | None) -> str | None:
         return pointer
     # Cutting may split a "~0"/"~1" escape: drop a dangling "~" to keep the pointer well-formed.
     return pointer[:_FIELD_LIMIT].rstrip("~")
+
+
+def _bounded(text: object, limit: int) -> str | None:
+    return text if type(text) is str and 0 < len(text) <= limit else None

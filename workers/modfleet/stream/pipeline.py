@@ -13,6 +13,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+import orjson
+
 from modfleet.cache import VerdictCache, key_head
 from modfleet.carrier import carrier
 from modfleet.emit.budget import DEFAULT_BUDGET, Budget
@@ -200,7 +202,20 @@ class Pipeline:
         """The minimal dead-letter that stands for a message the broker refused for good."""
         if message.source is None or message.kind == "shadow_decision":
             return None
-        return minimal_dead_letter(message.source, "undeliverable", self.topics.dead_letter)
+        # The post it answers, from the message itself (ours, already within the budget): a
+        # consumer waiting on that post's decision or escalation then knows it is settled.
+        try:
+            body = orjson.loads(message.value)
+        except orjson.JSONDecodeError:
+            body = None
+        named = body if type(body) is dict else {}
+        return minimal_dead_letter(
+            message.source,
+            "undeliverable",
+            self.topics.dead_letter,
+            named.get("post_id"),
+            named.get("tenant"),
+        )
 
     def _fitted(self, message: Outbound) -> Outbound:
         # Every builder sizes its message to the budget; this is the guarantee behind them.
