@@ -21,7 +21,13 @@ from modfleet.emit import (
     minimal_dead_letter,
 )
 from modfleet.emit.budget import KEY_LIMIT, TRACEPARENT_LENGTH, record_overhead
-from modfleet.emit.messages import Decided, carried_headers, decision_message, iso_time
+from modfleet.emit.messages import (
+    Decided,
+    PackFields,
+    carried_headers,
+    decision_message,
+    iso_time,
+)
 from modfleet.inference import Verdict
 from modfleet.ingest import Record
 from modfleet.ingest.decode import Rejection
@@ -31,6 +37,7 @@ from modfleet.settings import Settings
 
 BUDGET = Budget(record_bytes=1024 * 1024, escalation_text_bytes=256 * 1024)
 POLICY = load_policy(Settings().policy_path)
+PACK = PackFields.of(POLICY, "m")
 
 
 def weight(message: object) -> int:
@@ -58,7 +65,7 @@ def decided(text: str, produced_at: float | None = 1.7e9, record: Record | None 
 
 def test_an_escalation_of_a_2_mib_text_fits_and_points_at_the_whole_post() -> None:
     text = "you are vile " * 200_000  # 2.6 MB
-    message = escalation_message(decided(text), POLICY, "m", "esc", "policy_threshold", BUDGET)
+    message = escalation_message(decided(text), PACK, "esc", "policy_threshold", BUDGET)
     body = orjson.loads(message.value)
     assert weight(message) <= BUDGET.record_bytes
     assert body["text_truncated"] is True
@@ -75,7 +82,7 @@ def test_an_escalation_of_a_2_mib_text_fits_and_points_at_the_whole_post() -> No
 
 def test_an_escalation_cut_below_its_bound_when_the_broker_allows_less() -> None:
     small = Budget(record_bytes=64 * 1024, escalation_text_bytes=256 * 1024)
-    message = escalation_message(decided("é" * 100_000), POLICY, "m", "esc", "x", small)
+    message = escalation_message(decided("é" * 100_000), PACK, "esc", "x", small)
     body = orjson.loads(message.value)
     assert weight(message) <= small.record_bytes
     assert body["text_truncated"] is True
@@ -83,7 +90,7 @@ def test_an_escalation_cut_below_its_bound_when_the_broker_allows_less() -> None
 
 
 def test_a_short_escalation_is_whole() -> None:
-    message = escalation_message(decided("rude"), POLICY, "m", "esc", "policy_threshold", BUDGET)
+    message = escalation_message(decided("rude"), PACK, "esc", "policy_threshold", BUDGET)
     body = orjson.loads(message.value)
     assert body["text"] == "rude"
     assert body["text_truncated"] is False
@@ -92,7 +99,7 @@ def test_a_short_escalation_is_whole() -> None:
 @pytest.mark.parametrize("stamp", [253402300800.0, 1e18, -62135596801.0, float("inf")])
 def test_timestamps_rfc_3339_cannot_write_become_null(stamp: float) -> None:
     assert iso_time(stamp) is None
-    message = decision_message(decided("hi", produced_at=stamp), POLICY, "m", "decisions")
+    message = decision_message(decided("hi", produced_at=stamp), PACK, "decisions")
     body = orjson.loads(message.value)
     assert body["post_produced_at"] is None
     assert violations("decision", body) == []

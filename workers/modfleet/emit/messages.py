@@ -156,15 +156,8 @@ def _verdict_fields(d: Decided, pack: PackFields) -> dict[str, Any]:
     return body
 
 
-def decision_message(
-    d: Decided,
-    policy: Policy | PackFields,
-    model_id: str,
-    topic: str,
-    kind: str = "decision",
-) -> Outbound:
-    """The decision on one post; ``policy`` may come as its :class:`PackFields` already."""
-    pack = policy if isinstance(policy, PackFields) else PackFields.of(policy, model_id)
+def decision_message(d: Decided, pack: PackFields, topic: str, kind: str = "decision") -> Outbound:
+    """The decision on one post under ``pack`` (``PackFields.of(policy, model_id)``)."""
     body = _verdict_fields(d, pack)
     body["from_cache"] = d.from_cache
     body["content_hash"] = d.content_hash
@@ -175,14 +168,12 @@ def decision_message(
 
 def escalation_message(
     d: Decided,
-    policy: Policy | PackFields,
-    model_id: str,
+    pack: PackFields,
     topic: str,
     reason: str,
     budget: Budget = DEFAULT_BUDGET,
 ) -> Outbound:
     """The post's text for the reviewer, cut to the budget with a reference to the whole post."""
-    pack = policy if isinstance(policy, PackFields) else PackFields.of(policy, model_id)
     body = _verdict_fields(d, pack)
     text, cut = cut_utf8(d.original_text, budget.escalation_text_bytes)
     body.update(reason=reason, text=text, text_truncated=cut, escalated_at=now_iso())
@@ -295,10 +286,17 @@ def now_iso() -> str:
 
 def _outbound(topic: str, d: Decided, value: bytes, kind: str, code: str | None = None) -> Outbound:
     judgement = d.judgement
-    key = d.post_id.encode("utf-8", "surrogatepass")
     # Positional: this runs for every message, and keyword arguments cost a third more here.
     return Outbound(
-        topic, key, value, d.headers, kind, d.source, code, judgement.action, judgement.labels
+        topic,
+        _key(d.post_id),
+        value,
+        d.headers,
+        kind,
+        d.source,
+        code,
+        judgement.action,
+        judgement.labels,
     )
 
 

@@ -328,13 +328,11 @@ class Pipeline:
             return [self._dead_letter(item.record, why, item.trace_id, item.headers)]
         decided = self._decide(item, verdicts.found[item.key], item.key in verdicts.cached)
         fields = item.fields
-        out = [decision_message(decided, fields, fields.model_id, self.topics.decisions)]
+        out = [decision_message(decided, fields, self.topics.decisions)]
         if decided.judgement.action == "escalate":
             reason = _escalation_reason(decided.verdict)
             topic = self.topics.escalations
-            out.append(
-                escalation_message(decided, fields, fields.model_id, topic, reason, self.budget)
-            )
+            out.append(escalation_message(decided, fields, topic, reason, self.budget))
         return out
 
     def _shadow_outcome(self, item: _Item, verdicts: _Verdicts) -> list[Outbound]:
@@ -345,7 +343,7 @@ class Pipeline:
             return []
         decided = self._decide(item, verdicts.found[item.key], item.key in verdicts.cached)
         topic = self.topics.shadow_decisions
-        shadow = decision_message(decided, item.fields, item.fields.model_id, topic)
+        shadow = decision_message(decided, item.fields, topic)
         return [replace(shadow, kind="shadow_decision", code=policy.id, source=None)]
 
     def _decide(self, item: _Item, verdict: Verdict, from_cache: bool) -> Decided:
