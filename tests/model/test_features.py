@@ -73,12 +73,18 @@ def _reference_column(gram: str, bits: int) -> int:
     return ((value * 0x9E3779B97F4A7C15) % 2**64) >> (64 - bits)
 
 
-def test_character_ngrams_are_hashed_as_documented() -> None:
-    texts = ["idiot", "", "ab", "\u00e9t\u00e9\U0001f600"]
-    matrix = char_ngram_matrix(texts, (3, 5), 18)
+@pytest.mark.parametrize(
+    ("bits", "ngrams"),
+    # 30 bits: more rows than 32-bit keys hold, so the batch is keyed in 64 bits.
+    [(18, (3, 5)), (30, (3, 5)), (18, (1, 6)), (18, (4, 4))],
+)
+def test_character_ngrams_are_hashed_as_documented(bits: int, ngrams: tuple[int, int]) -> None:
+    texts = ["idiot", "", "ab", "\u00e9t\u00e9\U0001f600", "stupid", "you idiot", "a"]
+    matrix = char_ngram_matrix(texts, ngrams, bits)
+    sizes = range(ngrams[0], ngrams[1] + 1)
     for row, text in enumerate(texts):
-        grams = {text[i : i + n] for n in (3, 4, 5) for i in range(len(text) - n + 1)}
-        expected = sorted({_reference_column(g, 18) for g in grams})
+        grams = {text[i : i + n] for n in sizes for i in range(len(text) - n + 1)}
+        expected = sorted({_reference_column(g, bits) for g in grams})
         assert sorted(matrix[row].indices.tolist()) == expected, text
         if grams:  # binary, then L2-normalised
             assert abs(float((matrix[row].data ** 2).sum()) - 1.0) < 1e-6
