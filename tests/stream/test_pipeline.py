@@ -175,3 +175,41 @@ async def test_a_refused_output_is_stood_in_for_by_a_dead_letter_naming_its_post
         assert (body["post_id"], body["tenant"]) == ("refused-1", "beta")
         assert body["reason"]["code"] == "undeliverable"
         assert violations("dead_letter", body) == []
+
+
+class Hanging(Classifier):
+    """The embedded model, except that any batch holding ``trap`` never comes back."""
+
+    def __init__(self, trap: str) -> None:
+        self.inner = EmbeddedClassifier()
+        self.model_id = self.inner.model_id
+        self.trap = trap
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        if self.trap in texts:
+            await asyncio.Event().wait()  # a backend stuck on this one text
+        return await self.inner.classify(texts, policy)
+
+
+async def test_a_text_the_backend_hangs_on_costs_that_post_after_the_timeout(
+    make_settings: Callable[..., Settings],
+) -> None:
+    trap = "a text the backend never answers"
+    metrics = Metrics()
+    s = make_settings(cache_enabled=False)
+    pipe = Pipeline(
+        load_policy(s.policy_path),
+        Hanging(trap),
+        connect_cache(s, metrics),
+        metrics,
+        Topics.from_settings(s),
+        Retry(2, 0.0, timeout_s=0.2),
+    )
+    values = [encode(post("h-1", "hello there")), encode(post("h-2", trap))]
+    out = await asyncio.wait_for(pipe.process(records(values)), timeout=10)
+    by_post = {m.key: m for m in out}
+    assert by_post[b"h-1"].kind == "decision"
+    lost = orjson.loads(by_post[b"h-2"].value)
+    assert by_post[b"h-2"].kind == "dead_letter"
+    assert lost["reason"]["code"] == "inference_failed"
+    assert "took over 0.2 s" in lost["reason"]["message"]

@@ -101,9 +101,10 @@ class Inference:
         started = time.perf_counter()
         self.metrics.inference_in_flight.inc()
         try:
-            verdicts = await asyncio.wait_for(
-                self.classifier.classify(texts, policy), self.retry.timeout_s
-            )
+            # In this task, not wait_for's own: a task of its own would wait its turn on the
+            # event loop behind every callback queued there, once to start and once to return.
+            async with asyncio.timeout(self.retry.timeout_s):
+                verdicts = await self.classifier.classify(texts, policy)
         except TimeoutError as exc:
             raise RecoverableError(f"inference took over {self.retry.timeout_s} s") from exc
         finally:
