@@ -23,12 +23,19 @@ from modfleet.stream import Pipeline, Retry
 pytestmark = pytest.mark.integration
 
 
-class Counting(Classifier):
-    """The embedded model, recording every text it is asked about."""
+class Wrapped(Classifier):
+    """The embedded model inside a test's classifier."""
 
     def __init__(self) -> None:
         self.inner = EmbeddedClassifier()
         self.model_id = self.inner.model_id
+
+
+class Counting(Wrapped):
+    """The embedded model, recording every text it is asked about."""
+
+    def __init__(self) -> None:
+        super().__init__()
         self.seen: list[str] = []
 
     async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
@@ -40,7 +47,7 @@ def records(values: list[bytes]) -> list[Record]:
     return [Record("posts", 0, i, 1_700_000_000.0, None, v) for i, v in enumerate(values)]
 
 
-def pipeline(settings: Settings, classifier: Classifier) -> Pipeline:
+def pipeline(settings: Settings, classifier: Classifier, retry: Retry | None = None) -> Pipeline:
     metrics = Metrics()
     return Pipeline(
         load_policy(settings.policy_path),
@@ -48,7 +55,7 @@ def pipeline(settings: Settings, classifier: Classifier) -> Pipeline:
         connect_cache(settings, metrics),
         metrics,
         Topics.from_settings(settings),
-        Retry(2, 0.01),
+        retry or Retry(2, 0.01),
     )
 
 
@@ -117,12 +124,11 @@ async def test_with_writes_the_decisions_do_not_wait_for_the_cache_write(
     assert classifier.seen == [text]
 
 
-class NaNFor(Classifier):
+class NaNFor(Wrapped):
     """The embedded model, except that one text gets a NaN score (a broken backend)."""
 
     def __init__(self, text: str) -> None:
-        self.inner = EmbeddedClassifier()
-        self.model_id = self.inner.model_id
+        super().__init__()
         self.text = text
 
     async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
@@ -177,12 +183,11 @@ async def test_a_refused_output_is_stood_in_for_by_a_dead_letter_naming_its_post
         assert violations("dead_letter", body) == []
 
 
-class Hanging(Classifier):
+class Hanging(Wrapped):
     """The embedded model, except that any batch holding ``trap`` never comes back."""
 
     def __init__(self, trap: str) -> None:
-        self.inner = EmbeddedClassifier()
-        self.model_id = self.inner.model_id
+        super().__init__()
         self.trap = trap
 
     async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
@@ -195,16 +200,8 @@ async def test_a_text_the_backend_hangs_on_costs_that_post_after_the_timeout(
     make_settings: Callable[..., Settings],
 ) -> None:
     trap = "a text the backend never answers"
-    metrics = Metrics()
     s = make_settings(cache_enabled=False)
-    pipe = Pipeline(
-        load_policy(s.policy_path),
-        Hanging(trap),
-        connect_cache(s, metrics),
-        metrics,
-        Topics.from_settings(s),
-        Retry(2, 0.0, timeout_s=0.2),
-    )
+    pipe = pipeline(s, Hanging(trap), Retry(2, 0.0, timeout_s=0.2))
     values = [encode(post("h-1", "hello there")), encode(post("h-2", trap))]
     out = await asyncio.wait_for(pipe.process(records(values)), timeout=10)
     by_post = {m.key: m for m in out}
