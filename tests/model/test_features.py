@@ -80,6 +80,16 @@ def _reference_column(gram: str, bits: int) -> int:
 )
 def test_character_ngrams_are_hashed_as_documented(bits: int, ngrams: tuple[int, int]) -> None:
     texts = ["idiot", "", "ab", "\u00e9t\u00e9\U0001f600", "stupid", "you idiot", "a"]
+    _assert_documented(texts, ngrams, bits)
+
+
+@pytest.mark.parametrize("rows", [4, 5])
+def test_character_ngrams_at_the_edge_of_32_bit_keys(rows: int) -> None:
+    # 4 rows of 2**30 columns are exactly the 32-bit keys; a fifth needs 64.
+    _assert_documented(["idiot", "stupid", "you idiot", "ab", "moron"][:rows], (3, 5), 30)
+
+
+def _assert_documented(texts: list[str], ngrams: tuple[int, int], bits: int) -> None:
     matrix = char_ngram_matrix(texts, ngrams, bits)
     sizes = range(ngrams[0], ngrams[1] + 1)
     for row, text in enumerate(texts):

@@ -132,7 +132,7 @@ def char_ngram_matrix(texts: Sequence[str], ngrams: tuple[int, int], bits: int) 
     ends = np.cumsum(lengths)[doc]  # one past the last code point of each position's text
     # Keys are (row << bits) | column. In 32 bits when a batch's rows fit: sorting them, most of
     # this function's time, takes 40% less than sorting 64-bit keys.
-    kind = np.uint32 if len(texts) <= 1 << (32 - bits) else np.uint64
+    kind = np.uint32 if len(texts) << bits <= 1 << 32 else np.uint64
     rows: np.ndarray[Any, Any] = doc.astype(kind)
     rows <<= kind(bits)
     keys = [np.zeros(0, dtype=kind)]
