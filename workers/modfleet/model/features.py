@@ -128,13 +128,13 @@ def char_ngram_matrix(texts: Sequence[str], ngrams: tuple[int, int], bits: int) 
     # surrogatepass: a lone surrogate (valid JSON, invalid UTF-8) is hashed, not an error.
     raw = "".join(texts).encode("utf-32-le", "surrogatepass")
     points = np.frombuffer(raw, dtype=np.uint32).astype(np.uint64)
-    doc = np.repeat(np.arange(len(texts), dtype=np.uint64), lengths)
-    ends = np.cumsum(lengths)[doc]  # one past the last code point of each position's text
+    ends = np.repeat(np.cumsum(lengths), lengths)  # one past the last point of each one's text
     # Keys are (row << bits) | column. In 32 bits when a batch's rows fit: sorting them, most of
     # this function's time, takes 40% less than sorting 64-bit keys.
     kind = np.uint32 if len(texts) << bits <= 1 << 32 else np.uint64
-    rows: np.ndarray[Any, Any] = doc.astype(kind)
-    rows <<= kind(bits)
+    starts: np.ndarray[Any, Any] = np.arange(len(texts), dtype=kind)
+    starts <<= kind(bits)  # each row's first key, shifted once a text, not once a code point
+    rows = np.repeat(starts, lengths)
     keys = [np.zeros(0, dtype=kind)]
     for n, hashed in _ngram_hashes(points, ngrams):
         count = len(hashed)
