@@ -139,11 +139,47 @@ def test_word_columns_are_those_of_the_vectoriser_the_model_was_trained_with(
             " ".join(f"w{i % 37}" for i in range(500)),
         )
     ]
-    ours, theirs = word_matrix(views, ngrams, bits), _sklearn_word_view(views, bits, ngrams)
+    _assert_same_as_vectoriser(views, ngrams, bits)
+
+
+# Word characters of every kind \w knows (astral letters, other scripts' digits, a titlecase
+# letter, superscripts, fractions) and the non-word ones between them (a combining accent, a
+# zero-width space, an emoji, a lone surrogate, punctuation, newlines and tabs).
+_WORD_CHARS = st.sampled_from(
+    [
+        *"ab9_ \n\t-!",
+        *("\u00fc", "\u6570", "\u0661", "\U0001d41a", "\U00020000", "\u01c5", "\u00b2"),
+        *("\u00bd", "\u0301", "\u200b", "\U0001f600", "\ud800"),
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(_WORD_CHARS, max_size=40), min_size=1, max_size=12))
+def test_word_columns_match_the_vectoriser_whatever_the_characters(texts: list[str]) -> None:
+    # Tokens are found for the whole batch at once: no token may run from one text into the
+    # next, and \w must mean what it means to re, astral code points included.
+    _assert_same_as_vectoriser(texts, (1, 2), 19)
+
+
+@pytest.mark.parametrize("ngrams", [(1, 2), (1, 3)])
+def test_word_columns_of_long_and_multibyte_tokens_match_the_vectoriser(
+    ngrams: tuple[int, int],
+) -> None:
+    # Every byte length from 0 to past 256 (where n-grams are hashed one by one rather than
+    # together), in one-, two-, three- and four-byte letters.
+    texts = [letter * n for letter in ("x", "\u00e9", "\u6570", "\U0001d41a") for n in range(70)]
+    texts += ["x" * 300, "short " + "y" * 253 + " z", "\u00e9" * 200 + " a b"]
+    _assert_same_as_vectoriser(texts, ngrams, 19)
+
+
+def _assert_same_as_vectoriser(texts: list[str], ngrams: tuple[int, int], bits: int) -> None:
+    ours, theirs = word_matrix(texts, ngrams, bits), _sklearn_word_view(texts, bits, ngrams)
     assert ours.shape == theirs.shape
     assert (ours.indptr == theirs.indptr).all()
     assert (ours.indices == theirs.indices).all()
-    assert abs(ours.data - theirs.data).max() < 1e-6
+    if ours.nnz:
+        assert abs(ours.data - theirs.data).max() < 1e-6
 
 
 def test_character_ngrams_of_an_empty_batch_or_short_texts_are_empty_rows() -> None:
@@ -212,3 +248,14 @@ def test_one_long_word_costs_its_length_not_its_square(word: str) -> None:
         word_views, squeezed = views([text, "you 1d10t"])
     assert word_views[1] == "you idiot"
     assert len(squeezed[0]) > 0
+
+
+@pytest.mark.parametrize("token", ["w" * 65, "w" * 300])
+def test_many_long_words_cost_their_length(token: str) -> None:
+    # Past 256 bytes a word n-gram is hashed on its own: a post of nothing but such words
+    # (about 4 MB, the largest post read) must still be scored in seconds, not minutes.
+    text = " ".join([token] * (4_000_000 // (len(token) + 1)))
+    with within_seconds(20):
+        matrix = word_matrix([text, "you idiot"], (1, 2), 19)
+    assert matrix[0].nnz == 2  # the word and the word twice: binary, whatever the count
+    assert matrix[1].nnz == 3

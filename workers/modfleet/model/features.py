@@ -27,7 +27,9 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped]
-from sklearn.feature_extraction import FeatureHasher  # type: ignore[import-untyped]
+
+from modfleet.model.murmur import murmur3_columns
+from modfleet.model.tokens import word_grams
 
 # Letters from other scripts that render like Latin ones; the usual homoglyph substitutions.
 _CONFUSABLE = {  # Cyrillic, Greek, IPA and small-capital look-alikes
@@ -129,9 +131,7 @@ def char_ngram_matrix(texts: Sequence[str], ngrams: tuple[int, int], bits: int) 
     raw = "".join(texts).encode("utf-32-le", "surrogatepass")
     points = np.frombuffer(raw, dtype=np.uint32).astype(np.uint64)
     ends = np.repeat(np.cumsum(lengths), lengths)  # one past the last point of each one's text
-    # Keys are (row << bits) | column. In 32 bits when a batch's rows fit: sorting them, most of
-    # this function's time, takes 40% less than sorting 64-bit keys.
-    kind = np.uint32 if len(texts) << bits <= 1 << 32 else np.uint64
+    kind = _key_kind(len(texts), bits)
     starts: np.ndarray[Any, Any] = np.arange(len(texts), dtype=kind)
     starts <<= kind(bits)  # each row's first key, shifted once a text, not once a code point
     rows = np.repeat(starts, lengths)
@@ -141,16 +141,7 @@ def char_ngram_matrix(texts: Sequence[str], ngrams: tuple[int, int], bits: int) 
         inside = np.arange(count) + n <= ends[:count]
         column = (hashed[inside] * _FIB) >> np.uint64(64 - bits)
         keys.append(rows[:count][inside] | column.astype(kind))
-    # Sorted and deduplicated in one pass over flat keys: binary features in CSR order. Half
-    # the time of scipy's COO -> CSR conversion, which sorts and sums the same duplicates.
-    key = np.concatenate(keys)
-    key.sort()
-    key = key[np.concatenate(([True], key[1:] != key[:-1]))] if len(key) else key
-    return _binary_l2(
-        (key & kind((1 << bits) - 1)).astype(np.int64),
-        np.bincount((key >> kind(bits)).astype(np.int64), minlength=len(texts)),
-        1 << bits,
-    )
+    return _from_keys(np.concatenate(keys), len(texts), bits)
 
 
 def _ngram_hashes(
@@ -184,24 +175,35 @@ def word_matrix(word_views: Sequence[str], ngrams: tuple[int, int], bits: int) -
     ``HashingVectorizer(analyzer="word", token_pattern=r"(?u)\\b\\w+\\b", lowercase=False,
     alternate_sign=False, binary=True, norm="l2")``, which the shipped weights were trained with.
 
-    Its tokens and n-grams are made here (its analyzer and validation cost a third of the time)
-    and hashed by its FeatureHasher, so the columns are its murmurhash3's by construction."""
-    if not word_views:
-        return sp.csr_matrix((0, 1 << bits), dtype=np.float32)
-    hasher = FeatureHasher(1 << bits, input_type="string", alternate_sign=False, dtype=np.float32)
-    hashed = hasher.transform([_word_grams(_TOKEN.findall(v), ngrams) for v in word_views])
-    return _binary_l2(hashed.indices, np.diff(hashed.indptr), 1 << bits)
+    Its tokens and n-grams are made for the whole batch at once (``tokens``) and hashed with its
+    MurmurHash3 (``murmur``), so the columns are its own by construction (tests)."""
+    data, lengths, rows = word_grams(word_views, ngrams)
+    columns = murmur3_columns(data, lengths, 1 << bits)
+    kind = _key_kind(len(word_views), bits)
+    key: np.ndarray[Any, Any] = rows.astype(kind)
+    key <<= kind(bits)
+    key |= columns.astype(kind)
+    return _from_keys(key, len(word_views), bits)
 
 
-_TOKEN = re.compile(r"(?u)\b\w+\b")  # one-letter words too: "u", "i"
+def _key_kind(rows: int, bits: int) -> type[np.unsignedinteger[Any]]:
+    # Keys are (row << bits) | column. In 32 bits when a batch's rows fit: sorting them, most
+    # of a matrix's time, takes 40% less than sorting 64-bit keys.
+    return np.uint32 if rows << bits <= 1 << 32 else np.uint64
 
 
-def _word_grams(tokens: list[str], ngrams: tuple[int, int]) -> list[str]:
-    grams = list(tokens) if ngrams[0] == 1 else []
-    for n in range(max(ngrams[0], 2), ngrams[1] + 1):
-        # n shifted copies zipped: each tuple is one n-gram, joined in C.
-        grams.extend(map(" ".join, zip(*(tokens[k:] for k in range(n)), strict=False)))
-    return grams
+def _from_keys(key: np.ndarray[Any, Any], rows: int, bits: int) -> sp.csr_matrix:
+    """The binary, L2-normalised matrix of the keys ``(row << bits) | column``, in any order
+    and repeated: sorted and deduplicated in one pass, binary features in CSR order (half the
+    time of scipy's COO -> CSR conversion, which sorts and sums the same duplicates)."""
+    kind = key.dtype.type
+    key.sort()
+    key = key[np.concatenate(([True], key[1:] != key[:-1]))] if len(key) else key
+    return _binary_l2(
+        (key & kind((1 << bits) - 1)).astype(np.int64),
+        np.bincount((key >> kind(bits)).astype(np.int64), minlength=rows),
+        1 << bits,
+    )
 
 
 def _binary_l2(
