@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from sklearn.feature_extraction.text import HashingVectorizer  # type: ignore[import-untyped]
 
 from modfleet.model.features import (
+    _FOLD,
+    _LEET_TABLE,
     _LEET_WORD,
     Featuriser,
     char_ngram_matrix,
@@ -224,6 +226,38 @@ def test_a_batch_reads_each_text_as_it_would_alone(texts: list[str]) -> None:
     # depend on its neighbours, whatever the texts hold (newlines, final sigmas, l33t, spacing).
     folded = [fold(t) for t in texts]
     assert views(texts) == ([words(f) for f in folded], [squeeze(f) for f in folded])
+
+
+# The patterns fold and squeeze were defined by: the references for what they must return.
+_REPEAT_PATTERN = re.compile(r"(.)\1{2,}")
+_NOT_LETTER_PATTERN = re.compile(
+    r"[^a-z\u00df-\u024f\u0370-\u03ff\u0400-\u04ff\u0590-\u06ff\u0900-\uffff]+"
+)
+
+
+def _assert_fold_and_squeeze_as_defined(text: str) -> None:
+    folded = _REPEAT_PATTERN.sub(r"\1\1", text.casefold().translate(_FOLD))
+    assert fold(text) == folded
+    assert squeeze(folded) == _NOT_LETTER_PATTERN.sub("", folded.translate(_LEET_TABLE))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(_WORD_CHARS | _HOSTILE_CHARS, max_size=600))
+def test_fold_and_squeeze_return_what_their_patterns_define(text: str) -> None:
+    _assert_fold_and_squeeze_as_defined(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "no letter here thrice in a row, " * 10,  # long: checked for a repeat, none found
+        "no letter here thrice in a row, " * 10 + "until noooow",
+        "lines\n\n\nof a long text, " * 20,  # three newlines: checked, not a repeat to fold
+        "\U0001f600\U0001f600\U0001f600 " * 100 + "\ud800\ud800\ud800" + "\u0130" * 300,
+    ],
+)
+def test_long_texts_fold_and_squeeze_as_defined(text: str) -> None:
+    _assert_fold_and_squeeze_as_defined(text)
 
 
 # The pattern l33t words were once found with: the reference for which words are read as l33t.

@@ -11,10 +11,10 @@ Evasion changes the surface of a word, not its letters in order, so the model re
 
 Hashing has no vocabulary to fit or ship: the artifact stores only these parameters and the
 weights, and any process that builds the same :class:`Featuriser` gets the same columns. Words
-are hashed by scikit-learn's FeatureHasher, as its HashingVectorizer does. Character n-grams are
-most of the work (three per letter), so they are hashed in numpy over the whole batch at once: a
-polynomial hash of the code points, spread by Fibonacci hashing; no Python string is made per
-n-gram.
+are hashed with scikit-learn's MurmurHash3, as its HashingVectorizer hashes them, but in numpy
+over the batch's n-grams at once (``tokens``, ``murmur``). Character n-grams (three per letter)
+are hashed in numpy over the whole batch too: a polynomial hash of the code points, spread by
+Fibonacci hashing; no Python string is made per n-gram.
 """
 
 from __future__ import annotations
@@ -51,10 +51,11 @@ _LEET = {
     "0": "o", "1": "i", "2": "z", "3": "e", "4": "a", "5": "s", "6": "g", "7": "t", "8": "b",
     "9": "g", "@": "a", "$": "s", "!": "i", "|": "l", "€": "e", "£": "l", "+": "t", "(": "c",
 }  # fmt: skip
-_LETTERS = r"a-z\u00df-\u024f\u0370-\u03ff\u0400-\u04ff\u0590-\u06ff\u0900-\uffff"
-_NOT_LETTER = re.compile(f"[^{_LETTERS}]+")
-_NOT_LETTER_OR_LINE = re.compile(f"[^\n{_LETTERS}]+")  # keeps the newlines between a batch's texts
+# The letters the squeezed view keeps, as code point ranges (inclusive): Latin, Greek, Cyrillic,
+# Hebrew, Arabic and the rest of the basic plane from Devanagari on.
+_LETTER_RANGES = ((0x61, 0x7A), (0xDF, 0x24F), (0x370, 0x4FF), (0x590, 0x6FF), (0x900, 0xFFFF))
 _REPEAT = re.compile(r"(.)\1{2,}")  # "stuuuupid" -> "stuupid": the same n-grams, bounded
+_IN_ARRAYS = 256  # from this length on (a batch's texts joined), repeats are folded in numpy
 # A word mixing letters with digits or symbols that stand for letters: "1d10t", "b!tch", "$hit".
 # Tried at word starts only, and the run before its first such character cannot hold one: a
 # post's one long word is read once. ``[^\s]*[013457@$!|][^\s]*`` matches the same words but
@@ -81,9 +82,37 @@ _FOLD = str.maketrans(_accent_table() | _CONFUSABLE)
 _LEET_TABLE = str.maketrans(_LEET)
 
 
+def _letter_table(newline: bool) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    table = np.zeros(0x10001, dtype=np.bool_)  # the last entry stands for every astral point
+    for low, high in _LETTER_RANGES:
+        table[low : high + 1] = True
+    table[0x0A] = newline
+    return table
+
+
+_LETTER_TABLE = _letter_table(newline=False)
+_LETTER_OR_LINE_TABLE = _letter_table(newline=True)  # keeps the newlines between a batch's texts
+
+
+def _points(text: str) -> np.ndarray[Any, np.dtype[np.uint32]]:
+    # surrogatepass: a lone surrogate (valid JSON, invalid UTF-8) is a code point, not an error.
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
 def fold(text: str) -> str:
     """Case-folded text with look-alike letters replaced by the Latin letters they imitate."""
-    return _REPEAT.sub(r"\1\1", text.casefold().translate(_FOLD))
+    folded = text.casefold().translate(_FOLD)
+    if len(folded) < _IN_ARRAYS:
+        return _REPEAT.sub(r"\1\1", folded)
+    # The pattern's meaning in arrays: of a run of one character (not a newline, which "."
+    # does not match), the third and later are dropped.
+    p = _points(folded)
+    third = np.zeros(len(p), dtype=np.bool_)
+    third[2:] = (p[2:] == p[1:-1]) & (p[1:-1] == p[:-2]) & (p[2:] != 0x0A)
+    if not third.any():
+        return folded
+    kept: bytes = p[~third].tobytes()
+    return kept.decode("utf-32-le", "surrogatepass")
 
 
 def words(folded: str) -> str:
@@ -99,7 +128,13 @@ def _read_leet(match: re.Match[str]) -> str:
 
 def squeeze(folded: str) -> str:
     """Letters only, l33t read as letters: the view that inserted or removed spaces cannot hide."""
-    return _NOT_LETTER.sub("", folded.translate(_LEET_TABLE))
+    return _letters_only(folded.translate(_LEET_TABLE), _LETTER_TABLE)
+
+
+def _letters_only(text: str, table: np.ndarray[Any, np.dtype[np.bool_]]) -> str:
+    p = _points(text)
+    kept: bytes = p[table[np.minimum(p, 0x10000)]].tobytes()
+    return kept.decode("utf-32-le", "surrogatepass")
 
 
 def views(texts: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -114,7 +149,7 @@ def views(texts: Sequence[str]) -> tuple[list[str], list[str]]:
         folded = [fold(t) for t in texts]
         return [words(f) for f in folded], [squeeze(f) for f in folded]
     folded_all = fold(joined)
-    squeezed = _NOT_LETTER_OR_LINE.sub("", folded_all.translate(_LEET_TABLE))
+    squeezed = _letters_only(folded_all.translate(_LEET_TABLE), _LETTER_OR_LINE_TABLE)
     return words(folded_all).split("\n"), squeezed.split("\n")
 
 
@@ -127,9 +162,7 @@ def char_ngram_matrix(texts: Sequence[str], ngrams: tuple[int, int], bits: int) 
     """Binary, L2-normalised hashed character n-grams: one row per text, 2**bits columns."""
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     # Every code point of the batch in one array; a text's n-grams must not run into the next.
-    # surrogatepass: a lone surrogate (valid JSON, invalid UTF-8) is hashed, not an error.
-    raw = "".join(texts).encode("utf-32-le", "surrogatepass")
-    points = np.frombuffer(raw, dtype=np.uint32).astype(np.uint64)
+    points = _points("".join(texts)).astype(np.uint64)
     ends = np.repeat(np.cumsum(lengths), lengths)  # one past the last point of each one's text
     kind = _key_kind(len(texts), bits)
     starts: np.ndarray[Any, Any] = np.arange(len(texts), dtype=kind)
