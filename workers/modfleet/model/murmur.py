@@ -68,12 +68,11 @@ def _hash_short(
     starts: np.ndarray[Any, np.dtype[np.int64]],
     lengths: np.ndarray[Any, np.dtype[np.int64]],
 ) -> U32:
-    # Every little-endian 4-byte word at every offset, read from a buffer padded so that the
-    # last string's tail word stays inside it.
-    raw = np.zeros(len(data) + 4, dtype=np.uint32)
-    raw[: len(data)] = data
-    words = raw[:-3] | raw[1:-2] << np.uint32(8) | raw[2:-1] << np.uint32(16)
-    words |= raw[3:] << np.uint32(24)
+    # The little-endian 4-byte word at every byte offset, as a view of the bytes (a stride of
+    # one byte; no copy), padded so that the last string's tail word stays inside it.
+    padded = np.zeros(len(data) + 4, dtype=np.uint8)
+    padded[: len(data)] = data
+    words: U32 = np.ndarray((len(data) + 1,), dtype="<u4", buffer=padded, strides=(1,))
     blocks = lengths >> 2
     # Longest first, so that the strings still having a block at position j are a prefix.
     order = np.argsort(-blocks, kind="stable")
