@@ -78,7 +78,6 @@ def _hash_short(
     order = np.argsort(-blocks, kind="stable")
     starts, blocks = starts[order], blocks[order]
     h = np.zeros(len(order), dtype=np.uint32)
-    reaching = len(order)
     for j in range(int(blocks[0]) if len(blocks) else 0):
         reaching = int(np.searchsorted(-blocks, -j, side="left"))  # blocks > j
         k = _scramble(words[starts[:reaching] + 4 * j])

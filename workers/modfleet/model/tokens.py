@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 _WORD = re.compile(r"\w")
-_SPACE = 0x20
 
 Ints = np.ndarray[Any, np.dtype[np.int64]]
 Bytes = np.ndarray[Any, np.dtype[np.uint8]]
@@ -61,13 +60,13 @@ def _token_spans(points: np.ndarray[Any, Any], lengths: Ints) -> tuple[Ints, Int
         distinct, where = np.unique(points[astral], return_inverse=True)
         flags = np.array([_WORD.match(chr(int(p))) is not None for p in distinct], dtype=np.bool_)
         is_word[astral] = flags[where]
+    text_ends = np.cumsum(lengths)
     text_start = np.zeros(len(points) + 1, dtype=np.bool_)  # a token never spans two texts
-    text_start[np.cumsum(lengths)[:-1]] = True
+    text_start[text_ends[:-1]] = True
     before = np.concatenate(([False], is_word[:-1])) & ~text_start[:-1]
     after = np.concatenate((is_word[1:], [False])) & ~text_start[1:]
     starts = np.flatnonzero(is_word & ~before)
     ends = np.flatnonzero(is_word & ~after) + 1
-    text_ends = np.cumsum(lengths)
     rows = np.searchsorted(text_ends, starts, side="right")
     return starts, ends, rows
 
