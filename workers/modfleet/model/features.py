@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped]
 
 from modfleet.model.murmur import murmur3_columns
-from modfleet.model.tokens import word_grams
+from modfleet.model.tokens import code_points, text_of, word_grams
 
 # Letters from other scripts that render like Latin ones; the usual homoglyph substitutions.
 _CONFUSABLE = {  # Cyrillic, Greek, IPA and small-capital look-alikes
@@ -94,11 +94,6 @@ _LETTER_TABLE = _letter_table(newline=False)
 _LETTER_OR_LINE_TABLE = _letter_table(newline=True)  # keeps the newlines between a batch's texts
 
 
-def _points(text: str) -> np.ndarray[Any, np.dtype[np.uint32]]:
-    # surrogatepass: a lone surrogate (valid JSON, invalid UTF-8) is a code point, not an error.
-    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-
-
 def fold(text: str) -> str:
     """Case-folded text with look-alike letters replaced by the Latin letters they imitate."""
     folded = text.casefold().translate(_FOLD)
@@ -106,13 +101,12 @@ def fold(text: str) -> str:
         return _REPEAT.sub(r"\1\1", folded)
     # The pattern's meaning in arrays: of a run of one character (not a newline, which "."
     # does not match), the third and later are dropped.
-    p = _points(folded)
+    p = code_points(folded)
     third = np.zeros(len(p), dtype=np.bool_)
     third[2:] = (p[2:] == p[1:-1]) & (p[1:-1] == p[:-2]) & (p[2:] != 0x0A)
     if not third.any():
         return folded
-    kept: bytes = p[~third].tobytes()
-    return kept.decode("utf-32-le", "surrogatepass")
+    return text_of(p[~third])
 
 
 def words(folded: str) -> str:
@@ -132,9 +126,8 @@ def squeeze(folded: str) -> str:
 
 
 def _letters_only(text: str, table: np.ndarray[Any, np.dtype[np.bool_]]) -> str:
-    p = _points(text)
-    kept: bytes = p[table[np.minimum(p, 0x10000)]].tobytes()
-    return kept.decode("utf-32-le", "surrogatepass")
+    p = code_points(text)
+    return text_of(p[table[np.minimum(p, 0x10000)]])
 
 
 def views(texts: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -162,7 +155,7 @@ def char_ngram_matrix(texts: Sequence[str], ngrams: tuple[int, int], bits: int) 
     """Binary, L2-normalised hashed character n-grams: one row per text, 2**bits columns."""
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     # Every code point of the batch in one array; a text's n-grams must not run into the next.
-    points = _points("".join(texts)).astype(np.uint64)
+    points = code_points("".join(texts)).astype(np.uint64)
     ends = np.repeat(np.cumsum(lengths), lengths)  # one past the last point of each one's text
     kind = _key_kind(len(texts), bits)
     starts: np.ndarray[Any, Any] = np.arange(len(texts), dtype=kind)

@@ -76,16 +76,15 @@ def _hash_short(
     blocks = lengths >> 2
     # Longest first, so that the strings still having a block at position j are a prefix.
     order = np.argsort(-blocks, kind="stable")
-    starts, blocks = starts[order], blocks[order]
+    starts, blocks, lengths = starts[order], blocks[order], lengths[order]
     h = np.zeros(len(order), dtype=np.uint32)
     for j in range(int(blocks[0]) if len(blocks) else 0):
         reaching = int(np.searchsorted(-blocks, -j, side="left"))  # blocks > j
         k = _scramble(words[starts[:reaching] + 4 * j])
         mixed = _rotl(h[:reaching] ^ k, 13) * np.uint32(5) + _N
         h[:reaching] = mixed
-    tails = lengths[order] & 3
-    h ^= _scramble(words[starts + 4 * blocks] & _TAIL_MASK[tails])
-    h ^= lengths[order].astype(np.uint32)
+    h ^= _scramble(words[starts + 4 * blocks] & _TAIL_MASK[lengths & 3])
+    h ^= lengths.astype(np.uint32)
     h ^= h >> np.uint32(16)
     h *= _F1
     h ^= h >> np.uint32(13)

@@ -33,11 +33,22 @@ def _bmp_word_table() -> np.ndarray[Any, np.dtype[np.bool_]]:
 _BMP_WORD = _bmp_word_table()
 
 
+def code_points(text: str) -> np.ndarray[Any, np.dtype[np.uint32]]:
+    """The text's code points; a lone surrogate (valid JSON, invalid UTF-8) is one too."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def text_of(points: np.ndarray[Any, np.dtype[np.uint32]]) -> str:
+    """The text of ``code_points``' output, or of a selection of it."""
+    raw: bytes = points.tobytes()
+    return raw.decode("utf-32-le", "surrogatepass")
+
+
 def word_grams(views: Sequence[str], ngrams: tuple[int, int]) -> tuple[Bytes, Ints, Ints]:
     """(the n-grams' UTF-8 bytes end to end, each n-gram's length in bytes, its text's row)."""
     lengths = np.fromiter(map(len, views), dtype=np.int64, count=len(views))
     joined = "".join(views)
-    points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    points = code_points(joined)
     starts, ends, rows = _token_spans(points, lengths)
     # Byte offsets of every code point in the batch's UTF-8 (surrogates take 3, as "surrogate-
     # pass" writes them; they are never inside a token, so their bytes are never read).
@@ -79,7 +90,7 @@ def _assemble(
     space = len(utf8) - 1
     piece_starts: list[Ints] = []
     piece_ends: list[Ints] = []
-    gram_pieces: list[Ints] = []  # pieces per n-gram, for its length
+    gram_lengths: list[Ints] = []
     gram_rows: list[Ints] = []
     count = len(starts)
     for n in range(ngrams[0], ngrams[1] + 1):
@@ -97,7 +108,7 @@ def _assemble(
         e[:, 1::2] = space + 1
         piece_starts.append(s.ravel())
         piece_ends.append(e.ravel())
-        gram_pieces.append(np.full(len(first), 2 * n - 1, dtype=np.int64))
+        gram_lengths.append((e - s).sum(axis=1))
         gram_rows.append(rows[first])
     if not piece_starts:
         empty = np.zeros(0, dtype=np.int64)
@@ -108,7 +119,4 @@ def _assemble(
     total = int(sizes.sum())
     shift = np.repeat(ps - (np.cumsum(sizes) - sizes), sizes)
     data = utf8[np.arange(total, dtype=np.int64) + shift]
-    per_gram = np.concatenate(gram_pieces)
-    bounds = np.concatenate(([0], np.cumsum(per_gram)))[:-1]
-    lengths = np.add.reduceat(sizes, bounds) if len(sizes) else np.zeros(0, dtype=np.int64)
-    return data, lengths, np.concatenate(gram_rows)
+    return data, np.concatenate(gram_lengths), np.concatenate(gram_rows)
