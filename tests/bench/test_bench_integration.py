@@ -48,7 +48,13 @@ def test_modfleet_bench_runs_every_stage_and_writes_json(tmp_path: Path) -> None
         stage = data["stages"][key]
         assert stage["posts"] == _POSTS, key
         assert stage["rate"] > 0, key
-    assert data["stages"]["c"]["notes"]["cache_hits"] == _POSTS
+    c_notes = data["stages"]["c"]["notes"]
+    # Every post of (c) is a repeat, served from Redis, unless a batch's call ran past the
+    # cache budget on a loaded machine, which the worker counts and the report warns of.
+    if c_notes["cache_errors"] + c_notes["cache_skipped"] == 0:
+        assert c_notes["cache_hits"] == _POSTS, c_notes
+    else:
+        assert "Redis calls failed or skipped" in done.stdout
     for key in "abcde":  # CPU per post of the stage's own process, and the broker's
         assert data["stages"][key]["cpu"]["us_per_post"]["stage"] >= 0, key
     for key in "abcd":
@@ -57,9 +63,12 @@ def test_modfleet_bench_runs_every_stage_and_writes_json(tmp_path: Path) -> None
     assert "our cost: (c) worker" in done.stdout
     assert data["stages"]["d"]["notes"]["cache_misses"] == _POSTS
     for key in "cd":
-        trips = data["redis"][key]
+        trips, notes = data["redis"][key], data["stages"][key]["notes"]
         assert trips["batches"] > 0
-        assert trips["mget_calls"] == trips["batches"]  # every batch looked its posts up
+        # Every batch looked its posts up, or the worker counted why not: a call past the cache
+        # budget on a loaded machine (an error) or one skipped while the breaker was open.
+        unasked = notes["cache_errors"] + notes["cache_skipped"]
+        assert trips["mget_calls"] <= trips["batches"] <= trips["mget_calls"] + unasked, notes
         assert 0 < trips["per_batch"] <= 2
     ratios = data["ratios"]
     assert ratios["c_over_b"] > 0

@@ -117,7 +117,10 @@ async def test_redis_down_for_30_seconds_loses_nothing(
     text = log.read_text()
     assert "verdict cache unavailable" in text
     assert "verdict cache reachable again" in text
-    assert 'modfleet_cache_errors_total{op="read"}' in metrics
+    # Whichever call met the outage first (a batch's read or the idle probe's ping) counts the
+    # error and opens the breaker; the reads during the outage are then skipped, not waited on.
+    assert "modfleet_cache_errors_total{op=" in metrics
+    assert 'modfleet_cache_skipped_total{op="read"}' in metrics
     assert "modfleet_cache_up 1.0" in metrics
 
 

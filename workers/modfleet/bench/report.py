@@ -289,6 +289,9 @@ class BenchResult:
             warnings.append(f"    ! {stage.notes['dead_letters']:,} posts dead-lettered")
         if key == "c" and stage.notes.get("cache_misses"):
             warnings.append(f"    ! {stage.notes['cache_misses']:,} cache misses")
+        unasked = stage.notes.get("cache_errors", 0) + stage.notes.get("cache_skipped", 0)
+        if unasked:
+            warnings.append(f"    ! {unasked:,} Redis calls failed or skipped (past the budget?)")
         return warnings
 
     def _pace(self) -> str:

@@ -183,6 +183,10 @@ def drain(stack: Stack, s: Settings, child: Child, before: Before) -> tuple[Stag
     notes = {
         "cache_hits": int(metrics.get("modfleet_cache_hits_total", 0)),
         "cache_misses": int(metrics.get("modfleet_cache_misses_total", 0)),
+        # A batch whose Redis call ran past the cache budget (a loaded machine) decided without
+        # it: these say why a stage's MGETs fall short of its batches.
+        "cache_errors": int(metrics.get("modfleet_cache_errors_total", 0)),
+        "cache_skipped": int(metrics.get("modfleet_cache_skipped_total", 0)),
         "dead_letters": int(metrics.get("modfleet_dead_letters_total", 0)),
         "escalations_and_dead_letters": out.other,
         "log": child.tail()[-1500:] if decided < stack.posts else "",
