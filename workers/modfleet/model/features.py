@@ -29,7 +29,8 @@ import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped]
 
 from modfleet.model.murmur import murmur3_columns
-from modfleet.model.tokens import code_points, text_of, word_grams
+from modfleet.model.tokens import IN_ARRAYS, code_points, text_of, word_grams
+from modfleet.model.wordview import LEET_TABLE, words
 
 # Letters from other scripts that render like Latin ones; the usual homoglyph substitutions.
 _CONFUSABLE = {  # Cyrillic, Greek, IPA and small-capital look-alikes
@@ -45,27 +46,10 @@ _CONFUSABLE = {  # Cyrillic, Greek, IPA and small-capital look-alikes
     "\u1d0d": "m", "\u0274": "n", "\u1d0f": "o", "\u1d18": "p", "\u0280": "r", "\ua731": "s",
     "\u1d1b": "t", "\u1d1c": "u", "\u1d20": "v", "\u1d21": "w", "\u028f": "y", "\u1d22": "z",
 }  # fmt: skip
-# Digits and symbols standing in for letters ("l33t"). The word view reads them so only inside
-# words that also have letters, so that "$5" and "3 pm" keep their meaning there.
-_LEET = {
-    "0": "o", "1": "i", "2": "z", "3": "e", "4": "a", "5": "s", "6": "g", "7": "t", "8": "b",
-    "9": "g", "@": "a", "$": "s", "!": "i", "|": "l", "€": "e", "£": "l", "+": "t", "(": "c",
-}  # fmt: skip
 # The letters the squeezed view keeps, as code point ranges (inclusive): Latin, Greek, Cyrillic,
 # Hebrew, Arabic and the rest of the basic plane from Devanagari on.
 _LETTER_RANGES = ((0x61, 0x7A), (0xDF, 0x24F), (0x370, 0x4FF), (0x590, 0x6FF), (0x900, 0xFFFF))
 _REPEAT = re.compile(r"(.)\1{2,}")  # "stuuuupid" -> "stuupid": the same n-grams, bounded
-_IN_ARRAYS = 256  # from this length on (a batch's texts joined), repeats are folded in numpy
-# A word mixing letters with digits or symbols that stand for letters: "1d10t", "b!tch", "$hit".
-# Tried at word starts only, and the run before its first such character cannot hold one: a
-# post's one long word is read once. ``[^\s]*[013457@$!|][^\s]*`` matches the same words but
-# is tried again at every character of a word without one, quadratic in its length: 20,000
-# letters took two seconds, holding the event loop.
-_LEET_WORD = re.compile(r"(?<!\S)[^\s013457@$!|]*[013457@$!|]\S*")
-_LETTER = re.compile(r"[a-z]")
-# Three or more single letters apart: "i d i o t", "s.t.u.p.i.d".
-_SPACED = re.compile(r"(?<!\w)(?:\w[ .*_-]){2,}\w(?!\w)")
-_SEPARATOR = re.compile(r"[ .*_-]")
 
 
 def _accent_table() -> dict[str, str]:
@@ -79,7 +63,6 @@ def _accent_table() -> dict[str, str]:
 
 
 _FOLD = str.maketrans(_accent_table() | _CONFUSABLE)
-_LEET_TABLE = str.maketrans(_LEET)
 
 
 def _letter_table(newline: bool) -> np.ndarray[Any, np.dtype[np.bool_]]:
@@ -97,7 +80,7 @@ _LETTER_OR_LINE_TABLE = _letter_table(newline=True)  # keeps the newlines betwee
 def fold(text: str) -> str:
     """Case-folded text with look-alike letters replaced by the Latin letters they imitate."""
     folded = text.casefold().translate(_FOLD)
-    if len(folded) < _IN_ARRAYS:
+    if len(folded) < IN_ARRAYS:
         return _REPEAT.sub(r"\1\1", folded)
     # The pattern's meaning in arrays: of a run of one character (not a newline, which "."
     # does not match), the third and later are dropped.
@@ -109,20 +92,9 @@ def fold(text: str) -> str:
     return text_of(p[~third])
 
 
-def words(folded: str) -> str:
-    """The word view: l33t words read as letters, spaced-out letters joined."""
-    text = _LEET_WORD.sub(_read_leet, folded)
-    return _SPACED.sub(lambda m: _SEPARATOR.sub("", m.group(0)), text)
-
-
-def _read_leet(match: re.Match[str]) -> str:
-    word = match.group(0)
-    return word.translate(_LEET_TABLE) if _LETTER.search(word) else word
-
-
 def squeeze(folded: str) -> str:
     """Letters only, l33t read as letters: the view that inserted or removed spaces cannot hide."""
-    return _letters_only(folded.translate(_LEET_TABLE), _LETTER_TABLE)
+    return _letters_only(folded.translate(LEET_TABLE), _LETTER_TABLE)
 
 
 def _letters_only(text: str, table: np.ndarray[Any, np.dtype[np.bool_]]) -> str:
@@ -142,7 +114,7 @@ def views(texts: Sequence[str]) -> tuple[list[str], list[str]]:
         folded = [fold(t) for t in texts]
         return [words(f) for f in folded], [squeeze(f) for f in folded]
     folded_all = fold(joined)
-    squeezed = _letters_only(folded_all.translate(_LEET_TABLE), _LETTER_OR_LINE_TABLE)
+    squeezed = _letters_only(folded_all.translate(LEET_TABLE), _LETTER_OR_LINE_TABLE)
     return words(folded_all).split("\n"), squeezed.split("\n")
 
 

@@ -17,20 +17,47 @@ from typing import Any
 import numpy as np
 
 _WORD = re.compile(r"\w")
+IN_ARRAYS = 256  # from this length on (a batch's texts joined), views are made in numpy
 
 Ints = np.ndarray[Any, np.dtype[np.int64]]
 Bytes = np.ndarray[Any, np.dtype[np.uint8]]
 
 
-def _bmp_word_table() -> np.ndarray[Any, np.dtype[np.bool_]]:
-    every = "".join(map(chr, range(0x10000)))  # lone surrogates included: never word characters
+def bmp_table(pattern: str) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """For every basic-plane code point, whether ``re`` matches it with ``pattern`` (one
+    character's class, such as ``\\w``), asked of ``re`` itself so that the arrays agree with it."""
+    every = "".join(map(chr, range(0x10000)))  # lone surrogates included
     table = np.zeros(0x10000, dtype=np.bool_)
-    for run in re.finditer(r"\w+", every):
+    for run in re.finditer(f"(?:{pattern})+", every):
         table[run.start() : run.end()] = True
     return table
 
 
-_BMP_WORD = _bmp_word_table()
+_BMP_WORD = bmp_table(r"\w")
+
+
+def in_class(
+    points: np.ndarray[Any, Any], table: np.ndarray[Any, np.dtype[np.bool_]], one: re.Pattern[str]
+) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Per code point, whether it is in the class that ``table`` holds for the basic plane and
+    ``one`` (a pattern matching one such character) defines for the others."""
+    if not len(points) or int(points.max()) < 0x10000:
+        basic: np.ndarray[Any, np.dtype[np.bool_]] = table[points]
+        return basic
+    flags = np.zeros(len(points), dtype=np.bool_)
+    bmp = points < 0x10000
+    flags[bmp] = table[points[bmp]]
+    # Astral code points: few distinct ones in a batch, asked of re itself.
+    astral = np.flatnonzero(~bmp)
+    distinct, where = np.unique(points[astral], return_inverse=True)
+    answers = [one.match(chr(int(p))) is not None for p in distinct]
+    flags[astral] = np.array(answers, dtype=np.bool_)[where]
+    return flags
+
+
+def is_word(points: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Per code point, whether ``re`` reads it as ``\\w``."""
+    return in_class(points, _BMP_WORD, _WORD)
 
 
 def code_points(text: str) -> np.ndarray[Any, np.dtype[np.uint32]]:
@@ -63,21 +90,14 @@ def word_grams(views: Sequence[str], ngrams: tuple[int, int]) -> tuple[Bytes, In
 
 def _token_spans(points: np.ndarray[Any, Any], lengths: Ints) -> tuple[Ints, Ints, Ints]:
     """Each token's first and one-past-last code point, and its text's row."""
-    is_word = np.zeros(len(points), dtype=np.bool_)
-    bmp = points < 0x10000
-    is_word[bmp] = _BMP_WORD[points[bmp]]
-    if not bmp.all():  # astral code points: few distinct ones in a batch, asked of re itself
-        astral = np.flatnonzero(~bmp)
-        distinct, where = np.unique(points[astral], return_inverse=True)
-        flags = np.array([_WORD.match(chr(int(p))) is not None for p in distinct], dtype=np.bool_)
-        is_word[astral] = flags[where]
+    word = is_word(points)
     text_ends = np.cumsum(lengths)
     text_start = np.zeros(len(points) + 1, dtype=np.bool_)  # a token never spans two texts
     text_start[text_ends[:-1]] = True
-    before = np.concatenate(([False], is_word[:-1])) & ~text_start[:-1]
-    after = np.concatenate((is_word[1:], [False])) & ~text_start[1:]
-    starts = np.flatnonzero(is_word & ~before)
-    ends = np.flatnonzero(is_word & ~after) + 1
+    before = np.concatenate(([False], word[:-1])) & ~text_start[:-1]
+    after = np.concatenate((word[1:], [False])) & ~text_start[1:]
+    starts = np.flatnonzero(word & ~before)
+    ends = np.flatnonzero(word & ~after) + 1
     rows = np.searchsorted(text_ends, starts, side="right")
     return starts, ends, rows
 
