@@ -22,6 +22,10 @@ from modfleet.model.features import CHAR_HASH, Featuriser
 WEIGHTS, CARD = "weights.npz", "card.json"
 FORMAT = 1  # bump when the layout changes; loading refuses other formats
 LABEL_PREFIX = "modfleet:"  # model labels, as a pack's model_labels names them
+# A call's texts are featurised this many characters at a time: the arrays over a batch's
+# n-grams take up to ~200 bytes a character, so 512 hostile posts at the 20,000-character limit
+# held 2 GiB at once (a worker's memory limit is 1 GiB). A usual batch is one slice.
+SLICE_CHARS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,10 @@ class EmbeddedModel:
         """texts x categories, each a probability 0..1."""
         if not texts:
             return np.zeros((0, len(self.categories)), dtype=np.float32)
+        parts = [self._probabilities(texts[a:b]) for a, b in slices(texts, SLICE_CHARS)]
+        return parts[0] if len(parts) == 1 else np.vstack(parts)
+
+    def _probabilities(self, texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
         by_word, by_char = self.featuriser.blocks(texts)
         split = by_word.shape[1]  # the weights' rows: the word view's columns, then the char's
         logits = by_word @ self.weights[:split] + by_char @ self.weights[split:] + self.intercepts
@@ -55,6 +63,21 @@ class EmbeddedModel:
         return [
             dict(zip(labels, map(float, row), strict=True)) for row in self.probabilities(texts)
         ]
+
+
+def slices(texts: Sequence[str], most_chars: int) -> list[tuple[int, int]]:
+    """Consecutive (start, end) runs of ``texts`` of at most ``most_chars`` characters in all,
+    or one text where a text alone is longer."""
+    runs: list[tuple[int, int]] = []
+    start, held = 0, 0
+    for i, text in enumerate(texts):
+        if held and held + len(text) > most_chars:
+            runs.append((start, i))
+            start, held = i, 0
+        held += len(text)
+    if texts:
+        runs.append((start, len(texts)))
+    return runs
 
 
 def save(

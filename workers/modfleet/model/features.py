@@ -30,7 +30,7 @@ import scipy.sparse as sp  # type: ignore[import-untyped]
 
 from modfleet.model.murmur import murmur3_columns
 from modfleet.model.tokens import IN_ARRAYS, code_points, text_of, word_grams
-from modfleet.model.wordview import LEET_TABLE, words
+from modfleet.model.wordview import LEET_TO, words
 
 # Letters from other scripts that render like Latin ones; the usual homoglyph substitutions.
 _CONFUSABLE = {  # Cyrillic, Greek, IPA and small-capital look-alikes
@@ -65,6 +65,19 @@ def _accent_table() -> dict[str, str]:
 _FOLD = str.maketrans(_accent_table() | _CONFUSABLE)
 
 
+def _fold_to() -> np.ndarray[Any, np.dtype[np.uint32]]:
+    # The same letter for letter mapping as _FOLD, as an array: str.translate looks each
+    # character up in a dict unless the whole text is ASCII, and one emoji in a batch makes the
+    # batch's joined text non-ASCII (the model's time a post rose by half).
+    to = np.arange(0x10000, dtype=np.uint32)
+    for look_alike, letter in (_accent_table() | _CONFUSABLE).items():
+        to[ord(look_alike)] = ord(letter)
+    return to
+
+
+_FOLD_TO = _fold_to()
+
+
 def _letter_table(newline: bool) -> np.ndarray[Any, np.dtype[np.bool_]]:
     table = np.zeros(0x10001, dtype=np.bool_)  # the last entry stands for every astral point
     for low, high in _LETTER_RANGES:
@@ -79,27 +92,28 @@ _LETTER_OR_LINE_TABLE = _letter_table(newline=True)  # keeps the newlines betwee
 
 def fold(text: str) -> str:
     """Case-folded text with look-alike letters replaced by the Latin letters they imitate."""
-    folded = text.casefold().translate(_FOLD)
-    if len(folded) < IN_ARRAYS:
-        return _REPEAT.sub(r"\1\1", folded)
+    cased = text.casefold()
+    if len(cased) < IN_ARRAYS:
+        return _REPEAT.sub(r"\1\1", cased.translate(_FOLD))
+    p = code_points(cased)
+    p = np.where(p < 0x10000, _FOLD_TO[np.minimum(p, 0xFFFF)], p)
     # The pattern's meaning in arrays: of a run of one character (not a newline, which "."
     # does not match), the third and later are dropped.
-    p = code_points(folded)
     third = np.zeros(len(p), dtype=np.bool_)
     third[2:] = (p[2:] == p[1:-1]) & (p[1:-1] == p[:-2]) & (p[2:] != 0x0A)
-    if not third.any():
-        return folded
-    return text_of(p[~third])
+    return text_of(p[~third] if third.any() else p)
 
 
 def squeeze(folded: str) -> str:
     """Letters only, l33t read as letters: the view that inserted or removed spaces cannot hide."""
-    return _letters_only(folded.translate(LEET_TABLE), _LETTER_TABLE)
+    return _letters_only(folded, _LETTER_TABLE)
 
 
-def _letters_only(text: str, table: np.ndarray[Any, np.dtype[np.bool_]]) -> str:
-    p = code_points(text)
-    return text_of(p[table[np.minimum(p, 0x10000)]])
+def _letters_only(folded: str, table: np.ndarray[Any, np.dtype[np.bool_]]) -> str:
+    # LEET_TO reads l33t characters as letters and every astral code point as 0x10000, which
+    # no letter table keeps (as it keeps no astral letter).
+    p = LEET_TO[np.minimum(code_points(folded), 0x10000)]
+    return text_of(p[table[p]])
 
 
 def views(texts: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -114,7 +128,7 @@ def views(texts: Sequence[str]) -> tuple[list[str], list[str]]:
         folded = [fold(t) for t in texts]
         return [words(f) for f in folded], [squeeze(f) for f in folded]
     folded_all = fold(joined)
-    squeezed = _letters_only(folded_all.translate(LEET_TABLE), _LETTER_OR_LINE_TABLE)
+    squeezed = _letters_only(folded_all, _LETTER_OR_LINE_TABLE)
     return words(folded_all).split("\n"), squeezed.split("\n")
 
 

@@ -46,6 +46,7 @@ def _table(chars: str) -> Flags:
 
 
 def _leet_to() -> Points:
+    # Indexed by code point, the last entry standing for every astral one (kept as 0x10000).
     to = np.arange(0x10001, dtype=np.uint32)
     for digit, letter in _LEET.items():
         to[ord(digit)] = ord(letter)
@@ -56,7 +57,7 @@ _SPACE_BMP, _SPACE = bmp_table(r"\s"), re.compile(r"\s")
 _IS_TRIGGER = _table(_TRIGGERS)
 _IS_LETTER = _table("abcdefghijklmnopqrstuvwxyz")
 _IS_LEET = _table("".join(_LEET))
-_LEET_TO = _leet_to()
+LEET_TO = _leet_to()
 _IS_SEPARATOR = _table(" .*_-")
 
 
@@ -95,7 +96,7 @@ def _read_leet_words(points: Points) -> Points | None:
     if not len(change):
         return None
     read = points.copy()
-    read[change] = _LEET_TO[points[change]]
+    read[change] = LEET_TO[points[change]]
     return read
 
 
