@@ -62,20 +62,19 @@ def _accent_table() -> dict[str, str]:
     return table
 
 
-_FOLD = str.maketrans(_accent_table() | _CONFUSABLE)
-
-
-def _fold_to() -> np.ndarray[Any, np.dtype[np.uint32]]:
-    # The same letter for letter mapping as _FOLD, as an array: str.translate looks each
+def _fold_to(pairs: Mapping[str, str]) -> np.ndarray[Any, np.dtype[np.uint32]]:
+    # The same letter for letter mapping as str.translate's, as an array: translate looks each
     # character up in a dict unless the whole text is ASCII, and one emoji in a batch makes the
     # batch's joined text non-ASCII (the model's time a post rose by half).
     to = np.arange(0x10000, dtype=np.uint32)
-    for look_alike, letter in (_accent_table() | _CONFUSABLE).items():
+    for look_alike, letter in pairs.items():
         to[ord(look_alike)] = ord(letter)
     return to
 
 
-_FOLD_TO = _fold_to()
+_FOLD_PAIRS = _accent_table() | _CONFUSABLE
+_FOLD = str.maketrans(_FOLD_PAIRS)  # for short texts
+_FOLD_TO = _fold_to(_FOLD_PAIRS)  # for long ones
 
 
 def _letter_table(newline: bool) -> np.ndarray[Any, np.dtype[np.bool_]]:
