@@ -66,8 +66,11 @@ def words(folded: str) -> str:
     if len(folded) < IN_ARRAYS:
         text = _LEET_WORD.sub(_read_leet, folded)
         return _SPACED.sub(_joined, text)
-    points = _read_leet_words(code_points(folded))
-    return _join_spaced(folded if points is None else text_of(points), points)
+    points = code_points(folded)
+    read = _read_leet_words(points)
+    if read is None:
+        return _join_spaced(folded, points)
+    return _join_spaced(text_of(read), read)
 
 
 def _read_leet(match: re.Match[str]) -> str:
@@ -100,11 +103,9 @@ def _read_leet_words(points: Points) -> Points | None:
     return read
 
 
-def _join_spaced(text: str, points: Points | None) -> str:
-    """``_SPACED.sub(_joined, text)``, the pattern tried only where a match can start."""
-    p = code_points(text) if points is None else points
-    if len(p) < 5:
-        return _SPACED.sub(_joined, text)
+def _join_spaced(text: str, p: Points) -> str:
+    """``_SPACED.sub(_joined, text)`` (``p`` its code points), the pattern tried only where a
+    match can start."""
     word, separator = is_word(p), _IS_SEPARATOR[np.minimum(p, 0x10000)]
     # \w, separator, \w, separator, \w from here, and no \w before: a match's least shape.
     shape = word[:-4] & separator[1:-3] & word[2:-2] & separator[3:-1] & word[4:]
