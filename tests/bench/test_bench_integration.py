@@ -75,6 +75,17 @@ def test_modfleet_bench_runs_every_stage_and_writes_json(tmp_path: Path) -> None
     assert ratios["d_over_floor"] > 0
     assert [g["verdict"] for g in data["goals"]][-1] == "-"  # no soak asked for
     assert data["machine"]["cpus"] >= 1
+    cores = data["machine"]["cores"]
+    if data["machine"]["cpus"] >= 2:
+        # The worker and the passthrough ran on cores the broker and Redis were kept off.
+        helpers = set(cores["broker"]) | set(cores.get("redis", [])) | set(cores["redis_proxy"])
+        for key in "bcd":
+            measured = set(data["stages"][key]["notes"]["cpus"])
+            assert measured, (key, cores)
+            assert not measured & helpers, (key, measured, cores)
+        assert "measured process on CPUs" in done.stdout
+    else:
+        assert cores["split"].startswith("shared")
     tracing = data["tracing"]
     assert tracing["posts"] == _POSTS
     assert tracing["on_us"] > 0

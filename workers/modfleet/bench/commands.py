@@ -67,6 +67,17 @@ import click
         "for two configurations compared."
     ),
 )
+@click.option(
+    "--split-cores/--shared-cores",
+    "split_cores",
+    default=True,
+    show_default=True,
+    help=(
+        "Run the worker and the faust passthrough on half of the CPUs and the broker, Redis "
+        "and the load generator on the other half, so that neither side of a ratio contends "
+        "with the broker; shared: every process on every CPU (one CPU: always shared)."
+    ),
+)
 @click.pass_context
 def bench(
     ctx: click.Context,
@@ -76,6 +87,7 @@ def bench(
     repeat: int,
     soak_minutes: float,
     pace: float,
+    split_cores: bool,
 ) -> None:
     """Benchmark the pipeline on an embedded stack: a table of rates and goals, and JSON.
 
@@ -93,7 +105,12 @@ def bench(
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options = BenchOptions(
-        posts=posts, latency_s=latency_s, soak_minutes=soak_minutes, repeat=repeat, pace=pace
+        posts=posts,
+        latency_s=latency_s,
+        soak_minutes=soak_minutes,
+        repeat=repeat,
+        pace=pace,
+        split_cores=split_cores,
     )
     try:
         result = run_bench(options, Settings())

@@ -4,6 +4,7 @@ from them (progress over HTTP, memory from /proc)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from modfleet.bench.cores import Cores, affinity, pin
 from modfleet.bench.redis_proxy import read_counters
 from modfleet.errors import FatalError
 from modfleet.settings import Settings
@@ -27,6 +29,13 @@ class Child:
     proc: subprocess.Popen[bytes]
     log_path: Path
     base_url: str  # http://host:port of its web server
+    cpus: tuple[int, ...] = ()  # the CPUs its threads may run on, once placed
+
+    def placed(self, cores: Cores | None) -> Child:
+        """Pinned to the measured cores when the benchmark splits them; with its CPUs read back."""
+        if cores is not None:
+            pin(self.proc.pid, cores.measured)
+        return dataclasses.replace(self, cpus=tuple(sorted(affinity(self.proc.pid))))
 
     def tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
@@ -85,7 +94,9 @@ def wait_healthy(child: Child, what: str, timeout_s: float = 60) -> None:
 
 
 @contextlib.contextmanager
-def faust_passthrough(settings: Settings, source: str, log: Path) -> Iterator[Child]:
+def faust_passthrough(
+    settings: Settings, source: str, log: Path, cores: Cores | None = None
+) -> Iterator[Child]:
     """The passthrough on ``settings`` (broker, group, decisions topic as its sink, batching,
     fetch wait, compression), passed as the MODFLEET_* environment a worker gets."""
     port = free_port()
@@ -93,7 +104,7 @@ def faust_passthrough(settings: Settings, source: str, log: Path) -> Iterator[Ch
     with _child(command, log, {**os.environ, **settings_env(settings)}) as proc:
         child = Child(proc, log, f"http://127.0.0.1:{port}")
         wait_healthy(child, "the faust passthrough")
-        yield child
+        yield child.placed(cores)
 
 
 @dataclass(frozen=True)

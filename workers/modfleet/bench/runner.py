@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import redis
 from pydantic import SecretStr
 
 from modfleet.bench import corpus, stages
+from modfleet.bench.cores import Cores, affinity, pin
 from modfleet.bench.kafka_io import produce
 from modfleet.bench.processes import redis_proxy, rss_kib
 from modfleet.bench.report import BenchResult, RedisTrips, Stage, describe_machine, load_average
@@ -43,6 +45,7 @@ class BenchOptions:
     soak_minutes: float = 0.0
     repeat: int = 2
     pace: float = 0.0  # posts/s of the paced runs; 0: half of (d)'s rate
+    split_cores: bool = True  # the measured process on cores apart from the broker's and ours
     stage_timeout_s: float = 240.0
 
 
@@ -57,11 +60,13 @@ def run_bench(options: BenchOptions, base: Settings) -> BenchResult:
         "latency_s": options.latency_s,
         "soak_minutes": options.soak_minutes,
         "pace": options.pace,
+        "split_cores": options.split_cores,
     }
     result = BenchResult(config, describe_machine())
     texts = corpus.texts(options.posts)
     clock = _Clock(result.timings_s)
     with _stack(base, options) as stack:
+        result.machine["cores"] = _layout(stack)
         asyncio.run(_fill(stack.settings, corpus.posts(texts, "bench")))
         clock.lap("start broker, Redis, proxy; produce posts")
         result.stages["a"] = stages.aiokafka_stage(stack)
@@ -144,8 +149,28 @@ def _stack(base: Settings, options: BenchOptions) -> Iterator[stages.Stack]:
         stack.callback(client.close)
         pids = {"broker": broker.pid, "redis": local_redis.pid, "redis_proxy": proxy.pid}
         known = {name: pid for name, pid in pids.items() if pid is not None}
+        cores = Cores.split(os.sched_getaffinity(0)) if options.split_cores else None
+        if cores is not None:
+            _split(cores, known.values(), stack)
         timeout_s = options.stage_timeout_s
-        yield stages.Stack(settings, client, proxy, logs, options.posts, timeout_s, known)
+        yield stages.Stack(settings, client, proxy, logs, options.posts, timeout_s, known, cores)
+
+
+def _split(cores: Cores, others: Iterable[int], stack: contextlib.ExitStack) -> None:
+    """This process (the load generator; its children inherit the mask until placed), the
+    broker, Redis and the proxy on ``cores.rest``; this process's own mask back at the end."""
+    mine = os.sched_getaffinity(0)
+    stack.callback(pin, os.getpid(), frozenset(mine))
+    for pid in (os.getpid(), *others):
+        pin(pid, cores.rest)
+
+
+def _layout(stack: stages.Stack) -> dict[str, object]:
+    """The split as asked for and each helper process's CPUs as the kernel has them."""
+    return {
+        "split": stack.cores.describe() if stack.cores else "shared: every process on every CPU",
+        **{name: sorted(affinity(pid)) for name, pid in stack.pids.items()},
+    }
 
 
 async def _fill(settings: Settings, values: list[bytes]) -> None:

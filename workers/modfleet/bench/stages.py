@@ -18,6 +18,7 @@ from pathlib import Path
 import redis
 
 from modfleet.bench import corpus
+from modfleet.bench.cores import Cores
 from modfleet.bench.cpu import Cpu, Sampler, between, window_cpu
 from modfleet.bench.kafka_io import aiokafka_passthrough, produce, read_back
 from modfleet.bench.load import Paced, paced_run
@@ -59,6 +60,7 @@ class Stack:
     posts: int  # in the backlog
     timeout_s: float  # for any one stage
     pids: dict[str, int] = field(default_factory=dict)  # broker, Redis, proxy: their CPU
+    cores: Cores | None = None  # the measured process's cores and the rest's, when split
 
 
 def phase(stack: Stack, name: str) -> Settings:
@@ -101,7 +103,8 @@ def faust_stage(stack: Stack, name: str) -> Stage:
         wait_until(_forwarded(child), stack.posts, child, stack.timeout_s, "faust passthrough")
     out = asyncio.run(read_back(s, s.decisions_topic, stack.posts, stack.timeout_s))
     used = window_cpu(cpu.samples, out.timestamps_ms, "faust passthrough child")
-    return Stage(len(out.timestamps_ms), out.span_s, out.rate(), cpu=used)
+    notes = {"cpus": list(child.cpus)}
+    return Stage(len(out.timestamps_ms), out.span_s, out.rate(), notes, cpu=used)
 
 
 def faust_paced(stack: Stack, rate: float, seconds: float, *, soak: bool = False) -> Paced:
@@ -151,7 +154,8 @@ def worker(stack: Stack, s: Settings, name: str) -> Iterator[tuple[Child, Before
     before = Before(stack.proxy.counters(), _mget_calls(stack.redis))
     log = stack.logs / f"worker-{name}.log"
     with worker_process(s, log) as proc:
-        yield Child(proc, log, f"http://{s.web_host}:{s.web_port}"), before
+        child = Child(proc, log, f"http://{s.web_host}:{s.web_port}")
+        yield child.placed(stack.cores), before
 
 
 def drain(stack: Stack, s: Settings, child: Child, before: Before) -> tuple[Stage, RedisTrips]:
@@ -190,6 +194,7 @@ def drain(stack: Stack, s: Settings, child: Child, before: Before) -> tuple[Stag
         "dead_letters": int(metrics.get("modfleet_dead_letters_total", 0)),
         "escalations_and_dead_letters": out.other,
         "log": child.tail()[-1500:] if decided < stack.posts else "",
+        "cpus": list(child.cpus),
     }
     used = window_cpu(sampler.samples, out.timestamps_ms, "worker child")
     stage = Stage(len(out.timestamps_ms), out.span_s, out.rate(), notes, cpu=used)
@@ -253,7 +258,7 @@ async def model_stage(texts: list[str], settings: Settings) -> Stage:
 @contextlib.contextmanager
 def _passthrough(stack: Stack, s: Settings, source: str) -> Iterator[Child]:
     log = stack.logs / f"{s.consumer_group}.log"
-    with faust_passthrough(s, source, log) as child:
+    with faust_passthrough(s, source, log, stack.cores) as child:
         yield child
 
 
