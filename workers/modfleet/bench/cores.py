@@ -49,17 +49,6 @@ def pin(pid: int, cpus: frozenset[int]) -> None:
             continue  # a thread that ended between the listing and the call
 
 
-def _threads(pid: int) -> list[int]:
-    try:
-        return [int(name) for name in os.listdir(Path("/proc") / str(pid) / "task")]
-    except FileNotFoundError:
-        return [pid]
-
-
-def _list(cpus: frozenset[int]) -> str:
-    return ",".join(str(c) for c in sorted(cpus))
-
-
 def affinity(pid: int) -> frozenset[int]:
     """The CPUs any thread of ``pid`` may run on, read back from the kernel."""
     cpus: set[int] = set()
@@ -69,3 +58,14 @@ def affinity(pid: int) -> frozenset[int]:
         except ProcessLookupError:
             continue
     return frozenset(cpus)
+
+
+def _threads(pid: int) -> list[int]:
+    try:
+        return [int(name) for name in os.listdir(Path("/proc") / str(pid) / "task")]
+    except FileNotFoundError:
+        return [pid]
+
+
+def _list(cpus: frozenset[int]) -> str:
+    return ",".join(str(c) for c in sorted(cpus))

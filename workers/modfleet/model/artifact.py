@@ -60,9 +60,10 @@ class EmbeddedModel:
     def scores(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """One mapping of model label to probability per text."""
         labels = self.labels
-        return [
-            dict(zip(labels, map(float, row), strict=True)) for row in self.probabilities(texts)
-        ]
+        # tolist() makes the Python floats in C; float() of each numpy scalar cost 2.4 us a
+        # post of 6 categories against 0.9 (the same values: float32 widens exactly).
+        rows: list[list[float]] = self.probabilities(texts).tolist()
+        return [dict(zip(labels, row, strict=True)) for row in rows]
 
 
 def slices(texts: Sequence[str], most_chars: int) -> list[tuple[int, int]]:
