@@ -215,7 +215,7 @@ class BenchResult:
             f"batch_max {c['batch_max']}, "
             f"within {c['batch_within_s']} s, {c['partitions']} partitions; "
             f"{m['cpus']} CPUs ({m['cpu_model']}), load {m['load_before']} -> {m['load_after']}",
-            f"cores: {m['cores']['split']}" if "cores" in m else "",
+            *([f"cores: {m['cores']['split']}"] if "cores" in m else []),
             "",
             f"{'stage':<50}{'posts/s':>10}{'span s':>9}{'CPU µs/post':>19}{'broker':>8}"
             "   every round, posts/s",
