@@ -78,6 +78,17 @@ import click
         "with the broker; shared: every process on every CPU (one CPU: always shared)."
     ),
 )
+@click.option(
+    "--external-broker",
+    "external_broker",
+    is_flag=True,
+    help=(
+        "Run against the broker MODFLEET_BROKER_URL names (security from MODFLEET_KAFKA_*), "
+        "e.g. docker-compose's Apache Kafka on localhost:9094, not an embedded Tansu: the "
+        "soak needs a broker whose fetches do not slow down as it fills. Topics and groups "
+        "carry a run id and the topics are deleted at the end; the broker's CPU is not read."
+    ),
+)
 @click.pass_context
 def bench(
     ctx: click.Context,
@@ -88,6 +99,7 @@ def bench(
     soak_minutes: float,
     pace: float,
     split_cores: bool,
+    external_broker: bool,
 ) -> None:
     """Benchmark the pipeline on an embedded stack: a table of rates and goals, and JSON.
 
@@ -111,6 +123,7 @@ def bench(
         repeat=repeat,
         pace=pace,
         split_cores=split_cores,
+        external_broker=external_broker,
     )
     try:
         result = run_bench(options, Settings())
@@ -120,6 +133,35 @@ def bench(
     click.echo(result.table())
     out.write_bytes(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2))
     click.echo(f"wrote {out}")
+
+
+@bench.command("broker")
+@click.option(
+    "--pace",
+    type=click.FloatRange(1),
+    default=1_500.0,
+    show_default=True,
+    help="Posts/s, sent every 5 ms as the benchmark's load generator sends them.",
+)
+@click.option(
+    "--minutes", type=click.FloatRange(0.05), default=2.0, show_default=True, help="How long."
+)
+@click.option(
+    "--split-cores/--shared-cores",
+    "split_cores",
+    default=True,
+    show_default=True,
+    help="The broker on CPUs of its own, as `modfleet bench` places it; shared: every CPU.",
+)
+def bench_broker(pace: float, minutes: float, split_cores: bool) -> None:
+    """The embedded broker alone at a steady pace: how late one consumer reads each post, and
+    the broker's share of a core, per window. No faust, no worker: what it shows is the
+    broker's."""
+    from modfleet.bench.broker import soak_broker
+    from modfleet.settings import Settings
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    click.echo(soak_broker(Settings(), pace, minutes * 60, split_cores).table())
 
 
 @bench.command(

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from modfleet.kafka import client_options
 from modfleet.replay import post_key
@@ -56,6 +57,19 @@ async def produce(settings: Settings, topic: str, values: Sequence[bytes]) -> No
         await asyncio.gather(*futures)
     finally:
         await client.stop()
+
+
+async def delete_topics(settings: Settings, prefix: str) -> list[str]:
+    """Delete every topic whose name starts with ``prefix``; the names deleted."""
+    admin = AIOKafkaAdminClient(**client_options(settings), client_id="modfleet-bench")
+    await admin.start()
+    try:
+        names = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
+        if names:
+            await admin.delete_topics(names)
+        return names
+    finally:
+        await admin.close()
 
 
 async def read_back(

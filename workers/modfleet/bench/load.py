@@ -62,6 +62,8 @@ class _Collector:
     prefix: bytes
     paced: Paced
     from_decisions: bool  # else: output record timestamp less the post's, by key
+    # The post itself read back: when it was read less its timestamp (the broker alone).
+    at_read: bool = False
     sent_at_ms: dict[bytes, int] = field(default_factory=dict)
     outputs: list[tuple[bytes, int]] = field(default_factory=list)
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
@@ -75,7 +77,11 @@ class _Collector:
             if value and self.prefix in value:
                 self.paced.samples.append(_decision_latency(value))
         elif key is not None and key.startswith(self.prefix):
-            self.outputs.append((key, timestamp_ms))
+            if self.at_read:
+                sent_s = timestamp_ms / 1000
+                self.paced.samples.append((sent_s, time.time() - sent_s))
+            else:
+                self.outputs.append((key, timestamp_ms))
 
     def finish(self) -> None:
         sent = self.sent_at_ms
@@ -93,25 +99,31 @@ async def paced_run(
     rss: Callable[[], int],
     *,
     output_topic: str | None = None,
+    read_back: bool = False,
 ) -> Paced:
     """Send ``rate`` posts a second for ``seconds`` and wait for what they produce.
 
-    Without ``output_topic`` the posts' decisions are awaited; with it, records forwarded there.
+    Without ``output_topic`` the posts' decisions are awaited; with it, records forwarded there;
+    with ``read_back``, the posts themselves, read in a consumer group as a worker reads them.
     """
     paced = Paced(rate, seconds)
-    if output_topic is None:
+    group: str | None = None
+    if read_back:
+        collector = _Collector(settings.posts_topic, f"{prefix}-".encode(), paced, False, True)
+        group = settings.consumer_group
+    elif output_topic is None:
         collector = _Collector(
             settings.decisions_topic, f'"post_id":"{prefix}-'.encode(), paced, True
         )
     else:
         collector = _Collector(output_topic, f"{prefix}-".encode(), paced, False)
-    reading = asyncio.create_task(_collect(settings, collector, timeout_s=seconds + 120))
+    reading = asyncio.create_task(_collect(settings, collector, seconds + 120, group))
     # Older records on the topic are read past first, so that reading them competes with
     # nothing that is measured.
     caught_up = asyncio.ensure_future(collector.caught_up.wait())
     await asyncio.wait([reading, caught_up], return_when=asyncio.FIRST_COMPLETED)
     paced.rss_kib.append((0.0, rss()))
-    sent_at = None if collector.from_decisions else collector.sent_at_ms
+    sent_at = None if collector.from_decisions or collector.at_read else collector.sent_at_ms
     tick = functools.partial(_sample, paced, rss)
     paced.sent, paced.started_at = await _produce(settings, posts, rate, seconds, tick, sent_at)
     collector.expected = paced.sent
@@ -170,9 +182,17 @@ def _unacked(acks: list[asyncio.Future[list[Any]]]) -> list[asyncio.Future[list[
     return [a for a in acks if not a.done()]
 
 
-async def _collect(settings: Settings, collector: _Collector, timeout_s: float) -> None:
+async def _collect(
+    settings: Settings, collector: _Collector, timeout_s: float, group: str | None = None
+) -> None:
+    """Read ``collector``'s topic; in ``group`` with the worker's fetch wait, if one is given."""
+    wait = {"fetch_max_wait_ms": settings.consumer_fetch_max_wait_ms} if group else {}
     consumer = AIOKafkaConsumer(
-        collector.topic, **client_options(settings), auto_offset_reset="earliest"
+        collector.topic,
+        **client_options(settings),
+        **wait,
+        group_id=group,
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     deadline = time.monotonic() + timeout_s
@@ -181,7 +201,7 @@ async def _collect(settings: Settings, collector: _Collector, timeout_s: float) 
             if collector.expected is not None and collector.seen() >= collector.expected:
                 return
             batches = await consumer.getmany(timeout_ms=100, max_records=5000)
-            if not batches:
+            if not batches and consumer.assignment():  # a group's consumer: once it has joined
                 collector.caught_up.set()
             for records in batches.values():
                 for r in records:

@@ -216,6 +216,7 @@ class BenchResult:
             f"within {c['batch_within_s']} s, {c['partitions']} partitions; "
             f"{m['cpus']} CPUs ({m['cpu_model']}), load {m['load_before']} -> {m['load_after']}",
             *([f"cores: {m['cores']['split']}"] if "cores" in m else []),
+            f"broker: {m.get('broker', 'unknown')}",
             "",
             f"{'stage':<50}{'posts/s':>10}{'span s':>9}{'CPU µs/post':>19}{'broker':>8}"
             "   every round, posts/s",
@@ -278,7 +279,8 @@ class BenchResult:
             lines.append(
                 "  CPU: process CPU (/proc utime+stime; in process: process_time) from first to "
                 "last output, over the posts after the first (/proc counts 10 ms ticks: coarse "
-                "for a span under a second); broker: Tansu, same window"
+                "for a span under a second); broker: the embedded one's, same window (none read "
+                "from an external broker)"
             )
         return lines
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import secrets
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -26,14 +28,17 @@ from pydantic import SecretStr
 
 from modfleet.bench import corpus, stages
 from modfleet.bench.cores import Cores, affinity, pin
-from modfleet.bench.kafka_io import produce
+from modfleet.bench.kafka_io import delete_topics, produce
 from modfleet.bench.processes import redis_proxy, rss_kib
 from modfleet.bench.report import BenchResult, RedisTrips, Stage, describe_machine, load_average
 from modfleet.bench.tracing import tracing_cost
 from modfleet.contracts.admin import create_topics
+from modfleet.contracts.catalogue import load_catalogue
 from modfleet.settings import Settings
 from modfleet.stack.dev import stack_settings
 from modfleet.stack.services import LocalBroker, LocalRedis
+
+log = logging.getLogger(__name__)
 
 _PARTITIONS = 12  # the catalogue's, for the posts and decisions topics
 
@@ -46,6 +51,9 @@ class BenchOptions:
     repeat: int = 2
     pace: float = 0.0  # posts/s of the paced runs; 0: half of (d)'s rate
     split_cores: bool = True  # the measured process on cores apart from the broker's and ours
+    # The broker MODFLEET_BROKER_URL names (its security from MODFLEET_KAFKA_*) rather than an
+    # embedded Tansu: a broker of its own for soaks that Tansu's memory storage cannot carry.
+    external_broker: bool = False
     stage_timeout_s: float = 240.0
 
 
@@ -61,13 +69,17 @@ def run_bench(options: BenchOptions, base: Settings) -> BenchResult:
         "soak_minutes": options.soak_minutes,
         "pace": options.pace,
         "split_cores": options.split_cores,
+        "external_broker": options.external_broker,
     }
     result = BenchResult(config, describe_machine())
     texts = corpus.texts(options.posts)
     clock = _Clock(result.timings_s)
     with _stack(base, options) as stack:
         result.machine["cores"] = _layout(stack)
-        asyncio.run(_fill(stack.settings, corpus.posts(texts, "bench")))
+        result.config["topic_prefix"] = stack.prefix
+        if options.external_broker:
+            result.machine["broker"] = f"external: {', '.join(base.bootstrap_servers)}"
+        asyncio.run(_fill(stack, corpus.posts(texts, "bench")))
         clock.lap("start broker, Redis, proxy; produce posts")
         result.stages["a"] = stages.aiokafka_stage(stack)
         clock.lap("(a)")
@@ -138,22 +150,47 @@ def _keep(result: BenchResult, key: str, stage: Stage, trips: RedisTrips | None 
 @contextlib.contextmanager
 def _stack(base: Settings, options: BenchOptions) -> Iterator[stages.Stack]:
     with contextlib.ExitStack() as stack:
-        broker = stack.enter_context(LocalBroker())
+        broker = None if options.external_broker else stack.enter_context(LocalBroker())
         local_redis = stack.enter_context(LocalRedis())
         proxy = stack.enter_context(redis_proxy(local_redis.port))
         logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="modfleet-bench-")))
+        prefix = "bench" if broker is not None else f"bench.{secrets.token_hex(4)}"
         settings = stack_settings(broker, local_redis, base).model_copy(
-            update={"posts_topic": "bench.posts", "redis_url": SecretStr(proxy.url)}
+            update={
+                **_topics_of_run(prefix, base, broker is None),
+                "posts_topic": f"{prefix}.posts",
+                "redis_url": SecretStr(proxy.url),
+            }
         )
+        if broker is None:
+            stack.callback(_delete_topics, settings, prefix)
         client = redis.Redis.from_url(local_redis.url)
         stack.callback(client.close)
-        pids = {"broker": broker.pid, "redis": local_redis.pid, "redis_proxy": proxy.pid}
+        pids = {"redis": local_redis.pid, "redis_proxy": proxy.pid}
+        if broker is not None:
+            pids["broker"] = broker.pid
         known = {name: pid for name, pid in pids.items() if pid is not None}
         cores = Cores.split(os.sched_getaffinity(0)) if options.split_cores else None
         if cores is not None:
             _split(cores, known.values(), stack)
         timeout_s = options.stage_timeout_s
-        yield stages.Stack(settings, client, proxy, logs, options.posts, timeout_s, known, cores)
+        yield stages.Stack(
+            settings, client, proxy, logs, options.posts, timeout_s, known, cores, prefix
+        )
+
+
+def _topics_of_run(prefix: str, base: Settings, external: bool) -> dict[str, str]:
+    """On a broker of one's own, every catalogue topic under the run's prefix (the stages
+    rename the outputs again), so that the run writes only topics it deletes at the end."""
+    if not external:
+        return {}
+    fields = (spec.settings_field for spec in load_catalogue())
+    return {f: f"{prefix}.{getattr(base, f)}" for f in fields}
+
+
+def _delete_topics(settings: Settings, prefix: str) -> None:
+    deleted = asyncio.run(delete_topics(settings, f"{prefix}."))
+    log.info("deleted the run's %d topics on the external broker", len(deleted))
 
 
 def _split(cores: Cores, others: Iterable[int], stack: contextlib.ExitStack) -> None:
@@ -173,10 +210,11 @@ def _layout(stack: stages.Stack) -> dict[str, object]:
     }
 
 
-async def _fill(settings: Settings, values: list[bytes]) -> None:
+async def _fill(stack: stages.Stack, values: list[bytes]) -> None:
+    settings = stack.settings
     await create_topics(settings, replication_factor=1)
-    for topic in (stages.BASELINE_TOPIC, stages.BASELINE_SOAK_TOPIC):
-        baseline = settings.model_copy(update={"posts_topic": topic})
+    for soak in (False, True):
+        baseline = settings.model_copy(update={"posts_topic": stack.baseline_topic(soak)})
         await create_topics(baseline, replication_factor=1)
     await produce(settings, settings.posts_topic, values)
 

@@ -41,11 +41,6 @@ from modfleet.settings import Settings
 from modfleet.stack.dev import worker_process
 from modfleet.stack.services import free_port
 
-# Posts of the faust passthrough's latency run and soak: each on a topic of its own, so that
-# the worker stages, which read the posts topic, never see them, and the soak's passthrough
-# never starts behind on the latency run's posts.
-BASELINE_TOPIC = "bench.b.latency"
-BASELINE_SOAK_TOPIC = "bench.b.soak"
 # A paced run's CPU is reported per window (a second or more): sampled less often than a
 # stage's, so that a 10-minute soak's samples stay few and the sampler costs next to nothing.
 _PACED_CPU_EVERY_S = 0.25
@@ -61,16 +56,25 @@ class Stack:
     timeout_s: float  # for any one stage
     pids: dict[str, int] = field(default_factory=dict)  # broker, Redis, proxy: their CPU
     cores: Cores | None = None  # the measured process's cores and the rest's, when split
+    # Of every topic and group the run makes: "bench" on the embedded broker, which is new
+    # each run; with a run id on a broker of one's own, so that runs never read each other's.
+    prefix: str = "bench"
+
+    def baseline_topic(self, soak: bool) -> str:
+        """Posts of the faust passthrough's latency run or soak: each on a topic of its own, so
+        that the worker stages, which read the posts topic, never see them, and the soak's
+        passthrough never starts behind on the latency run's posts."""
+        return f"{self.prefix}.b.{'soak' if soak else 'latency'}"
 
 
 def phase(stack: Stack, name: str) -> Settings:
     """Settings of one stage, its output topics created: own group, topics and web port."""
     s = stack.settings.model_copy(
         update={
-            "consumer_group": f"bench-{name}",
-            "decisions_topic": f"bench.{name}.decisions",
-            "escalations_topic": f"bench.{name}.escalations",
-            "dead_letter_topic": f"bench.{name}.dead-letter",
+            "consumer_group": f"{stack.prefix}-{name}",
+            "decisions_topic": f"{stack.prefix}.{name}.decisions",
+            "escalations_topic": f"{stack.prefix}.{name}.escalations",
+            "dead_letter_topic": f"{stack.prefix}.{name}.dead-letter",
             "web_port": free_port(),
         }
     )
@@ -113,7 +117,7 @@ def faust_paced(stack: Stack, rate: float, seconds: float, *, soak: bool = False
     It reads a topic of its own: Tansu answers a fetch that includes empty partitions only after
     its fetch wait, so a passthrough that also read the drained posts topic would be slower.
     """
-    topic, name = (BASELINE_SOAK_TOPIC, "b-soak") if soak else (BASELINE_TOPIC, "b-latency")
+    topic, name = stack.baseline_topic(soak), "b-soak" if soak else "b-latency"
     s = phase(stack, name)
     with _passthrough(stack, s, topic) as child:
         # A warm-up post, forwarded once the group is joined: the paced run must not wait for it.

@@ -44,24 +44,31 @@ class StackOptions:
     base: Settings | None = None  # batch size, policy and the like come from here
 
 
-def stack_settings(broker: LocalBroker, redis: LocalRedis | None, base: Settings) -> Settings:
+def stack_settings(
+    broker: LocalBroker | None, redis: LocalRedis | None, base: Settings
+) -> Settings:
     """The base settings pointed at the local services, with group timings Tansu needs.
 
     Tansu holds each group join for half the session timeout, so the faust default (60 s)
     would leave a fresh worker idle for half a minute. It also leaves a fetch for several
     partitions waiting while records arrive on them, so the fetch wait is short unless set.
+    Without ``broker`` the base's own broker is used as configured: its address, security and
+    timings are its operator's.
     """
     overrides: dict[str, object] = {
-        "broker_url": broker.url,
-        "kafka_security_protocol": "PLAINTEXT",
-        "broker_session_timeout_s": 6.0,
-        "broker_heartbeat_interval_s": 1.0,
         "web_host": "127.0.0.1",
         "web_port": free_port(),
         "cache_enabled": redis is not None and base.cache_enabled,
     }
-    if "consumer_fetch_max_wait_ms" not in base.model_fields_set:
-        overrides["consumer_fetch_max_wait_ms"] = _TANSU_FETCH_WAIT_MS
+    if broker is not None:
+        overrides |= {
+            "broker_url": broker.url,
+            "kafka_security_protocol": "PLAINTEXT",
+            "broker_session_timeout_s": 6.0,
+            "broker_heartbeat_interval_s": 1.0,
+        }
+        if "consumer_fetch_max_wait_ms" not in base.model_fields_set:
+            overrides["consumer_fetch_max_wait_ms"] = _TANSU_FETCH_WAIT_MS
     if redis is not None:
         overrides["redis_url"] = redis.url
         if base.cache_hmac_key is None:
