@@ -23,6 +23,7 @@ from modfleet.bench.load import paced_run
 from modfleet.contracts.admin import create_topics
 from modfleet.kafka import client_options
 from modfleet.settings import Settings
+from modfleet.stack.services import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -122,6 +123,26 @@ def test_bench_on_an_external_broker_keeps_to_topics_of_its_own_and_deletes_them
     left = asyncio.run(_topics(theirs))
     assert "bench.posts" in left
     assert not [t for t in left if t.startswith(prefix + ".")]
+
+
+def test_bench_on_an_external_broker_that_is_not_there_says_so_and_exits(
+    tmp_path: Path,
+) -> None:
+    url = f"kafka://127.0.0.1:{free_port()}"  # nothing listens there
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODFLEET_")}
+    command = [sys.executable, "-m", "modfleet", "bench", "--external-broker", "--posts", "100"]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env | {"MODFLEET_BROKER_URL": url},
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"modfleet bench: cannot reach Kafka at {url}" in done.stderr
+    assert not (tmp_path / "bench.json").exists()
 
 
 def _bench(
