@@ -6,24 +6,17 @@ that every stage ran on every post and that the numbers are there and sane.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
+from bench_cli import run_bench
 
 from modfleet.bench import corpus
-from modfleet.bench.kafka_io import produce
 from modfleet.bench.load import paced_run
 from modfleet.contracts.admin import create_topics
-from modfleet.kafka import client_options
 from modfleet.settings import Settings
-from modfleet.stack.services import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +25,7 @@ _POSTS = 200
 
 def test_modfleet_bench_runs_every_stage_and_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    done = _bench(tmp_path, ["--posts", str(_POSTS), "--repeat", "1", "--latency-seconds", "0"])
+    done = run_bench(tmp_path, ["--posts", str(_POSTS), "--repeat", "1", "--latency-seconds", "0"])
     assert "c/b" in done.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json"]  # no faust data dirs
 
@@ -91,86 +84,6 @@ def test_modfleet_bench_runs_every_stage_and_writes_json(tmp_path: Path) -> None
     assert "new texts" in done.stdout
     assert "all hits" in done.stdout
     assert "(f) tracing" in done.stdout
-
-
-def test_bench_on_an_external_broker_keeps_to_topics_of_its_own_and_deletes_them(
-    tmp_path: Path, kafka_url: str
-) -> None:
-    # Someone else's topic on the same broker, named as the embedded run names its posts: the
-    # run must neither read it nor delete it.
-    theirs = Settings(broker_url=kafka_url, posts_topic="bench.posts")
-    asyncio.run(create_topics(theirs, replication_factor=1, partitions=1))
-    asyncio.run(produce(theirs, "bench.posts", corpus.posts(corpus.texts(30, run="x"), "x")))
-    # Tansu's group timings, as an operator would set them for their broker.
-    env = {
-        "MODFLEET_BROKER_URL": kafka_url,
-        "MODFLEET_BROKER_SESSION_TIMEOUT_S": "6",
-        "MODFLEET_BROKER_HEARTBEAT_INTERVAL_S": "1",
-        "MODFLEET_CONSUMER_FETCH_MAX_WAIT_MS": "100",
-    }
-    command = ["--external-broker", "--posts", "100", "--repeat", "1"]
-    done = _bench(tmp_path, [*command, "--latency-seconds", "2", "--pace", "100"], env)
-    data = json.loads((tmp_path / "bench.json").read_text())
-    for key in "abcd":  # exactly the run's own posts, none of the other topic's
-        assert data["stages"][key]["posts"] == 100, key
-        assert "broker" not in data["stages"][key]["cpu"]["us_per_post"], key
-    assert data["latency"]["worker"]["received"] == data["latency"]["worker"]["sent"] > 0
-    host = kafka_url.removeprefix("kafka://")
-    assert data["machine"]["broker"] == f"external: {host}"
-    assert f"broker: external: {host}" in done.stdout
-    prefix = data["config"]["topic_prefix"]
-    assert prefix.startswith("bench.")
-    left = asyncio.run(_topics(theirs))
-    assert "bench.posts" in left
-    assert not [t for t in left if t.startswith(prefix + ".")]
-
-
-def test_bench_on_an_external_broker_that_is_not_there_says_so_and_exits(
-    tmp_path: Path,
-) -> None:
-    url = f"kafka://127.0.0.1:{free_port()}"  # nothing listens there
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODFLEET_")}
-    command = [sys.executable, "-m", "modfleet", "bench", "--external-broker", "--posts", "100"]
-    done = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env | {"MODFLEET_BROKER_URL": url},
-        cwd=tmp_path,
-        check=False,
-    )
-    assert done.returncode == 1
-    assert f"modfleet bench: cannot reach Kafka at {url}" in done.stderr
-    assert not (tmp_path / "bench.json").exists()
-
-
-def _bench(
-    cwd: Path, args: list[str], env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """``modfleet bench ARGS --out bench.json`` in ``cwd``, with only ``env`` of MODFLEET_*."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MODFLEET_")}
-    command = [sys.executable, "-m", "modfleet", "bench", *args, "--out", "bench.json"]
-    done = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=clean | (env or {}),
-        cwd=cwd,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
-    return done
-
-
-async def _topics(settings: Settings) -> list[str]:
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
-        return list(await admin.list_topics())
-    finally:
-        await admin.close()
 
 
 async def test_paced_run_sends_at_the_rate_and_matches_what_comes_back(

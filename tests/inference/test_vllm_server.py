@@ -47,7 +47,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer]:
 
 
 def classifier(server: VLLMServer, adapter: str, **options: object) -> OpenAICompatibleClassifier:
-    http = HttpOptions(urls=(server.url,), model=server.model, timeout_s=60, **options)  # type: ignore[arg-type]
+    # The tests count requests, so a timeout's retry fails them: on two loaded cores the first
+    # structured-output request (its grammar compiled, up to 512 tokens) once passed 60 s.
+    http = HttpOptions(urls=(server.url,), model=server.model, timeout_s=240, **options)  # type: ignore[arg-type]
     # The schema bounds the rationale to 300 characters; SmolLM2 spends a token on each digit.
     return OpenAICompatibleClassifier(create_adapter(adapter, max_tokens=512), http)
 
