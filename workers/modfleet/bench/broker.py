@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from modfleet.bench import corpus
-from modfleet.bench.cores import Cores, pin
+from modfleet.bench.cores import Cores, cpu_list, pin, this_process_on
 from modfleet.bench.cpu import Sampler
 from modfleet.bench.load import Paced, paced_run
 from modfleet.bench.processes import rss_kib
@@ -78,25 +78,12 @@ def soak_broker(base: Settings, rate: float, seconds: float, split_cores: bool) 
 def _placed(broker: LocalBroker, split: bool) -> Iterator[tuple[LocalBroker, str]]:
     """The broker on the benchmark's "rest" CPUs and this process on the measured ones, as in
     ``modfleet bench``: the broker has its CPUs to itself here."""
-    mine = os.sched_getaffinity(0)
-    cores = Cores.split(mine) if split else None
+    cores = Cores.split(os.sched_getaffinity(0)) if split else None
     with broker:
         if cores is None or broker.pid is None:
             yield broker, "shared: every process on every CPU"
             return
         pin(broker.pid, cores.rest)
-        pin(os.getpid(), cores.measured)
-        try:
-            yield (
-                broker,
-                (
-                    f"broker on CPUs {_cpus(cores.rest)}, producer and consumer on "
-                    f"{_cpus(cores.measured)}"
-                ),
-            )
-        finally:
-            pin(os.getpid(), frozenset(mine))
-
-
-def _cpus(cpus: frozenset[int]) -> str:
-    return ",".join(str(c) for c in sorted(cpus))
+        with this_process_on(cores.measured):
+            rest, measured = cpu_list(cores.rest), cpu_list(cores.measured)
+            yield broker, f"broker on CPUs {rest}, producer and consumer on {measured}"

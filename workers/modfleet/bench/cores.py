@@ -10,7 +10,9 @@ worker and the passthrough are held to the same cores.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +36,8 @@ class Cores:
         return cls(frozenset(ordered[-keep:]), frozenset(ordered[:-keep]))
 
     def describe(self) -> str:
-        return f"measured process on CPUs {_list(self.measured)}, the rest on {_list(self.rest)}"
+        measured, rest = cpu_list(self.measured), cpu_list(self.rest)
+        return f"measured process on CPUs {measured}, the rest on {rest}"
 
 
 def pin(pid: int, cpus: frozenset[int]) -> None:
@@ -47,6 +50,18 @@ def pin(pid: int, cpus: frozenset[int]) -> None:
             os.sched_setaffinity(tid, cpus)
         except ProcessLookupError:
             continue  # a thread that ended between the listing and the call
+
+
+@contextlib.contextmanager
+def this_process_on(cpus: frozenset[int]) -> Iterator[None]:
+    """This process (and the children it starts meanwhile) on ``cpus``; its own mask back at
+    the end."""
+    mine = frozenset(os.sched_getaffinity(0))
+    pin(os.getpid(), cpus)
+    try:
+        yield
+    finally:
+        pin(os.getpid(), mine)
 
 
 def affinity(pid: int) -> frozenset[int]:
@@ -67,5 +82,5 @@ def _threads(pid: int) -> list[int]:
         return [pid]
 
 
-def _list(cpus: frozenset[int]) -> str:
+def cpu_list(cpus: frozenset[int]) -> str:
     return ",".join(str(c) for c in sorted(cpus))

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from aiokafka import AIOKafkaConsumer
@@ -61,9 +61,10 @@ class _Collector:
     topic: str
     prefix: bytes
     paced: Paced
-    from_decisions: bool  # else: output record timestamp less the post's, by key
-    # The post itself read back: when it was read less its timestamp (the broker alone).
-    at_read: bool = False
+    # What a latency is: "decision", the decision's own decided_at less post_produced_at;
+    # "forwarded", the output record's timestamp less the post's, matched by key; "read", the
+    # post itself read back, when it was read less its timestamp (the broker alone).
+    measure: Literal["decision", "forwarded", "read"]
     sent_at_ms: dict[bytes, int] = field(default_factory=dict)
     outputs: list[tuple[bytes, int]] = field(default_factory=list)
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
@@ -73,11 +74,11 @@ class _Collector:
         return len(self.paced.samples) + len(self.outputs)
 
     def add(self, key: bytes | None, value: bytes | None, timestamp_ms: int) -> None:
-        if self.from_decisions:
+        if self.measure == "decision":
             if value and self.prefix in value:
                 self.paced.samples.append(_decision_latency(value))
         elif key is not None and key.startswith(self.prefix):
-            if self.at_read:
+            if self.measure == "read":
                 sent_s = timestamp_ms / 1000
                 self.paced.samples.append((sent_s, time.time() - sent_s))
             else:
@@ -109,21 +110,21 @@ async def paced_run(
     paced = Paced(rate, seconds)
     group: str | None = None
     if read_back:
-        collector = _Collector(settings.posts_topic, f"{prefix}-".encode(), paced, False, True)
+        collector = _Collector(settings.posts_topic, f"{prefix}-".encode(), paced, "read")
         group = settings.consumer_group
     elif output_topic is None:
         collector = _Collector(
-            settings.decisions_topic, f'"post_id":"{prefix}-'.encode(), paced, True
+            settings.decisions_topic, f'"post_id":"{prefix}-'.encode(), paced, "decision"
         )
     else:
-        collector = _Collector(output_topic, f"{prefix}-".encode(), paced, False)
+        collector = _Collector(output_topic, f"{prefix}-".encode(), paced, "forwarded")
     reading = asyncio.create_task(_collect(settings, collector, seconds + 120, group))
     # Older records on the topic are read past first, so that reading them competes with
     # nothing that is measured.
     caught_up = asyncio.ensure_future(collector.caught_up.wait())
     await asyncio.wait([reading, caught_up], return_when=asyncio.FIRST_COMPLETED)
     paced.rss_kib.append((0.0, rss()))
-    sent_at = None if collector.from_decisions or collector.at_read else collector.sent_at_ms
+    sent_at = collector.sent_at_ms if collector.measure == "forwarded" else None
     tick = functools.partial(_sample, paced, rss)
     paced.sent, paced.started_at = await _produce(settings, posts, rate, seconds, tick, sent_at)
     collector.expected = paced.sent

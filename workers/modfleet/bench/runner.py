@@ -28,7 +28,7 @@ from aiokafka.errors import KafkaError
 from pydantic import SecretStr
 
 from modfleet.bench import corpus, stages
-from modfleet.bench.cores import Cores, affinity, pin
+from modfleet.bench.cores import Cores, affinity, pin, this_process_on
 from modfleet.bench.kafka_io import delete_topics, produce
 from modfleet.bench.processes import redis_proxy, rss_kib
 from modfleet.bench.report import BenchResult, RedisTrips, Stage, describe_machine, load_average
@@ -158,7 +158,7 @@ def _stack(base: Settings, options: BenchOptions) -> Iterator[stages.Stack]:
         prefix = "bench" if broker is not None else f"bench.{secrets.token_hex(4)}"
         settings = stack_settings(broker, local_redis, base).model_copy(
             update={
-                **_topics_of_run(prefix, base, broker is None),
+                **(_topics_of_run(prefix, base) if broker is None else {}),
                 "posts_topic": f"{prefix}.posts",
                 "redis_url": SecretStr(proxy.url),
             }
@@ -180,11 +180,9 @@ def _stack(base: Settings, options: BenchOptions) -> Iterator[stages.Stack]:
         )
 
 
-def _topics_of_run(prefix: str, base: Settings, external: bool) -> dict[str, str]:
+def _topics_of_run(prefix: str, base: Settings) -> dict[str, str]:
     """On a broker of one's own, every catalogue topic under the run's prefix (the stages
     rename the outputs again), so that the run writes only topics it deletes at the end."""
-    if not external:
-        return {}
     fields = (spec.settings_field for spec in load_catalogue())
     return {f: f"{prefix}.{getattr(base, f)}" for f in fields}
 
@@ -201,9 +199,8 @@ def _delete_topics(settings: Settings, prefix: str) -> None:
 def _split(cores: Cores, others: Iterable[int], stack: contextlib.ExitStack) -> None:
     """This process (the load generator; its children inherit the mask until placed), the
     broker, Redis and the proxy on ``cores.rest``; this process's own mask back at the end."""
-    mine = os.sched_getaffinity(0)
-    stack.callback(pin, os.getpid(), frozenset(mine))
-    for pid in (os.getpid(), *others):
+    stack.enter_context(this_process_on(cores.rest))
+    for pid in others:
         pin(pid, cores.rest)
 
 
