@@ -37,6 +37,9 @@ def test_bench_on_an_external_broker_keeps_to_topics_of_its_own_and_deletes_them
         "MODFLEET_BROKER_SESSION_TIMEOUT_S": "6",
         "MODFLEET_BROKER_HEARTBEAT_INTERVAL_S": "1",
         "MODFLEET_CONSUMER_FETCH_MAX_WAIT_MS": "100",
+        # Batches of 20, so that each stage's outputs span several milliseconds and its CPU
+        # window is there to check (one batch's outputs can share a millisecond: no window).
+        "MODFLEET_BATCH_MAX": "20",
     }
     command = ["--external-broker", "--posts", "100", "--repeat", "1"]
     done = run_bench(tmp_path, [*command, "--latency-seconds", "2", "--pace", "100"], env)

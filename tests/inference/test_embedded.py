@@ -78,11 +78,12 @@ async def test_hostile_records_cost_only_themselves_and_never_change_a_neighbour
 async def test_a_batch_of_posts_at_the_length_limit_never_stalls_the_event_loop(
     embedded: EmbeddedClassifier, policy: Policy
 ) -> None:
-    # Scoring 384 posts of 20,000 characters takes seconds: on the event loop it would starve
+    # Scoring 1,024 posts of 20,000 characters takes seconds: on the event loop it would starve
     # the Kafka heartbeats and /health for all of it. The loop must keep its turns meanwhile.
-    # (96 such posts took 0.47 s once the model got faster: too short for a stall to show.)
+    # (96 such posts took 0.47 s once the model got faster, and 384 took 0.48 s on a fast
+    # machine: too short for a stall to show.)
     body = "you are a worthless idiot and this goes on " * 465
-    texts = [f"post {i}: {body}" for i in range(384)]
+    texts = [f"post {i}: {body}" for i in range(1024)]
     gaps: list[float] = []
     scoring = asyncio.ensure_future(embedded.classify(texts, policy))
     loop = asyncio.get_running_loop()
