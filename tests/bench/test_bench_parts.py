@@ -72,6 +72,7 @@ def _result(soak: bool) -> BenchResult:
 
 def test_goals_ratios_and_json() -> None:
     result = _result(soak=True)
+    result.config["external_broker"] = True
     ratios = result.ratios()
     assert ratios["c_over_b"] == 5000 / 6000
     assert ratios["floor_b_e"] == 1 / (1 / 6000 + 1 / 20_000)
@@ -112,6 +113,20 @@ def test_soak_windows_are_side_by_side_and_keep_their_place_in_time() -> None:
     # The faust run has no second window: an empty cell, not the worker's numbers shifted.
     assert soak[3].split() == ["30s", "|", "45,000", "900", "3000", "3100", "|"]
     assert soak[4].split()[:8] == ["overall", "|", "900,000", "45", "95", "120", "97", "12"]
+
+
+def test_a_soak_on_the_embedded_broker_is_reported_but_not_judged() -> None:
+    # Its fetches slow down as its partitions fill, whatever reads them: the ratio is there,
+    # neither a pass nor a miss, and the reader is told what would judge it.
+    result = _result(soak=True)
+    soak_p99 = result.goals()[-1]
+    assert soak_p99.passed is None
+    assert soak_p99.measured == f"{95 / 50:.2f} (embedded broker)"
+    assert "--external-broker" in soak_p99.note
+    table = result.table()
+    assert f"{soak_p99.name}: not judged: the embedded broker's fetches slow down" in table
+    assert result.to_json()["ratios"]["soak_p99_worker_over_faust"] == 95 / 50
+    assert [g.verdict for g in result.goals()][:-1] == ["PASS", "MISS", "PASS", "PASS", "PASS"]
 
 
 def test_a_run_without_soak_says_so() -> None:

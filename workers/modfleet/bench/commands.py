@@ -53,7 +53,8 @@ import click
     show_default=True,
     help=(
         "Then keep that pace this long, the faust passthrough first, then the worker: RSS "
-        "growth, and latency per 30 s window of each."
+        "growth, and latency per 30 s window of each. The p99 goal is judged only with "
+        "--external-broker: the embedded broker slows as it fills."
     ),
 )
 @click.option(

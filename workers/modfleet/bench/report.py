@@ -92,7 +92,8 @@ class Goal:
     name: str
     measured: str
     target: str
-    passed: bool | None  # None: not measured in this run
+    passed: bool | None  # None: not measured, or not judged, in this run
+    note: str = ""  # why it was not judged, printed under the goals
 
     @property
     def verdict(self) -> str:
@@ -170,15 +171,27 @@ class BenchResult:
         return goals
 
     def _latency_goals(self, r: dict[str, float]) -> list[Goal]:
-        p50, p99 = r["latency_p50_worker_over_faust"], r["soak_p99_worker_over_faust"]
+        p50 = r["latency_p50_worker_over_faust"]
         return [
             Goal("latency p50 worker / faust passthrough",
                  f"{p50:.2f}" if p50 else "not run (--latency-seconds N)",
                  f"<= {LATENCY_P50_GOAL}", p50 <= LATENCY_P50_GOAL if p50 else None),
-            Goal("soak p99 worker / faust passthrough",
-                 f"{p99:.2f}" if p99 else "not run (--soak-minutes N)",
-                 f"<= {SOAK_P99_GOAL}", p99 <= SOAK_P99_GOAL if p99 else None),
+            self._soak_p99_goal(r["soak_p99_worker_over_faust"]),
         ]  # fmt: skip
+
+    def _soak_p99_goal(self, p99: float) -> Goal:
+        name, target = "soak p99 worker / faust passthrough", f"<= {SOAK_P99_GOAL}"
+        if not p99:
+            return Goal(name, "not run (--soak-minutes N)", target, None)
+        if not self.config.get("external_broker"):
+            # The embedded broker's fetches cost more the more record batches a partition
+            # holds, so over minutes its own lag, not the worker's, sets both sides' p99
+            # (docs/benchmarks.md, `modfleet bench broker`): reported, never judged.
+            why = ("not judged: the embedded broker's fetches slow down as its partitions "
+                   "fill, whatever reads them (modfleet bench broker); judge it with "
+                   "--external-broker against Apache Kafka")  # fmt: skip
+            return Goal(name, f"{p99:.2f} (embedded broker)", target, None, why)
+        return Goal(name, f"{p99:.2f}", target, p99 <= SOAK_P99_GOAL)
 
     def _soak_goal(self) -> Goal:
         name = "worker RSS growth over soak"
@@ -230,6 +243,7 @@ class BenchResult:
         lines += ["", f"{'goal':<46}{'measured':<36}{'target':<10}{'verdict'}"]
         for goal in self.goals():
             lines.append(f"{goal.name:<46}{goal.measured:<36}{goal.target:<10}{goal.verdict}")
+        lines += [f"  {goal.name}: {goal.note}" for goal in self.goals() if goal.note]
         lines += [
             f"  Redis ({k}): {t.batches} batches, {t.round_trips} round trips of which "
             f"{t.upkeep_round_trips} connection upkeep, {t.commands:,} commands, "
