@@ -67,6 +67,25 @@ def test_the_sampler_reads_the_processes_until_the_block_ends() -> None:
     assert set(sampler.samples[-1][1]) == {"me", "stage"}
 
 
+def test_busy_cpus_count_every_process_and_leave_idle_and_iowait_out() -> None:
+    # /proc/stat: user nice system idle iowait irq softirq steal guest guest_nice, in ticks;
+    # guest time is already in user. cpu0 busy 1+2+3+6+7+8 = 27 ticks, cpu1 9, cpu2 not asked.
+    t = _TICKS
+    stat = (
+        f"cpu  {99 * t} 0 0 0 0 0 0 0 0 0\n"
+        f"cpu0 {t} {2 * t} {3 * t} {4 * t} {5 * t} {6 * t} {7 * t} {8 * t} {9 * t} 0\n"
+        f"cpu1 {9 * t} 0 0 {50 * t} 0 0 0 0 0 0\n"
+        f"cpu2 {70 * t} 0 0 0 0 0 0 0 0 0\n"
+        "intr 1 2 3\nctxt 42\n"
+    )
+    assert cpu.busy_s(stat, frozenset({0})) == 27.0
+    assert cpu.busy_s(stat, frozenset({0, 1})) == 18.0  # on average over the two
+    with cpu.Sampler({}, every_s=0.01, busy=frozenset({0})) as sampler:
+        time.sleep(0.03)
+    assert all("rest" in used for _, used in sampler.samples)
+    assert sampler.samples[-1][1]["rest"] >= sampler.samples[0][1]["rest"]
+
+
 def test_windows_are_by_send_time_and_keep_empty_ones_in_place() -> None:
     samples = [(0.5, 0.010), (1.0, 0.020), (29.9, 0.030), (65.0, 2.0), (61.0, 1.0)]
     got = windows(samples, 30)

@@ -61,7 +61,7 @@ def _result(soak: bool) -> BenchResult:
     result.latency["faust_passthrough"] = Latency(1500, 12, 100, 100, 40, 60, 70)
     if soak:
         samples = [(0.0, 100_000), (600.0, 105_000)]
-        cpu = {"stage": 97.0, "broker": 12.0}
+        cpu = {"stage": 97.0, "broker": 12.0, "rest": 95.0}
         windows = [Window(0, 45_000, 40, 80, 90, cpu), Window(30, 45_000, 900, 3000, 3100)]
         lat = Latency(1500, 600, 900_000, 900_000, 45, 95, 120, 30, windows, cpu)
         result.soak = Soak(10, 900_000, 100_000, 105_000, samples, lat)
@@ -106,13 +106,16 @@ def test_the_table_shows_each_stages_cpu_next_to_its_rate() -> None:
 def test_soak_windows_are_side_by_side_and_keep_their_place_in_time() -> None:
     table = _result(soak=True).table()
     soak = table[table.index("soak (30 s windows") :].splitlines()
-    head = ["p50", "p99", "max", "cpu%", "brk%"]
+    head = ["p50", "p99", "max", "cpu%", "brk%", "rest%"]
     assert soak[1].split() == ["sent", "from", "|", "worker", *head, "|", "faust", *head]
-    worker_0 = ["45,000", "40", "80", "90", "97", "12"]
-    assert soak[2].split() == ["0s", "|", *worker_0, "|", "45,000", "40", "80", "90", "97", "12"]
+    # rest%: how busy the broker's side of the machine was (95%: starved, whatever the broker's
+    # own share), next to the process's and the broker's shares.
+    worker_0 = ["45,000", "40", "80", "90", "97", "12", "95"]
+    assert soak[2].split() == ["0s", "|", *worker_0, "|", *worker_0]
     # The faust run has no second window: an empty cell, not the worker's numbers shifted.
     assert soak[3].split() == ["30s", "|", "45,000", "900", "3000", "3100", "|"]
-    assert soak[4].split()[:8] == ["overall", "|", "900,000", "45", "95", "120", "97", "12"]
+    assert soak[3].index("|", 10) == soak[2].index("|", 10)  # its cell as wide as a full one
+    assert soak[4].split()[:9] == ["overall", "|", "900,000", "45", "95", "120", "97", "12", "95"]
 
 
 def test_a_soak_on_the_embedded_broker_is_reported_but_not_judged() -> None:

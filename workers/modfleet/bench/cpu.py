@@ -54,6 +54,18 @@ def process_cpu_s(pid: int) -> float | None:
         return None
 
 
+def busy_s(stat_text: str, cpus: frozenset[int]) -> float:
+    """Seconds the CPUs ``cpus`` were busy, on average over them, from /proc/stat's text: all
+    their time (user to steal) less idle and iowait, whatever process ran."""
+    total = 0
+    for line in stat_text.splitlines():
+        name, _, rest = line.partition(" ")
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            ticks = [int(f) for f in rest.split()[:8]]
+            total += sum(ticks) - ticks[3] - ticks[4]
+    return total / _TICKS_PER_S / max(1, len(cpus))
+
+
 def snapshot(pids: Mapping[str, int]) -> dict[str, float]:
     """CPU seconds of each named process that is still there."""
     cpu = {name: process_cpu_s(pid) for name, pid in pids.items()}
@@ -115,14 +127,22 @@ class Sampler:
 
     ``own``: also this process's, as "stage", from ``time.process_time`` (finer than /proc's
     ticks), for a stage run in the benchmark itself; the sampler's own reads are in it.
+    ``busy``: also how busy those CPUs were, as "rest" (the broker's, Redis's and the load
+    generator's CPUs, when split: whether the measured process was starved of its broker).
     A child's children are not counted (/proc counts them only once they are waited for).
     """
 
     def __init__(
-        self, pids: Mapping[str, int], *, own: bool = False, every_s: float = _SAMPLE_EVERY_S
+        self,
+        pids: Mapping[str, int],
+        *,
+        own: bool = False,
+        every_s: float = _SAMPLE_EVERY_S,
+        busy: frozenset[int] = frozenset(),
     ) -> None:
         self.pids = dict(pids)
         self.own = own
+        self.busy = busy
         self.every_s = every_s
         self.samples: list[tuple[float, dict[str, float]]] = []
         self._stop = threading.Event()
@@ -139,6 +159,8 @@ class Sampler:
         cpu = snapshot(self.pids)
         if self.own:
             cpu["stage"] = time.process_time()
+        if self.busy:
+            cpu["rest"] = busy_s(Path("/proc/stat").read_text(), self.busy)
         return time.time(), cpu
 
     def __enter__(self) -> Self:

@@ -241,9 +241,10 @@ class BenchResult:
                 lines += self._stage_warnings(key, stage)
         lines += self._cpu_notes()
         lines += ["", f"{'goal':<46}{'measured':<36}{'target':<10}{'verdict'}"]
-        for goal in self.goals():
+        goals = self.goals()
+        for goal in goals:
             lines.append(f"{goal.name:<46}{goal.measured:<36}{goal.target:<10}{goal.verdict}")
-        lines += [f"  {goal.name}: {goal.note}" for goal in self.goals() if goal.note]
+        lines += [f"  {goal.name}: {goal.note}" for goal in goals if goal.note]
         lines += [
             f"  Redis ({k}): {t.batches} batches, {t.round_trips} round trips of which "
             f"{t.upkeep_round_trips} connection upkeep, {t.commands:,} commands, "

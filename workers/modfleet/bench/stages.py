@@ -66,6 +66,11 @@ class Stack:
         passthrough never starts behind on the latency run's posts."""
         return f"{self.prefix}.b.{'soak' if soak else 'latency'}"
 
+    @property
+    def rest_cpus(self) -> frozenset[int]:
+        """The broker's, Redis's and the load generator's CPUs when split; none when shared."""
+        return self.cores.rest if self.cores else frozenset()
+
 
 def phase(stack: Stack, name: str) -> Settings:
     """Settings of one stage, its output topics created: own group, topics and web port."""
@@ -130,7 +135,7 @@ def faust_paced(stack: Stack, rate: float, seconds: float, *, soak: bool = False
             posts, name, rate, seconds, rss, output_topic=s.decisions_topic,
         )  # fmt: skip
         pids = {"stage": child.proc.pid, **stack.pids}
-        with Sampler(pids, every_s=_PACED_CPU_EVERY_S) as cpu:
+        with Sampler(pids, every_s=_PACED_CPU_EVERY_S, busy=stack.rest_cpus) as cpu:
             run = asyncio.run(paced)
         run.cpu_samples = cpu.samples
         return run
@@ -210,7 +215,8 @@ def paced(
 ) -> Paced:
     """New, unique posts at ``rate`` onto the worker's posts topic; their decisions' latency."""
     rss = functools.partial(rss_kib, child.proc.pid)
-    with Sampler({"stage": child.proc.pid, **stack.pids}, every_s=_PACED_CPU_EVERY_S) as cpu:
+    pids = {"stage": child.proc.pid, **stack.pids}
+    with Sampler(pids, every_s=_PACED_CPU_EVERY_S, busy=stack.rest_cpus) as cpu:
         run = asyncio.run(paced_run(s, corpus.endless(prefix), prefix, rate, seconds, rss))
     run.cpu_samples = cpu.samples
     return run

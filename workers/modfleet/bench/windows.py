@@ -83,11 +83,13 @@ def side_by_side(
     """Rows of windows, one column group per process (worker, faust passthrough)."""
     names = list(columns)
     head = f"  {'sent from':>9}" + "".join(
-        f"  | {n:<10}{'p50':>7}{'p99':>7}{'max':>7}{'cpu%':>6}{'brk%':>6}" for n in names
+        f"  | {n:<10}{'p50':>7}{'p99':>7}{'max':>7}{'cpu%':>6}{'brk%':>6}{'rest%':>6}"
+        for n in names
     )
     lines = [
         f"{title} ({window_s:g} s windows by send time, ms; cpu%: the process's share of one "
-        "core, brk%: the broker's, over the window's wall time)",
+        "core, brk%: the broker's, rest%: how busy the CPUs of the broker, Redis and the load "
+        "generator were, over the window's wall time)",
         head,
     ]
     rows = max((len(c) for c in columns.values()), default=0)
@@ -101,8 +103,8 @@ def side_by_side(
 
 def _cell(w: Window | None) -> str:
     if w is None:
-        return f"  | {'':<10}{'':>33}"
+        return f"  | {'':<10}{'':>39}"
     posts = f"{w.posts:,}"
-    own, broker = (w.cpu_pct.get(k) for k in ("stage", "broker"))
-    cpu = "".join(f"{v:>6.0f}" if v is not None else f"{'':>6}" for v in (own, broker))
+    shares = (w.cpu_pct.get(k) for k in ("stage", "broker", "rest"))
+    cpu = "".join(f"{v:>6.0f}" if v is not None else f"{'':>6}" for v in shares)
     return f"  | {posts:<10}{w.p50_ms:>7.0f}{w.p99_ms:>7.0f}{w.max_ms:>7.0f}{cpu}"
