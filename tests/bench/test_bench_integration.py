@@ -25,10 +25,7 @@ _POSTS = 200
 
 def test_modfleet_bench_runs_every_stage_and_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    # Batches of 50, so that each stage's outputs span several milliseconds and its CPU window
-    # is there to check (one batch's outputs can share a millisecond: no window).
-    args = ["--posts", str(_POSTS), "--repeat", "1", "--latency-seconds", "0"]
-    done = run_bench(tmp_path, args, {"MODFLEET_BATCH_MAX": "50"})
+    done = run_bench(tmp_path, ["--posts", str(_POSTS), "--repeat", "1", "--latency-seconds", "0"])
     assert "c/b" in done.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json"]  # no faust data dirs
 
