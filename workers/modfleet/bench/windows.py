@@ -88,8 +88,8 @@ def side_by_side(
     )
     lines = [
         f"{title} ({window_s:g} s windows by send time, ms; cpu%: the process's share of one "
-        "core, brk%: the broker's, rest%: how busy the CPUs of the broker, Redis and the load "
-        "generator were, over the window's wall time)",
+        "core, brk%: the embedded broker's, rest%: how busy the other CPUs were, those of "
+        "Redis, the load generator and an embedded broker, over the window's wall time)",
         head,
     ]
     rows = max((len(c) for c in columns.values()), default=0)
