@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from modfleet.errors import FatalError, RecoverableError
+from modfleet.errors import FatalError, RecoverableError, RejectedInput
 from modfleet.inference.adapters import GptOssSafeguardAdapter, LlamaGuardAdapter
 from modfleet.inference.base import pack_salt
 from modfleet.inference.breaker import CircuitBreaker
@@ -100,12 +100,35 @@ async def test_retries_give_up_with_a_recoverable_error(small_policy: Policy) ->
     assert classifier.requests_sent == 2
 
 
-async def test_a_bad_request_is_fatal_and_not_retried(small_policy: Policy) -> None:
+@pytest.mark.parametrize("status", [400, 413, 422])
+async def test_a_request_the_server_refuses_is_that_inputs_and_not_retried(
+    small_policy: Policy, status: int
+) -> None:
+    # vLLM answers 400 to a prompt over the model's context length: that post's fault, not
+    # the worker's, so the caller dead-letters the post rather than stopping.
     async def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(400, text="prompt too long")
+        if b"an endless post" in request.content:
+            return httpx.Response(status, text="This model's maximum context length is 4096")
+        return chat_reply()
+
+    classifier = backend(handler, urls=URLS[:1], attempts=3, breaker_failures=1)
+    with pytest.raises(RejectedInput, match=f"HTTP {status}.*context length"):
+        await classifier.classify(["an endless post"], small_policy)
+    assert classifier.requests_sent == 1
+    # The server answered, so its circuit stays closed: the next post is scored.
+    (verdict,) = await classifier.classify(["a short post"], small_policy)
+    assert not verdict.unparseable
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+async def test_a_refused_key_model_or_path_is_fatal_and_not_retried(
+    small_policy: Policy, status: int
+) -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, text="the model `m` does not exist")
 
     classifier = backend(handler, attempts=3)
-    with pytest.raises(FatalError, match="400"):
+    with pytest.raises(FatalError, match=str(status)):
         await classifier.classify(["x"], small_policy)
     assert classifier.requests_sent == 1
 

@@ -17,11 +17,13 @@ import pytest
 import vllm_model
 from vllm_model import MISSING_REASON, available
 
-from modfleet.errors import FatalError
+from modfleet.errors import FatalError, RejectedInput
 from modfleet.inference import create_classifier
 from modfleet.inference.adapters import create_adapter
+from modfleet.metrics import Metrics
 from modfleet.policy import Policy
 from modfleet.settings import Settings
+from modfleet.stream.infer import Inference, Retry
 
 pytestmark = [pytest.mark.vllm, pytest.mark.skipif(not available(), reason=MISSING_REASON)]
 
@@ -122,6 +124,21 @@ async def test_cache_salt_keeps_one_tenants_prefix_cache_from_another(
     queries, hits = await hits_of(tenant_b, small_policy)
     assert queries > 0
     assert hits == 0, "b's identical prefix must not hit a's cache blocks"
+
+
+async def test_a_prompt_over_the_context_length_costs_that_post_alone(
+    classifier: VLLMClassifier, small_policy: Policy
+) -> None:
+    # Under the pack's 20,000 characters, and far over this engine's 4,096 tokens.
+    endless = "\U0001f4a3 " * 4_000
+    with pytest.raises(RejectedInput, match="vLLM refused the request"):
+        await classifier.classify([TEXTS[0], endless], small_policy)
+    # Through the worker's inference step: the batch is isolated, the other post scored.
+    inference = Inference(classifier, Retry(3, 0.0, timeout_s=240), Metrics())
+    results = await inference.classify(small_policy, ["ok", "endless"], [TEXTS[0], endless])
+    assert set(results.found) == {"ok"}
+    assert set(results.failed) == {"endless"}
+    assert results.failed["endless"].startswith("RejectedInput: vLLM refused the request")
 
 
 async def test_a_dead_engine_is_fatal_not_retried(

@@ -21,6 +21,7 @@ from modfleet.cache import connect_cache
 from modfleet.contracts.admin import create_topics
 from modfleet.contracts.schemas import violations
 from modfleet.emit import Outbound, Topics
+from modfleet.errors import RejectedInput
 from modfleet.inference.adapters import create_adapter
 from modfleet.inference.openai_backend import HttpOptions, OpenAICompatibleClassifier
 from modfleet.ingest import Record
@@ -70,6 +71,22 @@ async def test_chat_with_a_json_schema_gives_gpt_oss_verdicts(
         assert verdict.categories is not None
         assert set(verdict.categories) == set(small_policy.categories)
         assert isinstance(verdict.rationale, str)
+
+
+async def test_a_prompt_over_the_context_length_is_refused_as_that_posts(
+    server: VLLMServer, small_policy: Policy
+) -> None:
+    # vLLM's server answers 400 to a prompt over --max-model-len: the post is dead-lettered,
+    # the worker goes on (a FatalError would stop every worker the batch is redelivered to).
+    backend = classifier(server, "gpt-oss-safeguard")
+    try:
+        with pytest.raises(RejectedInput, match="HTTP 400"):
+            await backend.classify(["\U0001f4a3 " * 4_000], small_policy)
+        (verdict,) = await backend.classify(TEXTS[:1], small_policy)
+    finally:
+        await backend.close()
+    assert not verdict.unparseable, verdict.raw_output
+    assert backend.requests_sent == 2  # refused once, not retried
 
 
 async def test_completions_bring_logprob_scores_for_llama_guard(

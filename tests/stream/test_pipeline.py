@@ -12,6 +12,7 @@ from posts import encode, post
 from modfleet.cache import connect_cache
 from modfleet.contracts.schemas import violations
 from modfleet.emit import Topics
+from modfleet.errors import FatalError, RejectedInput
 from modfleet.inference import Classifier, Verdict
 from modfleet.inference.embedded import EmbeddedClassifier
 from modfleet.ingest import Record
@@ -210,3 +211,50 @@ async def test_a_text_the_backend_hangs_on_costs_that_post_after_the_timeout(
     assert by_post[b"h-2"].kind == "dead_letter"
     assert lost["reason"]["code"] == "inference_failed"
     assert "took over 0.2 s" in lost["reason"]["message"]
+
+
+class Refusing(Wrapped):
+    """The embedded model, behind a server that refuses any request holding a text as long as
+    ``limit`` or longer, as vLLM refuses a prompt over its context length."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.calls = 0
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        self.calls += 1
+        if any(len(t) >= self.limit for t in texts):
+            raise RejectedInput("HTTP 400: This model's maximum context length is 4096 tokens")
+        return await self.inner.classify(texts, policy)
+
+
+async def test_a_post_the_model_refuses_costs_that_post_alone(
+    make_settings: Callable[..., Settings],
+) -> None:
+    s = make_settings(cache_enabled=False)
+    model = Refusing(limit=5_000)
+    pipe = pipeline(s, model, Retry(3, 0.0))
+    long_text = "\U0001f4a3 " * 4_000  # under the pack's 20,000 characters, over the model's
+    values = [encode(post("r-1", "hello there")), encode(post("r-2", long_text))]
+    out = await pipe.process(records(values))
+    by_post = {m.key: m for m in out}
+    assert by_post[b"r-1"].kind == "decision"
+    assert by_post[b"r-2"].kind == "dead_letter"
+    lost = orjson.loads(by_post[b"r-2"].value)
+    assert lost["reason"]["code"] == "inference_failed"
+    assert "RejectedInput" in lost["reason"]["message"]
+    assert "context length" in lost["reason"]["message"]
+    # No retry of the refused batch: the batch once, the probe, then each post once.
+    assert model.calls == 4
+
+
+async def test_a_model_that_refuses_even_the_probe_stops_the_worker(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # Every post refused is the model's configuration (a context shorter than the pack's
+    # prompt), not the posts: dead-lettering them all would empty the stream for nothing.
+    s = make_settings(cache_enabled=False)
+    pipe = pipeline(s, Refusing(limit=0), Retry(3, 0.0))
+    with pytest.raises(FatalError, match="refuses even a plain text"):
+        await pipe.process(records([encode(post("r-3", "hello there"))]))

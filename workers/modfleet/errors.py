@@ -1,4 +1,4 @@
-"""The two kinds of failure, named for what the caller can do about them."""
+"""The kinds of failure, named for what the caller can do about them."""
 
 from __future__ import annotations
 
@@ -12,4 +12,9 @@ class RecoverableError(ModfleetError):
 
 
 class FatalError(ModfleetError):
-    """Do not retry: the configuration, the input or the model is wrong."""
+    """Do not retry: the configuration or the model is wrong, for every input alike."""
+
+
+class RejectedInput(ModfleetError):
+    """Give up on this input and go on with the others: the model refused this one request
+    (a prompt over its context length, say) and a retry would be refused the same way."""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from modfleet.errors import FatalError, ModfleetError, RecoverableError
+from modfleet.errors import FatalError, ModfleetError, RecoverableError, RejectedInput
 from modfleet.inference import openai_wire
 from modfleet.inference.adapters import Adapter, Completion, Request, create_adapter
 from modfleet.inference.base import Classifier, Verdict, pack_salt
@@ -33,6 +33,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+# The server read the request and will not take this one: a prompt over the context length
+# (vLLM: 400), a body too large (413), a value out of range (422). Another post's request is
+# still welcome, so the post is dead-lettered alone; the worker's probe tells such a refusal
+# from a configuration that every request gets (Inference). Other 4xx (401, 403, 404: a key,
+# a model name, a path) are the configuration's, for every post alike.
+_REFUSED_INPUT_STATUS = frozenset({400, 413, 422})
 _BACKOFF_CAP_S = 5.0
 
 
@@ -153,7 +159,7 @@ class OpenAICompatibleClassifier(Classifier):
             except RecoverableError:
                 breaker.failure()
                 raise
-            except FatalError:
+            except (FatalError, RejectedInput):
                 breaker.success()  # the server answered; the request was at fault
                 raise
             except (httpx.TransportError, TimeoutError) as exc:
@@ -181,6 +187,8 @@ def _checked(response: httpx.Response) -> Any:
     where = f"{response.request.url}: HTTP {response.status_code}"
     if response.status_code in _RETRYABLE_STATUS:
         raise RetryableStatus(f"{where}: {response.text[:300]}", _retry_after(response))
+    if response.status_code in _REFUSED_INPUT_STATUS:
+        raise RejectedInput(f"{where}: {response.text[:300]}")
     if response.status_code >= 400:
         raise FatalError(f"{where}: {response.text[:300]}")
     try:
@@ -192,7 +200,7 @@ def _checked(response: httpx.Response) -> Any:
 def _first_error(failed: ExceptionGroup[Exception]) -> Exception:
     """The error to report for a batch: a fatal one first, so the pipeline does not retry it."""
     errors = list(failed.exceptions)
-    for kind in (FatalError, ModfleetError):
+    for kind in (FatalError, RejectedInput, ModfleetError):
         for error in errors:
             if isinstance(error, kind):
                 return error

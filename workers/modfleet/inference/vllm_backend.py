@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modfleet.errors import FatalError, RecoverableError
+from modfleet.errors import FatalError, RecoverableError, RejectedInput
 from modfleet.inference.adapters import (
     Adapter,
     Completion,
@@ -292,7 +292,8 @@ class VLLMClassifier(Classifier):
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(self._one(text, policy)) for text in texts]
         except ExceptionGroup as failed:
-            # The callers retry RecoverableError and stop on FatalError: hand them one of ours.
+            # The callers retry RecoverableError, isolate RejectedInput and stop on FatalError:
+            # hand them one of ours.
             raise _worst(failed) from failed
         return [task.result() for task in tasks]
 
@@ -316,9 +317,10 @@ class VLLMClassifier(Classifier):
 
 
 def _worst(group: ExceptionGroup[Exception]) -> Exception:
-    """The error a batch fails with: fatal over recoverable over anything else."""
+    """The error a batch fails with: fatal over a refused input (no retry of the batch pays)
+    over recoverable over anything else."""
     leaves = list(_leaves(group))
-    for kind in (FatalError, RecoverableError):
+    for kind in (FatalError, RejectedInput, RecoverableError):
         for exc in leaves:
             if isinstance(exc, kind):
                 return exc
@@ -340,6 +342,20 @@ def _translated(exc: Exception) -> Exception:
         return FatalError(f"vLLM engine died: {exc}")
     if isinstance(exc, EngineGenerateError | asyncio.TimeoutError):
         return RecoverableError(f"vLLM generate failed: {exc}")
-    if isinstance(exc, ValueError):
-        return FatalError(f"vLLM refused the request: {exc}")  # e.g. prompt over max_model_len
+    refused, missing = _request_errors()
+    if isinstance(exc, missing):
+        return FatalError(f"vLLM has no such model or adapter: {exc}")
+    if isinstance(exc, refused):
+        return RejectedInput(f"vLLM refused the request: {exc}")  # e.g. over max_model_len
     return RecoverableError(f"vLLM: {type(exc).__name__}: {exc}")
+
+
+def _request_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """What vLLM raises for a request it will not take (its 4xx), and of those, what names a
+    model or adapter it does not have (the configuration's): ``VLLMClientError`` and
+    ``VLLMNotFoundError`` where vLLM has them, ``ValueError`` alone before."""
+    try:
+        from vllm.exceptions import VLLMClientError, VLLMNotFoundError
+    except ImportError:  # a vLLM older than its own exception classes
+        return (ValueError,), ()
+    return (ValueError, VLLMClientError), (VLLMNotFoundError,)

@@ -4,7 +4,10 @@ A failure never decides a post. When posts fail alone while the backend answers 
 come back in ``failed`` with the reason, and the pipeline dead-letters them. When the backend
 does not answer at all, that is an outage, not a property of the posts: ``BackendDown`` goes up
 to the agent, which stops taking records until the backend is back (or the pack's
-``on_model_down`` says otherwise). A ``FatalError`` (a dead engine) is never retried.
+``on_model_down`` says otherwise). A ``FatalError`` (a dead engine) is never retried. A
+``RejectedInput`` (a prompt over the model's context length) is not retried either: the batch
+is isolated at once, and only the refused posts are dead-lettered, unless the model refuses
+the probe's plain text too, which makes the refusal the configuration's (``FatalError``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from modfleet.errors import FatalError, RecoverableError
+from modfleet.errors import FatalError, RecoverableError, RejectedInput
 from modfleet.inference.base import Classifier, Verdict
 from modfleet.metrics import Metrics
 from modfleet.policy import Policy
@@ -69,7 +72,9 @@ class Inference:
             # Probe first: a backend that is down would fail (or time out) once per post.
             if not await self._answers(policy):
                 raise BackendDown(f"model {self.classifier.model_id} is not answering") from exc
-            log.warning("inference failed for a batch of %d texts (%s); isolating", len(texts), exc)
+            # By type: a server's refusal may quote the post (each dead letter says it in full).
+            why = type(exc).__name__
+            log.warning("inference failed for a batch of %d texts (%s); isolating", len(texts), why)
             return await self._isolate(policy, keys, texts)
         return Results(dict(zip(keys, verdicts, strict=True)), {})
 
@@ -79,6 +84,12 @@ class Inference:
             await self._call(policy, [PROBE_TEXT])
         except FatalError:
             raise
+        except RejectedInput as exc:
+            # A model that refuses a greeting refuses every post: its settings are wrong (a
+            # context shorter than the pack's prompt, a parameter it does not take), not a post.
+            raise FatalError(
+                f"model {self.classifier.model_id} refuses even a plain text: {exc}"
+            ) from exc
         except Exception:  # noqa: BLE001 - any failure of the probe means "not answering"
             return False
         return True
@@ -87,8 +98,8 @@ class Inference:
         for attempt in range(self.retry.attempts):
             try:
                 return await self._call(policy, texts)
-            except FatalError:
-                raise
+            except (FatalError, RejectedInput):
+                raise  # no retry changes either: one stops the worker, the other isolates
             except Exception as exc:
                 if attempt + 1 == self.retry.attempts:
                     raise
