@@ -155,7 +155,7 @@ def test_example_is_valid(message_type: MessageType) -> None:
 @pytest.mark.parametrize("message_type", ["decision", "escalation"])
 def test_example_decision_id_follows_the_documented_formula(message_type: MessageType) -> None:
     message = example(message_type)
-    parts = ("post_id", "policy_id", "policy_version", "policy_digest")
+    parts = ("post_id", "policy_id", "policy_version", "policy_digest", "tenant")
     material = "\x1f".join(message[part] for part in parts)
     assert message["decision_id"] == hashlib.sha256(material.encode()).hexdigest()
 

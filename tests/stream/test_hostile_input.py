@@ -24,6 +24,8 @@ from modfleet.ingest import Record
 from modfleet.metrics import Metrics
 from modfleet.policy import load_policy
 from modfleet.replay import collect_outcomes, produce_posts
+from modfleet.reviews.agreement import Tally
+from modfleet.reviews.join import Join
 from modfleet.settings import Settings
 from modfleet.stack.dev import worker_process
 from modfleet.stream import Pipeline, Retry
@@ -120,6 +122,33 @@ async def test_a_10_mb_post_is_dead_lettered_too_large_without_being_read(
     assert message["source"]["value_bytes"] == len(body)
     assert message["original_truncated"] is True  # the first part, to fit the broker
     assert len(letter.value) < 1024 * 1024
+
+
+async def test_two_tenants_posts_of_one_id_are_two_decisions_with_two_ids(
+    pipeline: Pipeline,
+) -> None:
+    # A post_id is unique only within its tenant, and any tenant may send another's ids: one
+    # shared decision_id would let a consumer dedupe one tenant's decision away as the other's,
+    # and the review join count one tenant's review against the other's decision.
+    values = [
+        encode(post("1", "you are a worthless idiot", tenant="acme")),
+        encode(post("1", "what a lovely day at the beach", tenant="globex")),
+    ]
+    out = await pipeline.process(
+        [Record("posts", i, 0, 1.7e9, b"1", v) for i, v in enumerate(values)]
+    )
+    decided = {d["tenant"]: d for d in (orjson.loads(m.value) for m in out if m.kind == "decision")}
+    acme, globex = decided["acme"], decided["globex"]
+    assert (acme["action"], globex["action"]) != ("allow", "allow")
+    assert globex["action"] == "allow"
+    assert acme["decision_id"] != globex["decision_id"]
+    join, tally = Join(max_decisions=10, ttl_s=3600), Tally()
+    for now, d in enumerate((acme, globex)):
+        tally.add(join.add_decision(d, float(now)))
+    review = {"decision_id": globex["decision_id"], "post_id": "1", "tenant": "globex"}
+    tally.add(join.add_review({**review, "action": "allow", "verdicts": {}}, 2.0))
+    assert tally.results["joined"] == 1
+    assert tally.results["mismatch"] == 0
 
 
 async def test_prompt_injection_text_is_just_text(pipeline: Pipeline) -> None:

@@ -19,8 +19,9 @@ def _example(name: str) -> dict[str, Any]:
     return loaded
 
 
-def decision_id(post_id: str, digest: str = DIGEST_A) -> str:
-    return hashlib.sha256(f"{post_id}\x1fdefault\x1f1\x1f{digest}".encode()).hexdigest()
+def decision_id(post_id: str, digest: str = DIGEST_A, tenant: str = "acme") -> str:
+    material = f"{post_id}\x1fdefault\x1f1\x1f{digest}\x1f{tenant}"
+    return hashlib.sha256(material.encode()).hexdigest()
 
 
 def decision(
@@ -35,7 +36,7 @@ def decision(
 ) -> dict[str, Any]:
     d = _example("decision")
     d.update(
-        decision_id=decision_id(post_id, digest),
+        decision_id=decision_id(post_id, digest, tenant),
         post_id=post_id,
         tenant=tenant,
         action=action,
