@@ -1,7 +1,11 @@
+import re
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from modfleet.normalise import normalise
+from modfleet.normalise.text import _folded
 
 
 def test_invisible_characters_and_spacing_do_not_change_the_hash() -> None:
@@ -50,3 +54,48 @@ def test_the_printable_ascii_shortcut_gives_the_general_paths_text_and_hash(
     slow = normalise(text + "\u200b", max_chars)
     assert (fast.text, fast.content_hash) == (slow.text, slow.content_hash)
     assert fast.truncated == slow.truncated
+
+
+# Each of these is gone from the canonical text, so none may count towards the cut that bounds
+# the work on a long body: padding a post with them must not push its words out of the text.
+PADDING = [" ", "\n", "\t\r", "\u200b", "\u2060\ufeff", "\x00\x7f", "\u202c", " \u202a", "\u00ad"]
+
+
+@pytest.mark.parametrize("pad", PADDING)
+def test_padding_that_folding_removes_cannot_hide_the_words_after_it(pad: str) -> None:
+    text = pad * 90_000 + "you idiot" + pad * 10
+    assert len(text) > 4 * 20_000
+    result = normalise(text, 20_000)
+    assert result.text == "you idiot"
+    assert not result.truncated
+    assert result.content_hash == normalise("you idiot", 20_000).content_hash
+
+
+def test_a_long_text_of_words_is_still_cut_where_its_words_fill_the_limit() -> None:
+    result = normalise(" \u200b".join(["word"] * 1_000_000), 100)
+    assert result.truncated
+    assert result.text == " ".join(["word"] * 21)[:100]
+
+
+_DROPPED = [" ", "\n", "\t", "\u200b", "\x00", "\u202a", "\u202c", "\u00ad"]
+_KEPT = ["a", "Z", "9", "\u00e9", "e\u0301", "\uff41", "\u1100\u1161\u11a8", "\U0001f4a3"]
+_MIXED = st.lists(st.sampled_from([*_DROPPED, *_KEPT]), max_size=200).map("".join)
+_RUNS = st.lists(
+    st.tuples(st.sampled_from(_DROPPED), st.integers(0, 60), st.sampled_from(_KEPT)),
+    max_size=30,
+).map(lambda runs: "".join(pad * n + kept for pad, n, kept in runs))
+_KEPT_CHAR = re.compile(
+    r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+)
+
+
+@given(st.one_of(_MIXED, _RUNS), st.integers(min_value=1, max_value=12))
+def test_a_long_text_reads_as_if_it_had_been_folded_whole(text: str, max_chars: int) -> None:
+    # The reference folds the whole text, however long, then cuts to the limit: the bounded
+    # path must give the same text whatever share of it folding removes.
+    whole = _folded(text)
+    result = normalise(text, max_chars)
+    assert result.text == whole[:max_chars]
+    assert result.truncated == (
+        len(whole) > max_chars or len(_KEPT_CHAR.findall(text)) > 4 * max_chars
+    )

@@ -151,6 +151,20 @@ async def test_two_tenants_posts_of_one_id_are_two_decisions_with_two_ids(
     assert tally.results["mismatch"] == 0
 
 
+async def test_padding_the_model_never_sees_cannot_get_a_post_allowed(pipeline: Pipeline) -> None:
+    # 90,000 zero-width spaces (270 KB, far under the size limit) fold away to nothing; they
+    # once counted towards the cut that bounds a long body, and the words after them were lost.
+    words = "you are a worthless idiot and everyone hates you"
+    values = [encode(post("pad-0", words)), encode(post("pad-1", "\u200b" * 90_000 + words))]
+    out = await pipeline.process(
+        [Record("posts", 0, i, 1.7e9, None, v) for i, v in enumerate(values)]
+    )
+    plain, padded = (orjson.loads(m.value) for m in out if m.kind == "decision")
+    assert plain["action"] != "allow"
+    assert (padded["action"], padded["scores"]) == (plain["action"], plain["scores"])
+    assert padded["truncated"] is False
+
+
 async def test_prompt_injection_text_is_just_text(pipeline: Pipeline) -> None:
     values = [encode(post(f"inj-{i}", text)) for i, text in enumerate(INJECTIONS)]
     out = await pipeline.process(

@@ -6,6 +6,7 @@ cached verdict is always the verdict for the text it is served for.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -33,21 +34,42 @@ class Normalised:
 def normalise(text: str, max_chars: int) -> Normalised:
     """NFKC-fold, undo RTL overrides, strip invisible and control characters, collapse whitespace,
     cut to max_chars."""
-    # Bound the work on hostile multi-megabyte bodies: folding can shrink text, but not by 4x
-    # in practice, so a raw cut at 4x the limit keeps every character that could survive.
-    raw_cut = len(text) > 4 * max_chars
-    if not raw_cut and text.isascii() and text.isprintable():
+    long = len(text) > 4 * max_chars
+    if not long and text.isascii() and text.isprintable():
         # Most posts: NFKC leaves printable ASCII as it is, and it holds no override, invisible
         # or control character, so only the whitespace collapse remains (str.split's whitespace
         # is the regex's on such text). Same result, a few microseconds less a post.
         canon = " ".join(text.split())
+        raw_cut = False
     else:
-        canon = _folded(text[: 4 * max_chars] if raw_cut else text)
+        cut = _raw_cut(text, max_chars) if long else len(text)
+        raw_cut = cut < len(text)
+        canon = _folded(text[:cut])
     truncated = raw_cut or len(canon) > max_chars
     if truncated:
         canon = canon[:max_chars]
     digest = hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest()
     return Normalised(text=canon, content_hash=digest, truncated=truncated)
+
+
+def _raw_cut(text: str, max_chars: int) -> int:
+    """Where to cut a long text before folding it: after 4x max_chars characters that folding
+    keeps, so that the work on a multi-megabyte body stays bounded, and no run of characters
+    that folding removes (spaces, invisible, control) can push the words after it out of what
+    the model reads. Folding keeps each such character as at least one, bar a few compositions
+    (3 to 1 at most), so every character past the cut would be past max_chars anyway."""
+    found = _kept_run(4 * max_chars).match(text)
+    return len(text) if found is None else found.end()
+
+
+# Characters folding removes or collapses: whitespace, and _CONTROL's and _INVISIBLE's classes.
+_DROPPED = r"\s" + _CONTROL.pattern[1:-1] + _INVISIBLE.pattern[1:-1]
+
+
+@functools.lru_cache(maxsize=16)
+def _kept_run(count: int) -> re.Pattern[str]:
+    """Matches a text's start up to and including its ``count``-th kept character."""
+    return re.compile(f"(?:[{_DROPPED}]*[^{_DROPPED}]){{{count}}}")
 
 
 def _folded(text: str) -> str:
