@@ -21,12 +21,14 @@ from modfleet.emit import (
     minimal_dead_letter,
 )
 from modfleet.emit.budget import KEY_LIMIT, TRACEPARENT_LENGTH, record_overhead
+from modfleet.emit.dead_letter import ORIGINAL_LIMIT
 from modfleet.emit.messages import (
     Decided,
     PackFields,
     carried_headers,
     decision_message,
     iso_time,
+    trace_context,
 )
 from modfleet.inference import Verdict
 from modfleet.ingest import Record
@@ -138,6 +140,19 @@ def test_a_dead_letter_of_a_huge_key_and_value_fits_and_says_what_was_cut() -> N
     assert violations("dead_letter", body) == []
 
 
+def test_a_dead_letter_keeps_within_its_schema_where_the_broker_allows_more() -> None:
+    # A deployment whose brokers take 2 MiB messages (the catalogue's own max.message.bytes):
+    # the original is still cut to the 1 MiB the schema allows, or consumers that validate
+    # dead letters would refuse the one that holds the most to see.
+    roomy = Budget(record_bytes=2 * 1024 * 1024, escalation_text_bytes=256 * 1024)
+    record = Record("posts", 0, 3, 1.7e9, b"k", b"\xff" * 3 * 1024 * 1024)
+    body = orjson.loads(dead_letter_message(record, Rejection("not_utf8", "x"), "dl", roomy).value)
+    assert body["reason"]["code"] == "not_utf8"
+    assert len(base64.b64decode(body["original_b64"])) == ORIGINAL_LIMIT
+    assert body["original_truncated"] is True
+    assert violations("dead_letter", body) == []
+
+
 def test_modfleets_own_failures_carry_a_reference_not_the_post() -> None:
     value = orjson.dumps({"schema_version": 1, "post_id": "p", "tenant": "a", "text": "secret"})
     record = Record("posts", 0, 5, 1.7e9, b"p", value)
@@ -203,6 +218,37 @@ def test_only_well_formed_bounded_trace_headers_travel_on() -> None:
     }
     junk = Record("p", 0, 0, None, None, b"", (("traceparent", b"0" * 10**6),))
     assert dict(carried_headers(junk)) == {"content-type": b"application/json"}
+
+
+GOOD_PARENT = b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01"
+
+
+@pytest.mark.parametrize(
+    "parent",
+    [
+        b"zz-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01",  # version not hex
+        b"ff-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01",  # the invalid version
+        b"00-" + b"A" * 32 + b"-" + b"b" * 16 + b"-01",  # upper case
+        b"00-" + b"a" * 32 + b"-\r\n\x00" + b"0" * 13 + b"-01",  # CR, LF, NUL in the parent id
+        b"00-" + b"a" * 32 + b"-" + b"0" * 16 + b"-01",  # all-zero parent id
+        b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-\xff\xff",  # flags not hex
+        b"00_" + b"a" * 32 + b"_" + b"b" * 16 + b"_01",  # not its separators
+    ],
+)
+def test_a_malformed_traceparent_is_not_carried_and_starts_no_trace(parent: bytes) -> None:
+    assert len(parent) == TRACEPARENT_LENGTH
+    record = Record("p", 0, 0, None, None, b"", (("traceparent", parent),))
+    assert trace_context(record) == (None, (("content-type", b"application/json"),))
+
+
+@pytest.mark.parametrize("state", [b"a=1\r\nx-evil: 1", b"a=1\x00", b"a=\xff"])
+def test_a_tracestate_of_more_than_printable_ascii_is_dropped(state: bytes) -> None:
+    record = Record(
+        "p", 0, 0, None, None, b"", (("traceparent", GOOD_PARENT), ("tracestate", state))
+    )
+    trace_id, headers = trace_context(record)
+    assert trace_id == "a" * 32
+    assert dict(headers) == {"content-type": b"application/json", "traceparent": GOOD_PARENT}
 
 
 @pytest.mark.parametrize("codec", ["zstd", "lz4", "snappy", "gzip"])

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 PLATFORM_CODES = frozenset({"not_utf8", "not_json", "schema_invalid", "too_large"})
 _MESSAGE_LIMIT = 1000
 _FIELD_LIMIT = 1024
+# The dead-letter schema's bound on original_b64 (1,398,104 characters): a broker allowing
+# larger messages must not get a dead letter that consumers validating it would refuse.
+ORIGINAL_LIMIT = 1024 * 1024
 _JSON_HEADERS: tuple[tuple[str, bytes], ...] = (("content-type", b"application/json"),)
 # The post schema's limits (topics/schemas/post.v1.schema.json): what a minimal dead-letter keeps.
 _MAX_POST_ID = 256
@@ -146,7 +149,7 @@ def _full(
         body["original_truncated"] = True
     elif value:
         room = budget.value_bytes(key, headers) - len(orjson.dumps(body)) - 16
-        kept = max(0, room) // 4 * 3
+        kept = min(max(0, room) // 4 * 3, ORIGINAL_LIMIT)
         body["original_b64"] = base64.b64encode(value[:kept]).decode("ascii")
         body["original_truncated"] = len(value) > kept
     encoded = orjson.dumps(body)
