@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import pytest
@@ -69,3 +70,20 @@ async def test_decision_continues_the_trace_of_the_post(
     }
     assert children >= STAGES
     assert all(s.context.trace_id == producer.get_span_context().trace_id for s in spans.values())
+
+
+def test_a_huge_record_key_rides_on_its_span_bounded() -> None:
+    # The key is the producer's to choose: a megabyte of it must not sit on every span of the
+    # post until export, nor reach the collector.
+    exporter = InMemorySpanExporter()
+    tracing = setup_tracing(Settings(), SimpleSpanProcessor(exporter))
+    batch = tracing.batch()
+    for key in (b"k" * 1_000_000, b"post-7"):
+        batch.post(Record("posts", 0, 0, 1.7e9, key, b"{}"), ())
+    batch.finish()
+    keys = [
+        s.attributes["messaging.kafka.message.key"]
+        for s in exporter.get_finished_spans()
+        if s.attributes and "messaging.kafka.message.key" in s.attributes
+    ]
+    assert keys == ["sha256:" + hashlib.sha256(b"k" * 1_000_000).hexdigest(), "post-7"]

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import math
 import random
+import re
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -214,13 +215,19 @@ def trace_id_of(record: Record) -> str | None:
     return _trace_id(record.header("traceparent"))
 
 
+# W3C Trace Context, version-traceid-parentid-flags in lowercase hex: version ff and all-zero ids
+# are invalid. Checked whole, as every output carries the header on.
+_TRACEPARENT = re.compile(
+    rb"(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}"
+)
+# tracestate's members are printable ASCII (its grammar is narrower still): no CR, LF or NUL.
+_TRACESTATE = re.compile(rb"[\x20-\x7e]*")
+
+
 def _trace_id(parent: bytes | None) -> str | None:
-    if parent is None or len(parent) != TRACEPARENT_LENGTH:
+    if parent is None or len(parent) != TRACEPARENT_LENGTH or not _TRACEPARENT.fullmatch(parent):
         return None
-    parts = parent.decode("ascii", "replace").split("-")
-    if len(parts) == 4 and len(parts[1]) == 32 and _is_hex(parts[1]) and parts[1] != "0" * 32:
-        return parts[1].lower()
-    return None
+    return parent[3:35].decode("ascii")
 
 
 def new_trace_id() -> str:
@@ -337,10 +344,6 @@ def trace_context(record: Record) -> tuple[str | None, tuple[tuple[str, bytes], 
     trace_id = _trace_id(parent)
     if trace_id is None or parent is None:
         return None, _JSON_HEADERS
-    if state is not None and len(state) <= TRACESTATE_LIMIT:
+    if state is not None and len(state) <= TRACESTATE_LIMIT and _TRACESTATE.fullmatch(state):
         return trace_id, (*_JSON_HEADERS, ("traceparent", parent), ("tracestate", state))
     return trace_id, (*_JSON_HEADERS, ("traceparent", parent))
-
-
-def _is_hex(text: str) -> bool:
-    return all(c in "0123456789abcdefABCDEF" for c in text)

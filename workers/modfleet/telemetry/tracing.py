@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from modfleet.emit.budget import bounded_key
 from modfleet.ingest.decode import Record
 from modfleet.settings import Settings
 
@@ -153,6 +154,9 @@ class BatchTrace:
             "messaging.kafka.offset": record.offset,
             "messaging.consumer.group.name": self.tracing.group,
         }
-        if record.key is not None:
-            attributes["messaging.kafka.message.key"] = record.key.decode("utf-8", "replace")
+        # Bounded as the outputs' keys are: a producer's megabyte key must not ride on every
+        # span of its post, in memory until exported and in the collector after.
+        key = bounded_key(record.key)
+        if key is not None:
+            attributes["messaging.kafka.message.key"] = key.decode("utf-8", "replace")
         return attributes
