@@ -189,3 +189,26 @@ def test_unreadable_file_is_a_problem_not_a_crash(tmp_path: Path) -> None:
 def test_self_referencing_alias_does_not_hang(tmp_path: Path) -> None:
     problems = check_policy(_write(tmp_path, BROKEN + "loop: &x [*x]\n"))
     assert any(p.field == "loop" and "unknown field" in p.message for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("tail", "line", "words"),
+    [
+        ("# pasted from a document: \x0c\n", 2, "#x000c"),
+        ("# \x07 and \x00\n", 2, "#x0007"),
+        ("# \ufffe\n", 2, "#xfffe"),
+    ],
+)
+def test_a_character_yaml_does_not_allow_is_a_problem_on_its_line(
+    tmp_path: Path, tail: str, line: int, words: str
+) -> None:
+    # Anywhere in the file, a comment included: PyYAML refuses the whole stream.
+    [problem] = check_policy(_write(tmp_path, "id: x\n" + tail))
+    assert problem.line == line
+    assert words in problem.message
+    assert "character" in problem.message
+
+
+def test_nesting_too_deep_to_read_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    [problem] = check_policy(_write(tmp_path, "id: x\nx: " + "[" * 5000 + "]" * 5000 + "\n"))
+    assert "deep" in problem.message

@@ -74,6 +74,16 @@ def _analyse(path: Path) -> tuple[Policy | None, list[Problem]]:
     except yaml.MarkedYAMLError as exc:
         # The parser cannot resume after a syntax error, so this is the one problem we can see.
         return None, [_yaml_problem(file, exc)]
+    except yaml.reader.ReaderError as exc:
+        # PyYAML refuses the whole stream for one control character, a comment's included.
+        line = text[: exc.position].count("\n") + 1
+        code = ord(exc.character) if isinstance(exc.character, str) else exc.character
+        what = f"a character YAML does not allow (#x{code:04x}): remove it"
+        return None, [Problem(file, line, 1, "", what)]
+    except yaml.YAMLError as exc:
+        return None, [Problem(file, 1, 1, "", f"not YAML: {exc}")]
+    except RecursionError:
+        return None, [Problem(file, 1, 1, "", "the file nests too deep to read")]
     if root is None:
         return None, [Problem(file, 1, 1, "", "the file is empty")]
     problems = _duplicate_keys(file, root)

@@ -28,7 +28,11 @@ class PolicyReloader:
 
     async def check(self) -> bool:
         """Reload when the files changed; True when a new set was put in place."""
-        current = await asyncio.to_thread(fingerprint, self.path)
+        try:
+            current = await asyncio.to_thread(fingerprint, self.path)
+        except OSError as exc:  # the folder mid-swap or gone: look again at the next tick
+            log.error("cannot read the policy folder, keeping %s: %s", self._running(), exc)
+            return False
         if current in (self.pipeline.policies.fingerprint, self._refused):
             return False
         try:
@@ -36,16 +40,22 @@ class PolicyReloader:
             # A pack whose model this worker cannot run is refused like an invalid one.
             self.pipeline.backends.check(fresh.all())
         except (PolicyInvalid, FatalError) as exc:
-            self._refused = current
-            self.metrics.policy_reloads.labels(result="refused").inc()
-            log.error("policy change refused, keeping %s: %s", self._running(), exc)
-            return False
+            return self._refuse(current, str(exc))
+        except Exception as exc:  # a reload must never end the running worker
+            log.exception("reading the changed policy packs failed")
+            return self._refuse(current, f"{type(exc).__name__}: {exc}")
         before = self._running()
         self.pipeline.policies = fresh
         self._refused = None
         self.metrics.policy_reloads.labels(result="applied").inc()
         log.warning("policy reloaded: %s -> %s", before, fresh.describe())
         return True
+
+    def _refuse(self, revision: str, why: str) -> bool:
+        self._refused = revision
+        self.metrics.policy_reloads.labels(result="refused").inc()
+        log.error("policy change refused, keeping %s: %s", self._running(), why)
+        return False
 
     def _running(self) -> str:
         return self.pipeline.policies.describe()

@@ -1,0 +1,78 @@
+"""Hot reload of policy packs on a running pipeline: a pack set that cannot be read is refused,
+the running one kept, and the worker goes on (a failure here once ended the worker)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from modfleet.cache import connect_cache
+from modfleet.emit import Topics
+from modfleet.inference.embedded import EmbeddedClassifier
+from modfleet.metrics import Metrics
+from modfleet.policy.packs import load_policy_set
+from modfleet.settings import Settings
+from modfleet.stream import Pipeline, Retry
+from modfleet.stream import reload as reload_module
+from modfleet.stream.reload import PolicyReloader
+
+pytestmark = pytest.mark.integration
+
+
+def reloader(make_settings: Callable[..., Settings], folder: Path) -> PolicyReloader:
+    shutil.copy(Settings().policy_path, folder / "default.yaml")
+    s = make_settings(policy_path=folder)
+    metrics = Metrics()
+    pipeline = Pipeline(
+        load_policy_set(folder),
+        EmbeddedClassifier(),
+        connect_cache(s, metrics),
+        metrics,
+        Topics.from_settings(s),
+        Retry(1, 0.0),
+    )
+    return PolicyReloader(folder, pipeline, metrics)
+
+
+def refusals(r: PolicyReloader) -> float:
+    return r.metrics.policy_reloads.labels(result="refused")._value.get()
+
+
+@pytest.mark.parametrize(
+    "tail", ["# pasted from a document: \x0c\n", "x: " + "[" * 5000 + "]" * 5000 + "\n"]
+)
+async def test_a_pack_yaml_cannot_read_is_refused_and_the_running_set_kept(
+    make_settings: Callable[..., Settings], tmp_path: Path, tail: str
+) -> None:
+    r = reloader(make_settings, tmp_path)
+    running = r.pipeline.policies
+    pack = tmp_path / "default.yaml"
+    pack.write_text(pack.read_text() + tail)
+    assert await r.check() is False
+    assert r.pipeline.policies is running
+    assert refusals(r) == 1
+    assert await r.check() is False  # once per bad revision
+    assert refusals(r) == 1
+
+
+async def test_an_unforeseen_failure_of_a_reload_is_a_refusal_not_the_workers_end(
+    make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = reloader(make_settings, tmp_path)
+    running = r.pipeline.policies
+
+    def broken(path: Path) -> None:
+        raise RuntimeError("the pack loader broke")
+
+    monkeypatch.setattr(reload_module, "load_policy_set", broken)
+    pack = tmp_path / "default.yaml"
+    pack.write_text(pack.read_text() + "# edited\n")
+    assert await r.check() is False
+    assert r.pipeline.policies is running
+    assert refusals(r) == 1
+    monkeypatch.undo()
+    pack.write_text(pack.read_text() + "# edited again\n")
+    assert await r.check() is True  # the next revision applies as usual
