@@ -239,9 +239,15 @@ def fast_violation(message_type: MessageType, instance: object) -> SchemaViolati
     try:
         if fast.is_valid(instance):
             return None
-        error = next(iter(fast.iter_errors(instance)))
+        # validate() stops at the first error; iter_errors() builds them all before the first
+        # is taken (2.5 s for a review of 100,000 verdicts that are not booleans).
+        fast.validate(instance)
+    except jsonschema_rs.ValidationError as found:
+        error = found
     except (ValueError, RecursionError) as exc:  # deeper than the validator converts
         return SchemaViolation("", f"cannot be validated: {exc}")
+    else:  # is_valid said no: a message is refused on either's word
+        return SchemaViolation("", "does not match the schema")
     parts = [str(part) for part in error.instance_path]
     kind = error.kind
     named = None
