@@ -181,3 +181,22 @@ def test_reviews_waiting_for_a_decision_stay_within_a_byte_budget() -> None:
     tally = Tally()
     tally.add(join.flush())
     assert (join.pending, join.pending_bytes) == (0, 0)
+
+
+def test_a_forged_review_waiting_first_cannot_cancel_the_honest_one() -> None:
+    # decision_id is computable from what a decision shows; a forger who reviews it under
+    # another tenant before the decision arrives must not make the honest review a duplicate.
+    join, tally = Join(max_decisions=100, ttl_s=3600), Tally()
+    theirs = decision("p1", "remove", ("hate",), tenant="globex")
+    feed(
+        join,
+        tally,
+        ("review", review(theirs, "allow", tenant="acme")),  # the forgery, first
+        ("review", review(theirs, "remove", {"hate": True})),  # globex's own reviewer
+        ("decision", theirs),
+    )
+    tally.add(join.flush())
+    assert tally.results["joined"] == 1
+    assert tally.results["duplicate"] == 0
+    assert tally.overall.reviewed == 1
+    assert tally.overall.overturned == 0

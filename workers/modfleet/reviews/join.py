@@ -121,6 +121,9 @@ def parse(message_type: MessageType, value: bytes | None) -> dict[str, Any]:
     return message
 
 
+_Waiting = tuple[bytes, str, str]
+
+
 def _cost(review: Review) -> int:
     """About what a waiting review holds in memory, in bytes."""
     names = sum(len(name) + 160 for name in review.verdicts)  # str header, dict slot, bool
@@ -135,7 +138,9 @@ class Join:
         self.ttl_s = ttl_s
         self.max_pending = max(100, max_decisions // 10)
         self._decisions: collections.OrderedDict[bytes, Decided] = collections.OrderedDict()
-        self._pending: collections.OrderedDict[bytes, tuple[float, Review]] = (
+        # Waiting reviews by (decision id, tenant, post id): the id alone can be copied from
+        # any decision, so a forgery waiting under it must not shut the honest review out.
+        self._pending: collections.OrderedDict[_Waiting, tuple[float, Review]] = (
             collections.OrderedDict()
         )
         self._interned: dict[Any, Any] = {}
@@ -169,7 +174,7 @@ class Join:
         )
         self._decisions[key] = decided
         gone = self._evict(now)
-        waiting = self._pending.pop(key, None)
+        waiting = self._pending.pop((key, decided.tenant, decided.post_id), None)
         if waiting is None:
             return gone
         self._pending_bytes -= _cost(waiting[1])
@@ -191,9 +196,10 @@ class Join:
         decided = self._decisions.get(key)
         if decided is not None:
             return [self._match(key, decided, review)]
-        if key in self._pending:
+        waiting = (key, review.tenant, review.post_id)
+        if waiting in self._pending:
             return [Outcome("duplicate", why="a review of this decision is already waiting")]
-        self._pending[key] = (now, review)
+        self._pending[waiting] = (now, review)
         self._pending_bytes += _cost(review)
         return [Outcome("pending"), *self._evict(now)]
 
