@@ -62,11 +62,29 @@ def test_bad_rows_name_their_problem(raw: bytes, code: str) -> None:
 
 def test_a_dead_letter_replays_its_original_post() -> None:
     original = encode(post("p-1", "hello"))
-    letter = {"reason": {"code": "inference_failed"}, "original_b64": base64.b64encode(original)}
-    row = from_json(
-        orjson.dumps({**letter, "original_b64": letter["original_b64"].decode()}), "x", FIELDS
-    )
+    letter = {
+        "reason": {"code": "inference_failed"},
+        "source": {"topic": "modfleet.posts.v1", "partition": 0, "offset": 7},
+        "original_b64": base64.b64encode(original).decode(),
+    }
+    row = from_json(orjson.dumps(letter), "x", FIELDS)
     assert row == PostRow("x", original)
+
+
+@pytest.mark.parametrize("source", [{"topic": "modfleet.reviews.v1"}, {}, None, "posts"])
+def test_a_dead_letter_of_another_topic_is_not_replayed_as_a_post(source: object) -> None:
+    # The dead-letter topic holds invalid reviews too: a review's original, written by anyone
+    # who can write reviews, names a tenant and a text, and must not become that tenant's post.
+    forged = {"post_id": "p1", "tenant": "victim", "text": "buy cheap pills now", "verdicts": {}}
+    letter = {
+        "reason": {"code": "schema_invalid"},
+        "source": source,
+        "original_b64": base64.b64encode(orjson.dumps(forged)).decode(),
+    }
+    row = from_json(orjson.dumps(letter), "x", FIELDS)
+    assert isinstance(row, BadRow)
+    assert row.code == "invalid_row"
+    assert "not of the posts topic 'modfleet.posts.v1'" in row.message
 
 
 def test_a_truncated_dead_letter_is_a_bad_row() -> None:

@@ -35,6 +35,10 @@ class FieldMap:
     author_field: str = "author_id"
     lang_field: str = "lang"
     created_at_field: str = "created_at"
+    # A dead letter's original is replayed only when it was read from this topic: the topic
+    # holds other consumers' dead letters too (invalid reviews), and a review's original, its
+    # tenant and text the reviewer's, must never come back as a post.
+    posts_topic: str = "modfleet.posts.v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +139,11 @@ def _is_dead_letter(data: dict[str, Any]) -> bool:
 
 def _dead_letter_original(data: dict[str, Any], where: str, fields: FieldMap) -> Row:
     # Replaying the dead-letter topic after a fix sends each original post again.
+    source = data.get("source")
+    topic = source.get("topic") if isinstance(source, dict) else None
+    if topic != fields.posts_topic:
+        why = f"a dead letter of {topic!r}, not of the posts topic {fields.posts_topic!r}"
+        return BadRow(where, "invalid_row", why)
     encoded = data.get("original_b64")
     if not isinstance(encoded, str) or data.get("original_truncated"):
         return BadRow(where, "invalid_row", "dead-letter without a whole original_b64")

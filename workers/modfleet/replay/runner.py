@@ -12,7 +12,7 @@ import functools
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TextIO
 
@@ -96,9 +96,10 @@ async def _replay(
 
 async def _open(settings: Settings, options: ReplayOptions) -> Source:
     spec = options.source
+    fields = replace(options.fields, posts_topic=settings.posts_topic)
     if isinstance(spec, FileSpec):
-        return open_file(spec.path, options.fields, spec.format)
-    return await open_topic(settings, spec.topic, spec.start, spec.end, options.fields)
+        return open_file(spec.path, fields, spec.format)
+    return await open_topic(settings, spec.topic, spec.start, spec.end, fields)
 
 
 @contextlib.contextmanager
