@@ -230,3 +230,29 @@ def test_the_command_paces_captures_and_reports(fleet: Settings, tmp_path: Path)
     rate = float(rate_line.split()[2].replace(",", ""))
     assert 540 <= rate <= 660, rate_line
     assert "settled             600 of 600" in result.output
+
+
+async def test_a_replay_reads_no_further_than_the_topic_went_when_it_started(
+    fleet: Settings,
+) -> None:
+    # Replaying a topic into itself (dead letters that are dead-lettered again, posts onto the
+    # posts topic) with an end past the data: what the replay writes must not be replayed.
+    t = tag()
+    looped = fleet.model_copy(update={"posts_topic": f"looped-{t}"})
+    admin = AIOKafkaAdminClient(**client_options(fleet))
+    await admin.start()
+    await admin.create_topics([NewTopic(looped.posts_topic, 1, 1)])
+    await admin.close()
+    producer = AIOKafkaProducer(**client_options(fleet))
+    await producer.start()
+    for i in range(10):
+        await producer.send_and_wait(looped.posts_topic, encode(post(f"l{t}-{i}", "again")))
+    await producer.stop()
+
+    spec = TopicSpec(looped.posts_topic, Offsets(), Offsets.parse(["1000"]))
+    report = await run_replay(looped, ReplayOptions(spec, timeout_s=1, progress=False))
+
+    assert report.rows == 10
+    assert report.sent == 10
+    assert report.notes == ["partition 0: ends at 10, before the end 1000 asked for"]
+    assert len(await read_topic(fleet, looped.posts_topic)) == 20

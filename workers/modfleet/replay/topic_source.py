@@ -71,7 +71,14 @@ class TopicSource:
         for tp in tps:
             lo = max(first[tp], start.get(tp.partition) or 0)
             hi = end.get(tp.partition)
-            hi = last[tp] if hi is None else hi
+            if hi is not None and hi > last[tp]:
+                # What the replay itself produces lands past the end (a replayed post that is
+                # dead-lettered again, read back from the dead-letter topic): reading on into it
+                # would replay the replay, round after round.
+                self.short.append(
+                    f"partition {tp.partition}: ends at {last[tp]}, before the end {hi} asked for"
+                )
+            hi = last[tp] if hi is None else min(hi, last[tp])
             if hi > lo:
                 self.ranges[tp] = (lo, hi)
         self.total = sum(hi - lo for lo, hi in self.ranges.values())
