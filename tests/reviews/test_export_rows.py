@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+from posts import post
 from review_messages import decision, review
 
+from modfleet.export.collect import Wanted
 from modfleet.export.training import (
     Filters,
     labelled,
@@ -13,6 +15,7 @@ from modfleet.export.training import (
     sft_row,
     trainer_row,
 )
+from modfleet.normalise import normalise
 
 
 def test_opted_out_and_other_tenants_are_never_wanted() -> None:
@@ -74,3 +77,38 @@ def test_judge_rows_in_chat_layout() -> None:
     upheld = labelled(d, review(d, "remove", {"hate": True}))
     assert upheld is not None
     assert preference_row("POLICY", "t", upheld) is None, "nothing to prefer when upheld"
+
+
+def test_an_edited_post_gives_each_decision_the_text_it_decided() -> None:
+    # The same post id sent twice (an edit): each version has its own decision and hash, and
+    # each decision takes its own version, whichever record comes first on the topic.
+    first, second = post("p1", "what a day"), post("p1", "you are an idiot")
+    wanted = Wanted({})
+    decided = []
+    for version, action in ((first, "allow"), (second, "remove")):
+        d = decision("p1", action)
+        d["content_hash"] = normalise(version["text"], 20_000).content_hash
+        found = labelled(d, review(d, action, {}))
+        assert found is not None
+        wanted.add(d, found)
+        decided.append(d)
+    assert [(d["action"], seen.text) for d, _, seen in wanted.text_of(first)] == [
+        ("allow", "what a day")
+    ]
+    assert [(d["action"], seen.text) for d, _, seen in wanted.text_of(second)] == [
+        ("remove", "you are an idiot")
+    ]
+    assert wanted.left() == {}
+
+
+def test_a_decision_whose_text_never_comes_is_counted_by_why() -> None:
+    wanted = Wanted({})
+    for post_id in ("changed", "missing"):
+        d = decision(post_id)
+        d["content_hash"] = normalise("the text decided", 20_000).content_hash
+        found = labelled(d, review(d, "allow", {}))
+        assert found is not None
+        wanted.add(d, found)
+    assert wanted.text_of(post("changed", "another text under the same id")) == []
+    assert wanted.left() == {"text_changed": 1, "missing_text": 1}
+    assert wanted.text_of(post("elsewhere", "a post nobody decided")) == []

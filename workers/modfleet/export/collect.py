@@ -20,7 +20,7 @@ from modfleet.export.training import (
     sft_row,
     trainer_row,
 )
-from modfleet.normalise import normalise
+from modfleet.normalise import Normalised, normalise
 from modfleet.policy.model import Policy
 from modfleet.policy.packs import load_policy_set
 from modfleet.reviews.join import Rejected, parse
@@ -47,14 +47,14 @@ async def export_training(
     result = Export(out)
     decisions = await _decisions(settings, window, filters, result)
     reviews = await _reviews(settings, window, decisions, result)
-    wanted: dict[tuple[str, str], list[tuple[dict[str, Any], Labelled]]] = {}
+    packs = _packs(settings)
+    wanted = Wanted(packs)
     for decision_id, decision in decisions.items():
         found = labelled(decision, reviews.get(decision_id))
         if found is None:
             result.counts["skipped_no_label"] += 1
             continue
-        wanted.setdefault((decision["tenant"], decision["post_id"]), []).append((decision, found))
-    packs = _packs(settings)
+        wanted.add(decision, found)
     handles = _open_files(out)
     try:
         posts = read_topic(settings, settings.posts_topic, Window(None, window.until), idle_s)
@@ -63,14 +63,62 @@ async def export_training(
                 post = parse("post", record.value)
             except Rejected:
                 continue  # the worker dead-lettered it; it has no decision to learn from
-            for decision, found in wanted.pop((post["tenant"], post["post_id"]), []):
-                _write(handles, decision, found, post["text"], packs, result)
+            for decision, found, seen in wanted.text_of(post):
+                _write(handles, decision, found, seen.text, packs.get(_digest(decision)), result)
     finally:
         for handle in handles.values():
             handle.close()
-    result.counts["missing_text"] += sum(len(v) for v in wanted.values())
+    result.counts.update(wanted.left())
     _write_manifest(result)
     return result
+
+
+class Wanted:
+    """Labelled decisions waiting for their post's text, matched by tenant, post id and the hash
+    of the text decided: a post edited (sent again under its id) has a decision per version,
+    and each takes the version it decided, whichever comes first on the topic."""
+
+    def __init__(self, packs: dict[str, Policy]) -> None:
+        self._packs = packs
+        self._waiting: dict[tuple[str, str], list[tuple[dict[str, Any], Labelled]]] = {}
+        self._seen: set[tuple[str, str]] = set()
+
+    def add(self, decision: dict[str, Any], found: Labelled) -> None:
+        key = (decision["tenant"], decision["post_id"])
+        self._waiting.setdefault(key, []).append((decision, found))
+
+    def text_of(self, post: dict[str, Any]) -> list[tuple[dict[str, Any], Labelled, Normalised]]:
+        """The decisions this post record's text was decided as, taken from the waiting."""
+        key = (post["tenant"], post["post_id"])
+        waiting = self._waiting.get(key)
+        if not waiting:
+            return []
+        self._seen.add(key)
+        matched, left = [], []
+        for decision, found in waiting:
+            pack = self._packs.get(_digest(decision))
+            seen = normalise(post["text"], pack.limits.max_text_chars if pack else _DEFAULT_LIMIT)
+            if seen.content_hash == decision["content_hash"]:
+                matched.append((decision, found, seen))
+            else:
+                left.append((decision, found))
+        if left:
+            self._waiting[key] = left
+        else:
+            del self._waiting[key]
+        return matched
+
+    def left(self) -> collections.Counter[str]:
+        """What never met its text: the post not found, or found only with other texts (never
+        guessed at)."""
+        counts: collections.Counter[str] = collections.Counter()
+        for key, waiting in self._waiting.items():
+            counts["text_changed" if key in self._seen else "missing_text"] += len(waiting)
+        return counts
+
+
+def _digest(decision: dict[str, Any]) -> str:
+    return str(decision.get("policy_digest") or "")
 
 
 def _open_files(out: Path) -> dict[str, Any]:
@@ -137,24 +185,18 @@ def _write(
     decision: dict[str, Any],
     found: Labelled,
     text: str,
-    packs: dict[str, Policy],
+    pack: Policy | None,
     result: Export,
 ) -> None:
-    pack = packs.get(decision.get("policy_digest") or "")
-    limit = pack.limits.max_text_chars if pack else _DEFAULT_LIMIT
-    seen = normalise(text, limit)
-    if seen.content_hash != decision["content_hash"]:
-        result.counts["text_changed"] += 1  # not the text that was decided: never guess
-        return
-    handles["train"].write(orjson.dumps(trainer_row(decision, found, seen.text)) + b"\n")
+    handles["train"].write(orjson.dumps(trainer_row(decision, found, text)) + b"\n")
     result.counts[f"train_{found.source}"] += 1
     if pack is None:
         result.counts["no_pack_prompt"] += 1
         return
     prompt = pack.prompt_text()
-    handles["sft"].write(orjson.dumps(sft_row(prompt, seen.text, found)) + b"\n")
+    handles["sft"].write(orjson.dumps(sft_row(prompt, text, found)) + b"\n")
     result.counts["sft"] += 1
-    preference = preference_row(prompt, seen.text, found)
+    preference = preference_row(prompt, text, found)
     if preference is not None:
         handles["preference"].write(orjson.dumps(preference) + b"\n")
         result.counts["preference"] += 1
