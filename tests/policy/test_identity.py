@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from modfleet.cli import main
 from modfleet.errors import FatalError
 from modfleet.policy import Policy, PolicyInvalid
+from modfleet.policy.load import check_policy
 from modfleet.policy.packs import PolicySet, load_policy_set
 
 Data = Callable[..., dict[str, Any]]
@@ -157,3 +158,13 @@ def test_two_default_packs_are_refused(tmp_path: Path, pack_data: Data) -> None:
 def test_a_single_pack_with_tenants_cannot_stand_alone(pack: Policy) -> None:
     with pytest.raises(FatalError, match="lists tenants"):
         PolicySet.single(pack.model_copy(update={"tenants": ["acme"]}))
+
+
+def test_a_bad_tenant_is_told_the_tenant_rule_not_a_pack_names(
+    tmp_path: Path, pack_data: Data
+) -> None:
+    path = write(tmp_path / "acme.yaml", pack_data() | {"tenants": ["acme\n"]})
+    [problem] = check_policy(path)
+    assert problem.field == "tenants[0]"
+    assert "invalid tenant" in problem.message
+    assert "'.'" in problem.message  # a tenant may hold dots, which a pack name may not

@@ -209,6 +209,9 @@ def _message(err: ErrorDetails, node: yaml.Node) -> str:
         message += f' (write it in quotes: "{node.value}")'
     elif err["type"] == "string_pattern_mismatch" and err["loc"][-1] == "version":
         message = "should look like 2026.11.0 or 1.2.3, optionally with a suffix such as -rc1"
+    elif err["type"] == "string_pattern_mismatch" and "tenants" in err["loc"]:
+        # A tenant is the platform's id as posts carry it (post.v1's pattern), not a pack name.
+        message = "invalid tenant: up to 128 letters, digits, '.', '_' and '-'"
     elif err["type"] == "string_pattern_mismatch":
         message = f"invalid name: {_key_rule()}"
     return message
