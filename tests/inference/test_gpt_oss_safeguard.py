@@ -127,6 +127,9 @@ def test_an_answer_padded_with_whitespace_costs_its_length_not_its_cube(
         'Sure! {"violation": 0, "category": null, "confidence": 0.9, "rationale": "ok"}',
         '{"violation": 1, "category": "shoplifting", "confidence": 0.9, "rationale": "x"}',
         '{"violation": 1, "category": null, "confidence": 0.9, "rationale": "x"}',
+        # A post can steer the answer: a list or an object where the category goes (unhashable).
+        '{"violation": 1, "category": ["spam"], "confidence": 0.9, "rationale": "x"}',
+        '{"violation": 1, "category": {"spam": 1}, "confidence": 0.9, "rationale": "x"}',
         '{"violation": "no", "category": null, "confidence": 0.9, "rationale": "x"}',
         '{"violation": 0, "category": null, "confidence": 7, "rationale": "x"}',
         '{"violation": 0, "category": null, "confidence": 0.9}',

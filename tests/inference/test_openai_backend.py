@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from modfleet.errors import FatalError, RecoverableError, RejectedInput
-from modfleet.inference.adapters import GptOssSafeguardAdapter, LlamaGuardAdapter
+from modfleet.inference.adapters import Completion, GptOssSafeguardAdapter, LlamaGuardAdapter
 from modfleet.inference.base import pack_salt
 from modfleet.inference.breaker import CircuitBreaker
 from modfleet.inference.openai_backend import HttpOptions, OpenAICompatibleClassifier
@@ -118,6 +118,33 @@ async def test_a_request_the_server_refuses_is_that_inputs_and_not_retried(
     # The server answered, so its circuit stays closed: the next post is scored.
     (verdict,) = await classifier.classify(["a short post"], small_policy)
     assert not verdict.unparseable
+
+
+async def test_an_answer_the_adapter_fails_on_is_that_posts_unreadable_verdict(
+    small_policy: Policy,
+) -> None:
+    # A post steers the model into an answer the adapter cannot read: that post goes to a
+    # reviewer as unparseable; its batch is not retried, isolated and dead-lettered over it.
+    steered = json.dumps({"violation": 1, "category": ["spam"], "confidence": 1, "rationale": ""})
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return chat_reply(steered if b"steer me" in request.content else json.dumps(ANSWER))
+
+    class Failing(GptOssSafeguardAdapter):
+        def parse(self, completion: Any, policy: Policy) -> Any:
+            if "broken" in completion.text:
+                raise KeyError("a bug of ours, on one answer")
+            return super().parse(completion, policy)
+
+    classifier = backend(handler, adapter=Failing())
+    texts = ["hello", "steer me", "bye"]
+    verdicts = await classifier.classify(texts, small_policy)
+    assert [v.unparseable for v in verdicts] == [False, True, False]
+    assert verdicts[1].raw_output == steered
+    assert classifier.requests_sent == len(texts)
+    broken = Failing().read(Completion("broken answer"), small_policy)
+    assert broken.unparseable
+    assert broken.rationale == "KeyError reading the answer"
 
 
 @pytest.mark.parametrize("status", [401, 403, 404])

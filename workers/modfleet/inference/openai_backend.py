@@ -138,7 +138,7 @@ class OpenAICompatibleClassifier(Classifier):
                 log.debug("inference request failed (%s); retrying in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
                 continue
-            return self.adapter.parse(data, policy)
+            return self.adapter.read(data, policy)
         raise AssertionError("unreachable: attempts >= 1")
 
     async def _send(self, request: Request, body: dict[str, Any]) -> Completion:

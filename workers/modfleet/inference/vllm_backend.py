@@ -310,7 +310,7 @@ class VLLMClassifier(Classifier):
                 raise _translated(exc) from exc
         if final is None:
             raise RecoverableError("vLLM returned no output")
-        return self.adapter.parse(completion_of(final, self._harmony), policy)
+        return self.adapter.read(completion_of(final, self._harmony), policy)
 
     async def close(self) -> None:
         self._engine.shutdown()

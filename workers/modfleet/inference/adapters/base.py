@@ -15,6 +15,7 @@ Two rules hold for every adapter:
 from __future__ import annotations
 
 import abc
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from modfleet.inference.base import Verdict
     from modfleet.policy import Policy
+
+log = logging.getLogger(__name__)
 
 Endpoint = Literal["chat", "completion"]
 
@@ -91,6 +94,22 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def parse(self, completion: Completion, policy: Policy) -> Verdict:
         """The verdict in ``completion``; ``Verdict.unreadable`` when it does not parse."""
+
+    def read(self, completion: Completion, policy: Policy) -> Verdict:
+        """``parse``, for the backends: a post can steer what the model answers, so an answer
+        that ``parse`` fails on is that post's unreadable verdict (a reviewer sees it), never a
+        failure of its batch. Our own errors (a pack the adapter cannot score) still stop."""
+        from modfleet.errors import ModfleetError
+        from modfleet.inference.base import Verdict
+
+        try:
+            return self.parse(completion, policy)
+        except ModfleetError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the answer's failure, recorded as its verdict
+            why = f"{type(exc).__name__} reading the answer"
+            log.warning("%s: %s", self.name, why)  # the answer may quote the post: not logged
+            return Verdict.unreadable(completion.text, why)
 
     def wire_prompt(self, request: Request) -> str:
         """The raw prompt as sent to a server that adds the BOS token itself."""

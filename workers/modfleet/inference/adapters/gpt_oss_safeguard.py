@@ -158,7 +158,8 @@ def _fields(answer: Mapping[str, Any], policy: Policy) -> tuple[bool, str | None
     if confidence is None:
         return f"confidence {answer.get('confidence')!r} is not in 0..1"
     category = answer.get("category")
-    if violation and category not in policy.categories:
+    # A list or an object is no category (and no key to look up: it is unhashable).
+    if violation and (not isinstance(category, str) or category not in policy.categories):
         return f"violation without a category of the policy ({category!r})"
     rationale = answer.get("rationale")
     if not isinstance(rationale, str):
