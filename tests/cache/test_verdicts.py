@@ -15,6 +15,7 @@ from redis.asyncio.connection import Connection
 
 from modfleet.cache import cache_key, connect_cache
 from modfleet.inference import Verdict
+from modfleet.inference.base import pack_salt
 from modfleet.metrics import Metrics
 from modfleet.policy import Policy
 from modfleet.settings import Settings
@@ -93,6 +94,22 @@ def test_keys_differ_by_pack_content_and_backend_scope(
     }
     assert len(keys) == 4
     assert cache_key(pack, "m", text) == cache_key(make_pack(), "m", text)
+
+
+def test_a_tenants_own_copy_of_a_pack_shares_neither_verdicts_nor_prefix_blocks(
+    pack: Policy, make_pack: Callable[..., Policy]
+) -> None:
+    # The digest leaves tenants out, so the default pack and acme's copy of it (pinned to this
+    # version, say) are the same content: still acme's posts are acme's alone, never a cache
+    # hit that tells acme what another tenant posted.
+    acme, also_acme = make_pack(tenants=["acme"]), make_pack(tenants=["acme"])
+    assert acme.digest == pack.digest
+    text = "ab" * 32
+    assert cache_key(acme, "m", text) != cache_key(pack, "m", text)
+    assert cache_key(acme, "m", text) == cache_key(also_acme, "m", text)
+    assert cache_key(make_pack(tenants=["globex"]), "m", text) != cache_key(acme, "m", text)
+    assert pack_salt("s", acme) != pack_salt("s", pack)
+    assert pack_salt("s", acme) == pack_salt("s", also_acme)
 
 
 async def test_forged_and_corrupted_entries_are_misses_counted_by_reason(

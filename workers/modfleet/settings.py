@@ -300,8 +300,8 @@ class Settings(BaseSettings):
     )
     inference_cache_salt: SecretStr | None = Field(
         None,
-        description="Mixed into vLLM's cache_salt, which is per pack already (its digest): "
-        "requests share prefix-cache blocks only within one pack of one deployment.",
+        description="Mixed into vLLM's cache_salt, which is per pack already (its digest and "
+        "tenants): requests share prefix-cache blocks only within one pack of one deployment.",
     )
     inference_keep_reasoning: bool = Field(
         False, description="Append the model's reasoning to the decision's rationale."

@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 
 from modfleet.cache.seal import Opened, Rejected, Sealer
 from modfleet.errors import FatalError
-from modfleet.inference.base import Verdict
+from modfleet.inference.base import Verdict, audience
 from modfleet.metrics import Metrics
 from modfleet.settings import Settings
 
@@ -74,8 +74,10 @@ def cache_key(policy: Policy, scope: str, content_hash: str) -> str:
 
 def key_head(policy: Policy, scope: str) -> str:
     """Everything of :func:`cache_key` but the text's hash: the same for every post under one
-    pack and backend, so callers work it out once per pack, not once a post."""
-    return _key_head(policy.id, policy.version, policy.digest, scope)
+    pack and backend, so callers work it out once per pack, not once a post. A pack's tenants
+    are part of it: two tenants' packs of the same content never share verdicts (or tell one
+    tenant by a cache hit what the other posted)."""
+    return _key_head(policy.id, policy.version, policy.digest + audience(policy), scope)
 
 
 @functools.lru_cache(maxsize=256)

@@ -98,6 +98,16 @@ class Classifier(abc.ABC):
 def pack_salt(base: str | None, policy: Policy) -> str:
     """vLLM ``cache_salt`` for one pack's requests: prefix-cache blocks are shared only among
     requests under the same pack (and the deployment's own salt, if any), so a tenant with a
-    pack of its own never reuses, or times, the blocks of another tenant's posts."""
-    material = f"{base or ''}\x1f{policy.digest}".encode("utf-8", "surrogatepass")
-    return hashlib.sha256(material).hexdigest()[:32]
+    pack of its own never reuses, or times, the blocks of another tenant's posts. The pack's
+    tenants count as well as its digest (which leaves them out): a tenant's own copy of the
+    default pack is still its own."""
+    material = f"{base or ''}\x1f{policy.digest}{audience(policy)}"
+    return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def audience(policy: Policy) -> str:
+    """Whose posts a pack decides, for what is shared by pack (prefix-cache salt, verdict
+    cache): empty for a pack of no tenant in particular, so that its keys stay as they were."""
+    if not policy.tenants:
+        return ""
+    return "\x1ftenants=" + ",".join(sorted(policy.tenants))
