@@ -8,6 +8,9 @@ import pytest
 
 from modfleet.errors import FatalError, RecoverableError
 from modfleet.inference import Classifier, Verdict
+from modfleet.inference.adapters import Qwen3GuardAdapter
+from modfleet.inference.cascade import CascadeClassifier
+from modfleet.inference.openai_backend import HttpOptions, OpenAICompatibleClassifier
 from modfleet.inference.routing import Backends
 from modfleet.policy import Policy, load_policy
 from modfleet.settings import Settings
@@ -80,3 +83,20 @@ def test_settings_route_by_the_pack_unless_the_deployment_says_otherwise() -> No
     with pytest.raises(FatalError, match="not available"):
         # An LLM pack on a worker with no inference server configured.
         routed.check([bound("llm", "openai", "guard")])
+
+
+def test_a_pack_the_model_cannot_score_is_refused_at_load_not_on_a_post() -> None:
+    # Qwen3Guard scores its own taxonomy: a pack mapping none of it would allow everything.
+    # Found on the first answer, it stopped the worker for every tenant, and again after
+    # each restart; at load (and reload) the pack is refused and the running set kept.
+    adapter = Qwen3GuardAdapter()
+    http = HttpOptions(urls=("http://a.test/v1",), model="qwen3guard")
+    classifier = OpenAICompatibleClassifier(adapter, http)
+    unmapped = BASE.model_copy(update={"categories": {"spam": BASE.categories["harassment"]}})
+    Backends.fixed(classifier).check([BASE])
+    with pytest.raises(FatalError, match="maps none of Qwen3Guard's categories"):
+        Backends.fixed(classifier).check([BASE, unmapped])
+    first = Named("embedded")
+    cascade = CascadeClassifier(first, classifier, 0.2, 0.8)
+    with pytest.raises(FatalError, match="maps none of Qwen3Guard's categories"):
+        Backends.fixed(cascade).check([unmapped])

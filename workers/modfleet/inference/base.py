@@ -91,6 +91,13 @@ class Classifier(abc.ABC):
     async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
         """One verdict per text, in order."""
 
+    def check_pack(self, policy: Policy) -> None:
+        """``FatalError`` when this backend cannot score ``policy``: asked when a pack is
+        loaded or reloaded, so that such a pack is refused there, never found out on a post."""
+        adapter = getattr(self, "adapter", None)
+        if adapter is not None:
+            adapter.check(policy)
+
     async def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release connections or engines."""
 

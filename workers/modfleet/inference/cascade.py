@@ -40,6 +40,10 @@ class CascadeClassifier(Classifier):
         self.texts_seen = 0
         self.texts_escalated = 0  # sent to the second stage
 
+    def check_pack(self, policy: Policy) -> None:
+        self.first.check_pack(policy)
+        self.second.check_pack(policy)
+
     def cache_scope(self) -> str:
         return f"cascade[{self.low:g}-{self.high:g}]({self.first.cache_scope()}|" + (
             f"{self.second.cache_scope()})"

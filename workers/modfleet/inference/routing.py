@@ -91,7 +91,7 @@ class Backends:
         """Build every pack's backend now: a pack whose model is not available is refused
         when it is loaded, not on its first post."""
         for policy in policies:
-            self.for_policy(policy)
+            self.for_policy(policy).check_pack(policy)
 
     def all(self) -> list[Classifier]:
         return [self._fixed] if self._fixed is not None else list(self._built.values())

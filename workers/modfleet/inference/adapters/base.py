@@ -95,6 +95,9 @@ class Adapter(abc.ABC):
     def parse(self, completion: Completion, policy: Policy) -> Verdict:
         """The verdict in ``completion``; ``Verdict.unreadable`` when it does not parse."""
 
+    def check(self, policy: Policy) -> None:  # noqa: B027 - most adapters read any pack
+        """``FatalError`` when this model cannot score ``policy`` at all."""
+
     def read(self, completion: Completion, policy: Policy) -> Verdict:
         """``parse``, for the backends: a post can steer what the model answers, so an answer
         that ``parse`` fails on is that post's unreadable verdict (a reviewer sees it), never a
