@@ -54,6 +54,22 @@ async def read_topic(settings: Settings, topic: str, idle_s: float = 1.5) -> lis
     return records
 
 
+async def new_topic(settings: Settings, name: str) -> None:
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    await admin.create_topics([NewTopic(name, 1, 1)])
+    await admin.close()
+
+
+async def send_each(settings: Settings, topic: str, values: list[bytes]) -> None:
+    """One record batch a value, as a platform sending posts one at a time writes them."""
+    producer = AIOKafkaProducer(**client_options(settings))
+    await producer.start()
+    for value in values:
+        await producer.send_and_wait(topic, value)
+    await producer.stop()
+
+
 async def replay(settings: Settings, source: FileSpec | TopicSpec, **kw: Any) -> Report:
     options = ReplayOptions(source, progress=False, timeout_s=60, **kw)
     return await run_replay(settings, options)
@@ -173,16 +189,10 @@ async def test_parquet_rows_are_numbered(fleet: Settings, tmp_path: Path) -> Non
 async def test_replays_an_offset_range_of_another_topic(fleet: Settings) -> None:
     t = tag()
     source = f"source-{t}"
-    admin = AIOKafkaAdminClient(**client_options(fleet))
-    await admin.start()
-    await admin.create_topics([NewTopic(source, 1, 1)])
-    await admin.close()
-    producer = AIOKafkaProducer(**client_options(fleet))
-    await producer.start()
-    for i in range(30):
-        value = b"not json" if i == 15 else encode(post(f"o{t}-{i}", f"from a topic {i}"))
-        await producer.send_and_wait(source, value)
-    await producer.stop()
+    await new_topic(fleet, source)
+    values = [encode(post(f"o{t}-{i}", f"from a topic {i}")) for i in range(30)]
+    values[15] = b"not json"
+    await send_each(fleet, source, values)
 
     spec = TopicSpec(source, Offsets.parse(["10"]), Offsets.parse(["0:20"]))
     report = await replay(fleet, spec)
@@ -199,10 +209,7 @@ async def test_posts_nobody_decides_are_reported_after_the_timeout(
 ) -> None:
     t = tag()
     orphan = fleet.model_copy(update={"posts_topic": f"unconsumed-{t}"})
-    admin = AIOKafkaAdminClient(**client_options(fleet))
-    await admin.start()
-    await admin.create_topics([NewTopic(orphan.posts_topic, 1, 1)])
-    await admin.close()
+    await new_topic(fleet, orphan.posts_topic)
     path = tmp_path / "posts.jsonl"
     path.write_bytes(encode(post(f"n{t}-1", "is anyone there")) + b"\n")
 
@@ -239,15 +246,10 @@ async def test_a_replay_reads_no_further_than_the_topic_went_when_it_started(
     # posts topic) with an end past the data: what the replay writes must not be replayed.
     t = tag()
     looped = fleet.model_copy(update={"posts_topic": f"looped-{t}"})
-    admin = AIOKafkaAdminClient(**client_options(fleet))
-    await admin.start()
-    await admin.create_topics([NewTopic(looped.posts_topic, 1, 1)])
-    await admin.close()
-    producer = AIOKafkaProducer(**client_options(fleet))
-    await producer.start()
-    for i in range(10):
-        await producer.send_and_wait(looped.posts_topic, encode(post(f"l{t}-{i}", "again")))
-    await producer.stop()
+    await new_topic(fleet, looped.posts_topic)
+    await send_each(
+        fleet, looped.posts_topic, [encode(post(f"l{t}-{i}", "again")) for i in range(10)]
+    )
 
     spec = TopicSpec(looped.posts_topic, Offsets(), Offsets.parse(["1000"]))
     report = await run_replay(looped, ReplayOptions(spec, timeout_s=1, progress=False))
