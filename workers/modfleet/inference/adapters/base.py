@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from modfleet.errors import ModfleetError
+
 if TYPE_CHECKING:
     from modfleet.inference.base import Verdict
     from modfleet.policy import Policy
@@ -102,14 +104,13 @@ class Adapter(abc.ABC):
         """``parse``, for the backends: a post can steer what the model answers, so an answer
         that ``parse`` fails on is that post's unreadable verdict (a reviewer sees it), never a
         failure of its batch. Our own errors (a pack the adapter cannot score) still stop."""
-        from modfleet.errors import ModfleetError
-        from modfleet.inference.base import Verdict
-
         try:
             return self.parse(completion, policy)
         except ModfleetError:
             raise
         except Exception as exc:  # noqa: BLE001 - the answer's failure, recorded as its verdict
+            from modfleet.inference.base import Verdict  # that module imports this one's users
+
             why = f"{type(exc).__name__} reading the answer"
             log.warning("%s: %s", self.name, why)  # the answer may quote the post: not logged
             return Verdict.unreadable(completion.text, why)
