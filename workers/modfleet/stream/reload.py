@@ -41,9 +41,8 @@ class PolicyReloader:
             self.pipeline.backends.check(fresh.all())
         except (PolicyInvalid, FatalError) as exc:
             return self._refuse(current, str(exc))
-        except Exception as exc:  # a reload must never end the running worker
-            log.exception("reading the changed policy packs failed")
-            return self._refuse(current, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a reload must never end the worker; logged
+            return self._refuse(current, f"{type(exc).__name__}: {exc}", exc)
         before = self._running()
         self.pipeline.policies = fresh
         self._refused = None
@@ -51,10 +50,12 @@ class PolicyReloader:
         log.warning("policy reloaded: %s -> %s", before, fresh.describe())
         return True
 
-    def _refuse(self, revision: str, why: str) -> bool:
+    def _refuse(self, revision: str, why: str, unforeseen: Exception | None = None) -> bool:
         self._refused = revision
         self.metrics.policy_reloads.labels(result="refused").inc()
-        log.error("policy change refused, keeping %s: %s", self._running(), why)
+        log.error(
+            "policy change refused, keeping %s: %s", self._running(), why, exc_info=unforeseen
+        )
         return False
 
     def _running(self) -> str:
