@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from modfleet.settings import Settings
+
 SCHEMA_VERSION = 1
 
 
@@ -38,7 +40,7 @@ class FieldMap:
     # A dead letter's original is replayed only when it was read from this topic: the topic
     # holds other consumers' dead letters too (invalid reviews), and a review's original, its
     # tenant and text the reviewer's, must never come back as a post.
-    posts_topic: str = "modfleet.posts.v1"
+    posts_topic: str = Settings.model_fields["posts_topic"].default
 
 
 @dataclass(frozen=True, slots=True)
