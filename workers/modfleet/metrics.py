@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+_BYTES_BUCKETS = tuple(4**n for n in range(5, 16))  # 1 KiB to 1 GiB
 
 
 class Metrics:
@@ -64,6 +65,12 @@ class Metrics:
         )
         self.batch_size = Histogram(
             "modfleet_batch_size", "Posts per micro-batch.", buckets=_BATCH_BUCKETS, registry=r
+        )
+        self.batch_bytes = Histogram(
+            "modfleet_batch_bytes",
+            "Bytes of posts (value, key and headers) per micro-batch; held_post_bytes bounds it.",
+            buckets=_BYTES_BUCKETS,
+            registry=r,
         )
         self.inference_seconds = Histogram(
             "modfleet_inference_seconds",

@@ -156,6 +156,24 @@ class Settings(BaseSettings):
             "memory."
         ),
     )
+    held_post_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=64 * 1024,
+        le=4 * 1024 * 1024 * 1024,
+        description="Most bytes of posts (value, key and headers) the worker holds in its "
+        "micro-batches, taken and not yet acked. A batch is cut short when the next post would "
+        "pass it, so memory follows this, not the size of the posts a producer chose; one post "
+        "larger than it is taken alone. A post in hand costs about twice its bytes (its bytes "
+        "and its decoded text).",
+    )
+    stream_buffer_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=64 * 1024,
+        le=16 * 1024 * 1024 * 1024,
+        description="Most bytes of posts faust fetches ahead of the batches into its buffer; "
+        "past 80% of it (or of its 4,096 posts) faust stops fetching a partition. Small posts "
+        "reach the count first, large ones this.",
+    )
     batch_within_s: float = Field(
         0.05, gt=0.0, le=10.0, description="Longest wait to fill a micro-batch, in seconds."
     )

@@ -30,6 +30,7 @@ from modfleet.policy.packs import PolicySet, load_policy_set
 from modfleet.settings import Settings
 from modfleet.stream.deliver import deliver, exit_unacked
 from modfleet.stream.faust_app import faust_app
+from modfleet.stream.held import HeldGate, HeldPosts
 from modfleet.stream.infer import BackendDown, Retry
 from modfleet.stream.inflight import InFlight, Turn, Work
 from modfleet.stream.observe import BatchObserver
@@ -107,6 +108,9 @@ class StreamWorker:
     async def _moderate(self, stream: faust.StreamT[bytes]) -> None:
         s = self.settings
         flight = InFlight(s.batches_in_flight)
+        gate = HeldGate(HeldPosts(s.held_post_bytes), stream)
+        # Before the processor noack_take adds: a post waits here, outside the batch in hand.
+        stream.add_processor(gate)
         self.liveness.agent_running = True
         try:
             # noack_take() is faust's; its type stubs lag behind and only know take().
@@ -114,7 +118,7 @@ class StreamWorker:
                 s.batch_max, within=s.batch_within_s
             )
             async for events in batches:
-                await flight.start(self._settler(stream, events))
+                await flight.start(self._settler(stream, events, gate))
         except asyncio.CancelledError:
             # On shutdown faust cancels the agent: finish the batches in hand, so that what is
             # committed at the stop has been decided and nothing is decided twice.
@@ -130,12 +134,15 @@ class StreamWorker:
             # and decides nothing: exit, so that the group rebalances and the work moves on.
             exit_unacked("the agent's stream ended while the worker was running")
 
-    def _settler(self, stream: faust.StreamT[bytes], events: Sequence[EventT[bytes]]) -> Work:
+    def _settler(
+        self, stream: faust.StreamT[bytes], events: Sequence[EventT[bytes]], gate: HeldGate
+    ) -> Work:
         async def settle(turn: Turn) -> None:
             """Decide and deliver the batch, then ack it: acks follow delivery, never precede
             it, and delivery follows the batch taken before this one."""
             await self.handle_batch([_record(e) for e in events], turn)
             await _ack(stream, events)
+            self.metrics.batch_bytes.observe(gate.release(events))
 
         return settle
 

@@ -9,18 +9,40 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import faust
+from mode.utils.queues import ThrowableQueue
 
 from modfleet.kafka import compression_type, faust_credentials
 from modfleet.settings import Settings
+from modfleet.stream.held import BufferQueue
 from modfleet.stream.transport import use_fetch_wait
+
+
+class _App(faust.App):
+    """faust's app, with stream buffers bounded by bytes as well as by posts (stream/held.py)."""
+
+    def __init__(self, *args: Any, buffer_bytes: int, **kwargs: Any) -> None:
+        self.buffer_bytes = buffer_bytes
+        super().__init__(*args, **kwargs)
+
+    def FlowControlQueue(
+        self, maxsize: int | None = None, *, clear_on_resume: bool = False
+    ) -> ThrowableQueue[Any]:
+        return BufferQueue(
+            self.buffer_bytes,
+            maxsize=maxsize,
+            flow_control=self.flow_control,
+            clear_on_resume=clear_on_resume,
+        )
 
 
 def faust_app(s: Settings) -> faust.App:
     """A faust app for consumer group ``s.consumer_group``, serving only the pages it adds."""
-    app = faust.App(
+    app = _App(
         s.consumer_group,
+        buffer_bytes=s.stream_buffer_bytes,
         broker=s.broker_url,
         broker_credentials=faust_credentials(s),
         broker_session_timeout=s.broker_session_timeout_s,
