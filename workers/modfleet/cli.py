@@ -118,6 +118,29 @@ def bench_reject() -> None:
     click.echo(table(measure()))
 
 
+@bench.command("backlog")
+@click.option("--posts", default=4_000, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--post-bytes", default=900_000, show_default=True, type=click.IntRange(100, 1_000_000)
+)
+@click.option(
+    "--crowd",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 16),
+    help="Busy loops sharing the worker's CPU, so that the broker outruns it.",
+)
+def bench_backlog(posts: int, post_bytes: int, crowd: int) -> None:
+    """Peak memory (RSS) of a worker started on a backlog of POSTS large posts."""
+    from modfleet.bench.backlog import measure, table
+
+    settings = load_settings()
+    result = guard(lambda: measure(posts, post_bytes, crowd, settings))
+    click.echo(table(result))
+    if result.settled < posts:
+        raise click.ClickException(f"only {result.settled} of {posts} posts had an outcome")
+
+
 @main.group()
 def topics() -> None:
     """Work with the topic catalogue."""
