@@ -169,8 +169,13 @@ def test_clearing_the_buffer_clears_its_bytes() -> None:
     assert not queue.full()
 
 
-def test_the_worker_app_buffers_in_bytes(make_settings: Callable[..., Settings]) -> None:
+async def test_the_worker_apps_topic_buffers_are_bounded_in_bytes(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # faust makes each channel's (an agent's topic's) buffer through the app's FlowControlQueue.
     app = faust_app(make_settings(stream_buffer_bytes=64 * 1024))
-    queue = app.FlowControlQueue(maxsize=4096)
+    channel = app.topic("posts", key_type=bytes, value_type=bytes).clone(is_iterator=True)
+    queue = channel.queue
     assert isinstance(queue, BufferQueue)
     assert queue.max_bytes == 64 * 1024
+    assert queue.maxsize == app.conf.stream_buffer_maxsize
