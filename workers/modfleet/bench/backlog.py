@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import subprocess
 import sys
 import threading
@@ -25,18 +24,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
+from modfleet.bench import corpus
 from modfleet.bench.cores import pin
 from modfleet.bench.cpu import process_cpu_s
 from modfleet.bench.processes import rss_kib
 from modfleet.contracts.admin import create_topics
 from modfleet.replay import collect_outcomes, produce_posts
 from modfleet.settings import Settings
-from modfleet.stack.dev import stack_settings, worker_process
-from modfleet.stack.services import LocalBroker, LocalRedis
+from modfleet.stack.dev import maybe_redis, stack_settings, worker_process
+from modfleet.stack.services import LocalBroker
 
-_WORDS = ("sun", "rain", "road", "city", "game", "cat", "dog", "river", "bread", "kill", "love")
 _SAMPLE_S = 0.05
 
 
@@ -56,31 +53,28 @@ class Backlog:
 
 def backlog_posts(count: int, size: int) -> list[bytes]:
     """``count`` valid posts of about ``size`` bytes, each text distinct (no cache hits)."""
-    rng = random.Random(7)
-    words = " ".join(rng.choice(_WORDS) for _ in range(size // 4))[: max(size - 200, 1)]
-    return [
-        orjson.dumps(
-            {"schema_version": 1, "post_id": f"b{i}", "tenant": "acme", "text": f"{i} {words}"}
-        )
-        for i in range(count)
-    ]
+    bodies = corpus.texts(count, run="backlog")
+    filler = " ".join(bodies)
+    filler *= size // len(filler) + 1
+    return corpus.posts([f"{b} {filler[: max(size - 200 - len(b), 1)]}" for b in bodies], "b")
 
 
 def measure(posts: int, post_bytes: int, crowd: int, base: Settings) -> Backlog:
     values = backlog_posts(posts, post_bytes)
-    redis_or_none = LocalRedis() if LocalRedis.available() else contextlib.nullcontext()
-    with LocalBroker() as broker, redis_or_none as redis:
-        settings = stack_settings(broker, redis, base)
+    with contextlib.ExitStack() as stack:
+        broker = stack.enter_context(LocalBroker())
+        settings = stack_settings(broker, maybe_redis(stack, base), base)
         asyncio.run(create_topics(settings, replication_factor=1))
         asyncio.run(produce_posts(settings, values))
         log = Path(broker.log_path).with_name("worker.log")
-        with worker_process(settings, log) as worker, _crowded(worker.pid, crowd):
-            rss = _Sampler(worker.pid)
-            started = time.monotonic()
-            with rss:
-                outcomes = asyncio.run(collect_outcomes(settings, posts, timeout_s=1800))
-            wall = time.monotonic() - started
-            cpu = process_cpu_s(worker.pid) or 0.0
+        worker = stack.enter_context(worker_process(settings, log))
+        stack.enter_context(_crowded(worker.pid, crowd))
+        rss = _Sampler(worker.pid)
+        started = time.monotonic()
+        with rss:
+            outcomes = asyncio.run(collect_outcomes(settings, posts, timeout_s=1800))
+        wall = time.monotonic() - started
+        cpu = process_cpu_s(worker.pid) or 0.0
     return Backlog(
         posts,
         post_bytes,

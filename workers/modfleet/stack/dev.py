@@ -139,7 +139,7 @@ def local_fleet(base: Settings) -> Iterator[Fleet]:
     exit. The worker answers /health, but may not own partitions yet."""
     with contextlib.ExitStack() as stack:
         broker = stack.enter_context(LocalBroker())
-        redis = _maybe_redis(stack, base)
+        redis = maybe_redis(stack, base)
         settings = stack_settings(broker, redis, base)
         asyncio.run(create_topics(settings, replication_factor=1))
         log_path = Path(broker.log_path).with_name("worker.log")
@@ -162,7 +162,9 @@ def run_stack(options: StackOptions) -> Outcomes:
         return outcomes
 
 
-def _maybe_redis(stack: contextlib.ExitStack, base: Settings) -> LocalRedis | None:
+def maybe_redis(stack: contextlib.ExitStack, base: Settings) -> LocalRedis | None:
+    """A local redis-server on ``stack`` when the cache is on and one is installed; else None,
+    with a warning that says how to get one."""
     if not base.cache_enabled:
         return None
     if not LocalRedis.available():
