@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from posts import encode, post, unique_texts
+from worker_metrics import scrape
 
 from modfleet.contracts.admin import create_topics
 from modfleet.replay import Outcomes, collect_outcomes, produce_posts
@@ -112,7 +113,7 @@ async def test_redis_down_for_30_seconds_loses_nothing(
             redis.start()
             await producing
             outcomes = await wait_settled(settings, len(sent), timeout_s=60)
-            metrics = _scrape(settings)
+            metrics = scrape(settings)
     assert assert_no_loss(outcomes, sent) == 0
     text = log.read_text()
     assert "verdict cache unavailable" in text
@@ -149,11 +150,3 @@ async def _trickle(settings: Settings, values: list[bytes], seconds: float) -> N
     for start in range(0, len(values), size):
         await produce_posts(settings, values[start : start + size])
         await asyncio.sleep(seconds / chunks)
-
-
-def _scrape(settings: Settings) -> str:
-    import urllib.request
-
-    url = f"http://{settings.web_host}:{settings.web_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return str(response.read().decode())

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from posts import encode, post, unique_texts
+from worker_metrics import metric, scrape
 
 from modfleet.contracts.admin import create_topics
 from modfleet.replay import collect_outcomes, post_key, produce_posts
@@ -20,18 +19,6 @@ pytestmark = pytest.mark.integration
 BOUND = 64 * 1024
 LARGE, LARGE_BYTES = 60, 30_000
 HUGE_BYTES = 200_000  # past the bound on its own
-
-
-def scrape(settings: Settings) -> str:
-    url = f"http://{settings.web_host}:{settings.web_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return str(response.read().decode())
-
-
-def metric(text: str, name: str) -> float:
-    match = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.MULTILINE)
-    assert match, f"{name} missing from /metrics"
-    return float(match.group(1))
 
 
 def padded(text: str, size: int) -> str:

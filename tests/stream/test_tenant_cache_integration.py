@@ -16,7 +16,6 @@ import os
 import signal
 import statistics
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +27,7 @@ import pytest
 import redis
 import yaml
 from posts import RUDE, encode, post, unique_texts
+from worker_metrics import scrape
 
 from modfleet.cache import connect_cache
 from modfleet.contracts.admin import create_topics
@@ -157,12 +157,6 @@ async def test_a_worker_refuses_two_packs_with_one_name_and_different_content(
 
 
 # --- on the broker ------------------------------------------------------------------------------
-
-
-def scrape(settings: Settings) -> str:
-    url = f"http://{settings.web_host}:{settings.web_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return str(response.read().decode())
 
 
 async def decide(settings: Settings, batch: list[bytes], timeout_s: float = 90) -> list[Any]:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import re
 import time
-import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import orjson
 import pytest
 from posts import encode, malformed, post, unique_texts
+from worker_metrics import metric, scrape
 
 from modfleet.contracts.admin import create_topics
 from modfleet.contracts.schemas import violations
@@ -27,15 +26,6 @@ from modfleet.stream.app import StreamWorker
 pytestmark = pytest.mark.integration
 
 UNIQUE, DUPLICATES, BAD = 1550, 400, 50
-
-
-def scrape(settings: Settings, name: str) -> float:
-    url = f"http://{settings.web_host}:{settings.web_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    match = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.MULTILINE)
-    assert match, f"{name} missing from /metrics"
-    return float(match.group(1))
 
 
 def assert_schema_valid(outcomes: Outcomes) -> None:
@@ -67,10 +57,11 @@ async def test_2000_posts_every_one_decided_or_dead_lettered(
         assert phase1.settled == len(first)
         await produce_posts(settings, [encode(p) for p in repeats])
         outcomes = await collect_outcomes(settings, len(first) + DUPLICATES, timeout_s=120)
-        cache_hits = scrape(settings, "modfleet_cache_hits_total")
-        consumed = scrape(settings, "modfleet_posts_consumed_total")
-        dead = scrape(settings, 'modfleet_dead_letters_total{reason="schema_invalid"}')
-        allowed = scrape(settings, 'modfleet_decisions_total{action="allow"}')
+        page = scrape(settings)
+        cache_hits = metric(page, "modfleet_cache_hits_total")
+        consumed = metric(page, "modfleet_posts_consumed_total")
+        dead = metric(page, 'modfleet_dead_letters_total{reason="schema_invalid"}')
+        allowed = metric(page, 'modfleet_decisions_total{action="allow"}')
 
     decided = {d["post_id"] for d in outcomes.decisions}
     valid_ids = {p["post_id"] for p in originals + repeats}
