@@ -252,3 +252,71 @@ def test_each_pack_gets_its_own_prefix_cache_salt(small_policy: Policy) -> None:
     assert pack_salt(None, small_policy) == pack_salt(None, small_policy)
     assert pack_salt(None, small_policy) != pack_salt(None, other), "tenants' packs never share"
     assert pack_salt("fleet-a", small_policy) != pack_salt("fleet-b", small_policy)
+
+
+def _garbled(kind: str) -> httpx.Response:
+    if kind == "bad gzip":
+        headers = {"content-encoding": "gzip", "content-type": "application/json"}
+        return httpx.Response(200, content=b"not gzip at all", headers=headers)
+    if kind == "deep nesting":
+        return httpx.Response(200, content=b"[" * 200_000)
+    logprobs = {"top_logprobs": [{"safe": "abc"}]}  # a logprob that is not a number
+    return httpx.Response(200, json={"choices": [{"text": "safe", "logprobs": logprobs}]})
+
+
+@pytest.mark.parametrize("kind", ["bad gzip", "deep nesting", "logprob not a number"])
+async def test_a_garbled_answer_to_the_probe_leaves_the_circuit_to_probe_again(
+    small_policy: Policy, kind: str
+) -> None:
+    # A server's answer, however garbled, is its failure: the circuit must open again and let
+    # the next probe through once the server is well, not stay half-open with a probe "out".
+    answers = ["refuse", kind]
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        answer = answers.pop(0) if answers else "ok"
+        if answer == "refuse":
+            raise httpx.ConnectError("refused", request=request)
+        if answer == "ok":
+            return httpx.Response(200, json={"choices": [{"text": "safe"}]})
+        return _garbled(answer)
+
+    classifier = backend(
+        handler,
+        LlamaGuardAdapter(3),
+        urls=URLS[:1],
+        attempts=1,
+        breaker_failures=1,
+        breaker_reset_s=0.01,
+    )
+    with pytest.raises(RecoverableError, match="ConnectError"):
+        await classifier.classify(["x"], small_policy)  # opens the circuit
+    await asyncio.sleep(0.02)
+    with pytest.raises(RecoverableError, match="unreadable response"):
+        await classifier.classify(["x"], small_policy)  # the probe, answered garbled
+    await asyncio.sleep(0.02)
+    (verdict,) = await classifier.classify(["x"], small_policy)
+    assert not verdict.unparseable
+    assert classifier.requests_sent == 3
+
+
+async def test_an_endless_answer_is_read_no_further_than_its_tokens_can_take(
+    small_policy: Policy,
+) -> None:
+    # A server (or a proxy before it) that streams without end must cost the worker a bounded
+    # read, not its memory: the answer is unreadable past what max_tokens tokens can take.
+    sent = 0
+
+    async def endless() -> Any:
+        nonlocal sent
+        while True:
+            sent += 1
+            yield b'{"choices": [' * 4096
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=endless())
+
+    classifier = backend(handler, LlamaGuardAdapter(3), urls=URLS[:1], attempts=1)
+    with pytest.raises(RecoverableError, match="unreadable response: HTTP 200: an answer over"):
+        await classifier.classify(["x"], small_policy)
+    read = sent * len(b'{"choices": [') * 4096
+    assert read < 2 * 1024 * 1024

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import orjson
 
 from modfleet.errors import FatalError, ModfleetError, RecoverableError, RejectedInput
 from modfleet.inference import openai_wire
@@ -40,6 +41,10 @@ _RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 # a model name, a path) are the configuration's, for every post alike.
 _REFUSED_INPUT_STATUS = frozenset({400, 413, 422})
 _BACKOFF_CAP_S = 5.0
+# An answer's size bound (answer_limit): its frame (ids, usage, an error's text), then per token
+# its text and logprob, JSON-escaped, and as much again for each logprob alternative asked for.
+_ANSWER_FRAME_BYTES = 64 * 1024
+_TOKEN_BYTES = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,11 +154,11 @@ class OpenAICompatibleClassifier(Classifier):
             self.requests_sent += 1
             try:
                 async with asyncio.timeout(self.options.timeout_s):
-                    response = await self._client.post(
-                        url + openai_wire.path(request), json=body, headers=server.headers
+                    response, content = await self._post(
+                        url + openai_wire.path(request), body, server.headers, request
                     )
-                data = openai_wire.completion(_checked(response), request.endpoint)
-            except openai_wire.MalformedResponse as exc:
+                data = openai_wire.completion(_checked(response, content), request.endpoint)
+            except (openai_wire.MalformedResponse, httpx.DecodingError) as exc:
                 breaker.failure()
                 raise RecoverableError(f"{url}: unreadable response: {exc}") from exc
             except RecoverableError:
@@ -162,16 +167,45 @@ class OpenAICompatibleClassifier(Classifier):
             except (FatalError, RejectedInput):
                 breaker.success()  # the server answered; the request was at fault
                 raise
-            except (httpx.TransportError, TimeoutError) as exc:
+            except (httpx.RequestError, TimeoutError) as exc:
                 breaker.failure()
                 raise RecoverableError(f"{url}: {type(exc).__name__}: {exc}") from exc
             except asyncio.CancelledError:
                 breaker.cancelled()  # a cancelled probe must not hold the circuit half-open
                 raise
+            except Exception:
+                # Whatever else went wrong, a probe left "out" would keep the circuit half-open
+                # for good: every later request would fail fast against a healthy server.
+                breaker.failure()
+                raise
             finally:
                 self._servers.done(server)
             breaker.success()
             return data
+
+    async def _post(
+        self, url: str, body: dict[str, Any], headers: dict[str, str], request: Request
+    ) -> tuple[httpx.Response, bytes]:
+        """The answer to one request and its body, the body read no further than an answer of
+        ``request.max_tokens`` can take, so that no server answer can outgrow a worker."""
+        limit = answer_limit(request)
+        async with self._client.stream("POST", url, json=body, headers=headers) as response:
+            content = bytearray()
+            async for chunk in response.aiter_bytes():  # decoded: a gzip bomb counts in full
+                content += chunk
+                if len(content) > limit:
+                    raise openai_wire.MalformedResponse(
+                        f"HTTP {response.status_code}: an answer over {limit:,} bytes, more "
+                        f"than {request.max_tokens} tokens can take"
+                    )
+            return response, bytes(content)
+
+
+def answer_limit(request: Request) -> int:
+    """The most bytes a well-formed answer to ``request`` can take: its JSON frame and error
+    text, then each token with its logprob alternatives, generously escaped."""
+    per_token = _TOKEN_BYTES * (1 + (request.top_logprobs or 0))
+    return _ANSWER_FRAME_BYTES + request.max_tokens * per_token
 
 
 class RetryableStatus(RecoverableError):
@@ -182,19 +216,21 @@ class RetryableStatus(RecoverableError):
         self.retry_after = retry_after
 
 
-def _checked(response: httpx.Response) -> Any:
+def _checked(response: httpx.Response, content: bytes) -> Any:
     """The JSON body of a 2xx answer; the right error kind for anything else."""
-    where = f"{response.request.url}: HTTP {response.status_code}"
-    if response.status_code in _RETRYABLE_STATUS:
-        raise RetryableStatus(f"{where}: {response.text[:300]}", _retry_after(response))
-    if response.status_code in _REFUSED_INPUT_STATUS:
-        raise RejectedInput(f"{where}: {response.text[:300]}")
-    if response.status_code >= 400:
-        raise FatalError(f"{where}: {response.text[:300]}")
+    status = response.status_code
+    where = f"{response.request.url}: HTTP {status}"
+    if status >= 400:
+        said = content[:300].decode("utf-8", "replace")
+        if status in _RETRYABLE_STATUS:
+            raise RetryableStatus(f"{where}: {said}", _retry_after(response))
+        if status in _REFUSED_INPUT_STATUS:
+            raise RejectedInput(f"{where}: {said}")
+        raise FatalError(f"{where}: {said}")
     try:
-        return response.json()
-    except ValueError as exc:
-        raise openai_wire.MalformedResponse(f"{where}: not JSON") from exc
+        return orjson.loads(content)  # nesting past its bound is a JSONDecodeError
+    except orjson.JSONDecodeError as exc:
+        raise openai_wire.MalformedResponse(f"{where}: not JSON: {exc}") from exc
 
 
 def _first_error(failed: ExceptionGroup[Exception]) -> Exception:

@@ -80,6 +80,8 @@ def completion(data: Any, endpoint: str) -> Completion:
             top = _completion_logprobs(choice.get("logprobs"))
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise MalformedResponse(f"no choices in the response: {exc!r}") from exc
+    except (ValueError, OverflowError) as exc:  # a logprob that is no float
+        raise MalformedResponse(f"a logprob that is not a number: {exc}") from exc
     return Completion(
         text=str(text),
         reasoning=None if reasoning is None else str(reasoning),
