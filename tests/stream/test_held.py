@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 from mode.utils.queues import FlowControlEvent
 
 from modfleet.settings import Settings
+from modfleet.stream.app import _record
 from modfleet.stream.faust_app import faust_app
-from modfleet.stream.held import BufferQueue, HeldGate, HeldPosts, post_bytes
+from modfleet.stream.held import HEADER_BYTES, BufferQueue, HeldGate, HeldPosts, post_bytes
 
 
 def message(value: bytes | None, key: bytes | None = None, headers: Any = None) -> Any:
@@ -23,8 +27,39 @@ def test_a_post_counts_its_key_and_headers_not_only_its_value() -> None:
     # An attacker can put the bytes where a value-only count would not look.
     assert post_bytes(message(b"x" * 10)) == 10
     assert post_bytes(message(b"x", key=b"k" * 1000)) == 1001
-    assert post_bytes(message(None, headers=[("h", b"v" * 5000), ("n", None)])) == 5002
-    assert post_bytes(message(b"", headers={"h": b"v" * 7})) == 8
+    headers = [("h", b"v" * 5000), ("n", None)]
+    assert post_bytes(message(None, headers=headers)) == 5002 + 2 * HEADER_BYTES
+    assert post_bytes(message(b"", headers={"h": b"v" * 7})) == 8 + HEADER_BYTES
+
+
+def test_a_post_of_many_empty_headers_counts_what_the_worker_holds_for_them() -> None:
+    # 400,000 empty headers are 800 kB on the wire (under 1 kB compressed) and tens of MB once
+    # parsed: counted by their bytes alone, thousands of such posts would fit either bound.
+    count = 50_000
+    builder = DefaultRecordBatchBuilder(2, 0, 0, -1, -1, -1, 64 * 1024 * 1024)
+    builder.append(0, 1_700_000_000_000, None, b"{}", [(str(i % 7), None) for i in range(count)])
+    wire = bytes(builder.build())
+    gc.collect()
+    tracemalloc.start()
+    try:
+        [parsed] = list(DefaultRecordBatch(bytearray(wire)))  # as aiokafka's fetcher does
+        event = SimpleNamespace(
+            message=SimpleNamespace(
+                topic="posts",
+                partition=0,
+                offset=0,
+                timestamp=1.0,
+                key=None,
+                value=parsed.value,
+                headers=parsed.headers,
+            )
+        )
+        record = _record(cast(Any, event))  # as the agent does
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(record.headers) == count
+    assert post_bytes(event.message) >= held
 
 
 async def still_waiting(waiting: Awaitable[Any] | None, why: str) -> asyncio.Future[Any]:
