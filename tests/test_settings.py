@@ -41,3 +41,19 @@ def test_env_names_cover_every_field() -> None:
 def test_bootstrap_servers_strip_the_scheme() -> None:
     settings = Settings(broker_url="kafka://a:9092;kafka://b:9093")
     assert settings.bootstrap_servers == ["a:9092", "b:9093"]
+
+
+@pytest.mark.parametrize("value", ["quiet-tenant;hush-co", "quiet tenant", "a,b c", "ok,/x"])
+def test_an_opted_out_tenant_that_is_no_tenant_name_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("MODFLEET_EXPORT_OPTED_OUT_TENANTS", value)
+    bad = next(e.strip() for e in value.split(",") if not e.strip().isalnum())
+    with pytest.raises(ValidationError, match="export_opted_out_tenants") as caught:
+        Settings()
+    assert repr(bad) in str(caught.value)
+
+
+def test_opted_out_tenants_are_comma_separated_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODFLEET_EXPORT_OPTED_OUT_TENANTS", " quiet-tenant, hush.co ,, t_3 ")
+    assert Settings().export_opted_out_tenants == " quiet-tenant, hush.co ,, t_3 "

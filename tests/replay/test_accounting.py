@@ -13,7 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from modfleet.cli import main
-from modfleet.replay.io import Outcomes, _add
+from modfleet.emit.dead_letter import dead_letter_message
+from modfleet.ingest.decode import Record, Rejection, decode
+from modfleet.replay.io import Outcomes, _add, post_key
 from modfleet.replay.pacing import Pacer
 from modfleet.replay.progress import Progress
 from modfleet.replay.report import Latency, SendStats, build_report, percentile
@@ -193,3 +195,60 @@ def test_an_escalated_post_is_settled_only_once_its_escalation_is_read() -> None
     dead = {"post_id": "g", "source": {"topic": "posts", "partition": 0, "offset": 7}}
     _add(outcomes, "dead_letters", _record(dead))
     assert outcomes.settled == 4
+
+
+@pytest.mark.parametrize("rate", ["nan", "nan/s", "inf", "-inf/s"])
+def test_a_rate_that_is_not_a_finite_number_is_refused(tmp_path: Path, rate: str) -> None:
+    source = tmp_path / "p.jsonl"
+    source.write_text("")
+    result = CliRunner().invoke(main, ["replay", str(source), "--rate", rate])
+    assert result.exit_code == 2, result.output
+    assert "must be positive and finite" in result.output
+
+
+def test_a_bad_parquet_file_is_a_one_line_error_not_a_traceback(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    source = tmp_path / "bad.parquet"
+    source.write_bytes(b"PAR1garbagegarbagePAR1")
+    result = CliRunner().invoke(main, ["replay", str(source)])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert f"modfleet: {source}: not a readable Parquet file" in result.output
+
+
+def test_a_dead_letter_of_a_post_with_an_over_long_key_settles_that_post() -> None:
+    # A 2,000-character post id: the worker dead-letters the post, and the dead letter's
+    # source.key_b64 holds only the key's first 1,024 bytes (key_truncated).
+    value = orjson.dumps({"schema_version": 1, "post_id": "p" * 2000, "tenant": "a", "text": "x"})
+    key = (post_key(value), T0)
+    tracker = Tracker(POSTS)
+    tracker.expect(key)
+    tracker.expect((b"q" * 2000, T0))  # another long key: not settled by the first's letter
+    tracker.sending_done()
+    record = Record(POSTS, 0, 42, T0 / 1000, key[0], value)
+    why = decode(record)
+    assert isinstance(why, Rejection)
+    letter = dead_letter_message(record, why, "dead-letter")
+    assert orjson.loads(letter.value)["source"]["key_truncated"] is True
+
+    tracker.add("dead_letters", letter.value)
+    assert len(tracker.outcomes.dead_letters) == 1
+    assert tracker.unsettled == 1
+    assert tracker.waiting() == ["q" * 2000]
+    tracker.add("dead_letters", letter.value)  # redelivered: counted once
+    assert tracker.duplicates == 1
+    assert len(tracker.outcomes.dead_letters) == 1
+
+
+def test_posts_of_two_tenants_with_the_same_post_id_are_settled_each() -> None:
+    # Post ids are unique only within a tenant: `modfleet dev --posts` waits for both.
+    outcomes = Outcomes()
+    for tenant in ("acme", "globex"):
+        _add(outcomes, "decisions", _record({"post_id": "p1", "tenant": tenant, "action": "allow"}))
+    _add(outcomes, "decisions", _record({"post_id": "p1", "tenant": "acme", "action": "allow"}))
+    assert outcomes.settled == 2
+    _add(outcomes, "decisions", _record({"post_id": "p2", "tenant": "a", "action": "escalate"}))
+    _add(outcomes, "escalations", _record({"post_id": "p2", "tenant": "b"}))
+    assert outcomes.settled == 2  # another tenant's escalation settles nothing of tenant a
+    _add(outcomes, "escalations", _record({"post_id": "p2", "tenant": "a"}))
+    assert outcomes.settled == 3

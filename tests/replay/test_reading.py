@@ -159,3 +159,68 @@ def test_offsets_per_partition_or_for_all() -> None:
     for bad in ("x", "1:y", "-3"):
         with pytest.raises(FatalError):
             Offsets.parse([bad])
+
+
+@pytest.mark.parametrize(("tenant", "kept"), [(42, "42"), ("globex", "globex"), ("", "acme")])
+def test_a_rows_own_tenant_is_kept_and_the_default_only_fills_a_missing_one(
+    tenant: object, kept: str
+) -> None:
+    # A number is a tenant id (a Parquet int64 column): never to be moved to --tenant's tenant.
+    raw = orjson.dumps({"post_id": 1001, "text": "hi", "tenant": tenant})
+    assert value(from_json(raw, "line 1", FieldMap(tenant="acme")))["tenant"] == kept
+
+
+@pytest.mark.parametrize("tenant", [True, 4.2, ["acme"], {"id": 1}])
+def test_a_tenant_of_another_type_is_a_bad_row(tenant: object) -> None:
+    raw = orjson.dumps({"post_id": "p", "text": "hi", "tenant": tenant})
+    row = from_json(raw, "line 4", FieldMap(tenant="acme"))
+    assert isinstance(row, BadRow)
+    assert (row.where, row.code) == ("line 4", "wrong_type")
+    assert "'tenant'" in row.message
+
+
+async def test_a_parquet_column_of_numeric_tenants_keeps_each_tenant(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"post_id": [1, 2], "text": ["a", "b"], "tenant": [7, 9]}), path)
+    rows = await rows_of(path, FieldMap(tenant="acme"))
+    assert [value(r)["tenant"] for r in rows] == ["7", "9"]
+
+
+async def test_a_csv_saved_with_a_byte_order_mark_reads_its_first_column(tmp_path: Path) -> None:
+    # Excel's "CSV UTF-8" starts with a BOM, which would otherwise become part of "post_id".
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufeffpost_id,text,tenant\np1,hello there,acme\n".encode())
+    rows = await rows_of(path)
+    assert [value(r)["post_id"] for r in rows] == ["p1"]
+
+
+async def test_a_jsonl_file_with_a_byte_order_mark_reads_its_first_line(tmp_path: Path) -> None:
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + encode(post("a", "x")) + b"\n")
+    rows = await rows_of(path)
+    assert [value(r)["post_id"] for r in rows] == ["a"]
+
+
+def test_a_file_that_is_not_parquet_is_refused_naming_it(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "bad.parquet"
+    path.write_bytes(b"PAR1garbagegarbagePAR1")
+    with pytest.raises(FatalError, match=f"{path}: not a readable Parquet file"):
+        open_file(path, FIELDS)
+
+
+async def test_a_parquet_file_corrupt_inside_names_the_file_and_the_row(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "mid.parquet"
+    texts = [f"hello world {i}" for i in range(5000)]
+    pq.write_table(pa.table({"post_id": list(range(5000)), "text": texts}), path,
+                   compression="snappy", row_group_size=1000)  # fmt: skip
+    spoilt = bytearray(path.read_bytes())
+    middle = len(spoilt) // 3
+    spoilt[middle : middle + 200] = b"\xff" * 200
+    path.write_bytes(bytes(spoilt))
+    with pytest.raises(FatalError, match=f"{path}: row 1: cannot read the Parquet data"):
+        await rows_of(path)

@@ -7,6 +7,7 @@ chart set exactly these names, and tests check that they do.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from modfleet.resources import default_policy_path
 
 ENV_PREFIX = "MODFLEET_"
+# post.v1's tenant (topics/schemas/post.v1.schema.json).
+TENANT_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -100,8 +103,21 @@ class Settings(BaseSettings):
     )
     export_opted_out_tenants: str = Field(
         "",
-        description="Comma-separated tenants whose text `modfleet export training` never writes.",
+        description="Comma-separated tenants whose text `modfleet export training` never writes; "
+        "each a tenant name as posts carry it, else the settings are refused.",
     )
+
+    @field_validator("export_opted_out_tenants")
+    @classmethod
+    def _opted_out_are_tenant_names(cls, value: str) -> str:
+        # A list written with ';' or spaces would read as one unknown tenant and opt out nobody.
+        for entry in (e.strip() for e in value.split(",")):
+            if entry and not TENANT_NAME.fullmatch(entry):
+                raise ValueError(
+                    f"{entry!r} is not a tenant name (1 to 128 letters, digits, '.', '_' or "
+                    "'-'); separate tenants with ','"
+                )
+        return value
 
     # --- Redis verdict cache ------------------------------------------------------------------
     redis_url: SecretStr = Field(

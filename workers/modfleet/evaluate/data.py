@@ -10,7 +10,9 @@ what it left out and why.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import sys
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -243,15 +245,34 @@ def _check_positive_seen(fields: FieldMap, values: dict[str, Counter[str]], path
             )
 
 
+def read_utf8(path: Path) -> str:
+    """The text of ``path``, a UTF-8 BOM dropped; an error naming the line of any byte that is
+    not UTF-8 (a file saved as Latin-1 or Windows-1252 decodes to nothing safe to guess)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise FatalError(f"{path}: cannot read the file: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - raw.rfind(b"\n", 0, exc.start)
+        raise FatalError(
+            f"{path}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {column}); "
+            "save it as UTF-8"
+        ) from exc
+    return text.removeprefix("\ufeff")
+
+
 def _records(path: Path, sep: str | None, fmt: str) -> tuple[list[str], list[Parsed]]:
     if not path.is_file():
         raise FatalError(f"{path}: no such file")
     kind = fmt if fmt != "auto" else "jsonl" if path.suffix.lower() in _JSONL else "csv"
-    with path.open(encoding="utf-8-sig", newline="" if kind == "csv" else None) as handle:
-        if kind == "jsonl":
-            return _jsonl(handle)
-        delimiter = sep or ("\t" if path.suffix.lower() == ".tsv" else ",")
-        return _csv(path, handle, delimiter)
+    text = read_utf8(path)
+    if kind == "jsonl":
+        return _jsonl(io.StringIO(text, newline=None))
+    delimiter = sep or ("\t" if path.suffix.lower() == ".tsv" else ",")
+    return _csv(path, io.StringIO(text, newline=""), delimiter)
 
 
 def _jsonl(handle: TextIO) -> tuple[list[str], list[Parsed]]:
@@ -273,6 +294,7 @@ def _json_object(line: int, text: str) -> Record | BadRow:
 
 
 def _csv(path: Path, handle: TextIO, delimiter: str) -> tuple[list[str], list[Parsed]]:
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # posts may be long: replay takes them
     reader = csv.reader(handle, delimiter=delimiter)
     parsed: list[Parsed] = []
     header: list[str] | None = None

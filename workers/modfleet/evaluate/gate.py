@@ -72,11 +72,12 @@ def _measure(
         # A golden set is small and hand-kept: an unusable row is a mistake to fix, not to skip.
         listing = "; ".join(str(bad) for bad in data.bad)
         return GateResult(path, error=f"golden set {golden} has unusable rows: {listing}")
-    missing = sorted(set(gate.baseline_f1) - set(data.fields.label_fields()))
-    if missing:
-        return GateResult(path, error=f"golden set {golden} has no labels for {', '.join(missing)}")
     report = evaluate(data, policy, path, classifier, batch_size=batch_size)
     measured = {m.label: m for m in report.metrics}
+    # Measured, not merely named: a label column that is empty on every row yields no metrics.
+    missing = sorted(set(gate.baseline_f1) - set(measured))
+    if missing:
+        return GateResult(path, error=f"golden set {golden} has no labels for {', '.join(missing)}")
     lines = [
         GateLine(label, baseline, _f1(measured[label]), gate.tolerance)
         for label, baseline in gate.baseline_f1.items()

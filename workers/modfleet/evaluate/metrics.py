@@ -177,11 +177,15 @@ def parse_fail_under(spec: str) -> Spec:
         minimum = float(value)
     except ValueError:
         raise ValueError(f"{spec!r}: {value!r} is not a number") from None
+    # Every metric lies in [0, 1]; nan compares false with all, so it would never fail.
+    if not 0.0 <= minimum <= 1.0:
+        raise ValueError(f"{spec!r}: the minimum must be a number between 0 and 1")
     return (label or None, metric, minimum)
 
 
 def below(metrics: Sequence[LabelMetrics], specs: Sequence[Spec]) -> list[str]:
-    """Each (label, metric) under its minimum, as a line; a named label that is missing too."""
+    """Each (label, metric) under its minimum, or not measured, as a line; a named label that is
+    missing too."""
     failed = []
     for label, metric, minimum in specs:
         chosen = [m for m in metrics if label in (None, m.label)]
@@ -189,6 +193,11 @@ def below(metrics: Sequence[LabelMetrics], specs: Sequence[Spec]) -> list[str]:
             failed.append(f"{label}.{metric}: not measured (no such scored label)")
         for m in chosen:
             value = getattr(m, metric)
-            if m.scored and value is not None and value < minimum:
+            if not m.scored:
+                continue
+            if value is None:  # a minimum nobody can check must not read as one that holds
+                why = m.note or "undefined on these labels"
+                failed.append(f"{m.label}.{metric}: not measured ({why})")
+            elif value < minimum:
                 failed.append(f"{m.label}.{metric} = {value:.3f} < {minimum:g}")
     return failed

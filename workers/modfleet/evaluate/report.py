@@ -19,6 +19,7 @@ from modfleet.policy.model import SEVERITY, Action, Policy
 
 JSON_NAME, MARKDOWN_NAME, PLOT_NAME, ROWS_NAME = "report.json", "report.md", "pr.png", "rows.jsonl"
 _BAD_ROWS_SHOWN = 50
+_ESCAPE = "backslashreplace"
 
 
 @dataclass(frozen=True)
@@ -86,14 +87,18 @@ def write_report(report: Report, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = [out / JSON_NAME, out / MARKDOWN_NAME, out / ROWS_NAME]
     data = report.to_json()
-    written[0].write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    with written[2].open("w", encoding="utf-8") as rows:
+    # Valid JSON input may hold lone surrogates ("\ud800"), which UTF-8 cannot encode; written
+    # as backslash escapes they stay the same JSON string, and text for people, readable.
+    json_text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    written[0].write_text(json_text, encoding="utf-8", errors=_ESCAPE)
+    with written[2].open("w", encoding="utf-8", errors=_ESCAPE) as rows:
         for record in report.row_records():
             rows.write(json.dumps(record, ensure_ascii=False) + "\n")
     plotted = plot_available() and pr_plot(report.metrics, out / PLOT_NAME, _plot_title(report))
     if plotted:
         written.append(out / PLOT_NAME)
-    written[1].write_text(markdown(report, data, plotted=plotted), encoding="utf-8")
+    text = markdown(report, data, plotted=plotted)
+    written[1].write_text(text, encoding="utf-8", errors=_ESCAPE)
     return written
 
 

@@ -45,8 +45,8 @@ async def export_training(
     settings: Settings, out: Path, window: Window, filters: Filters, idle_s: float = 3.0
 ) -> Export:
     result = Export(out)
-    decisions = await _decisions(settings, window, filters, result)
-    reviews = await _reviews(settings, window, decisions, result)
+    decisions = await _decisions(settings, window, filters, result, idle_s)
+    reviews = await _reviews(settings, window, decisions, result, idle_s)
     packs = _packs(settings)
     wanted = Wanted(packs)
     for decision_id, decision in decisions.items():
@@ -133,10 +133,10 @@ def _write_manifest(result: Export) -> None:
 
 
 async def _decisions(
-    settings: Settings, window: Window, filters: Filters, result: Export
+    settings: Settings, window: Window, filters: Filters, result: Export, idle_s: float
 ) -> dict[str, dict[str, Any]]:
     kept: dict[str, dict[str, Any]] = {}
-    async for record in read_topic(settings, settings.decisions_topic, window):
+    async for record in read_topic(settings, settings.decisions_topic, window, idle_s):
         try:
             decision = parse("decision", record.value)
         except Rejected:
@@ -150,12 +150,17 @@ async def _decisions(
 
 
 async def _reviews(
-    settings: Settings, window: Window, decisions: dict[str, dict[str, Any]], result: Export
+    settings: Settings,
+    window: Window,
+    decisions: dict[str, dict[str, Any]],
+    result: Export,
+    idle_s: float,
 ) -> dict[str, dict[str, Any]]:
     """The first final review of each kept decision, if it names the decision's post and
     tenant (the same rule as the agreement join)."""
     found: dict[str, dict[str, Any]] = {}
-    async for record in read_topic(settings, settings.reviews_topic, window.open_ended()):
+    reviews = read_topic(settings, settings.reviews_topic, window.open_ended(), idle_s)
+    async for record in reviews:
         try:
             review = parse("review", record.value)
         except Rejected:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from modfleet.cli_common import guard, load_settings
+from modfleet.cli_common import guard, load_settings, on_broker
 
 
 @click.group("export")
@@ -49,6 +49,8 @@ def training(
     settings = load_settings()
     window = guard(lambda: Window.parse(since, until))
     filters = Filters.build(tenants, packs, settings.export_opted_out_tenants)
-    done = asyncio.run(export_training(settings, out, window, filters, idle_s))
+    done = on_broker(
+        settings, lambda: asyncio.run(export_training(settings, out, window, filters, idle_s))
+    )
     counts = ", ".join(f"{k} {v}" for k, v in sorted(done.counts.items()))
     click.echo(f"wrote {out}/ ({counts})")

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from modfleet.errors import FatalError
+from modfleet.evaluate.data import read_utf8
 from modfleet.model.features import fold, squeeze
 from modfleet.normalise import normalise
 
@@ -100,20 +103,27 @@ def _label(raw: Any, path: Path, line: int, name: str) -> bool | None:
 
 def _jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for line, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                value = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise FatalError(f"{path}:{line}: not valid JSON: {exc.msg}") from exc
-            if not isinstance(value, dict):
-                raise FatalError(f"{path}:{line}: a row must be a JSON object")
-            rows.append((line, value))
+    for line, raw in enumerate(io.StringIO(read_utf8(path), newline=None), start=1):
+        if not raw.strip():
+            continue
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise FatalError(f"{path}:{line}: not valid JSON: {exc.msg}") from exc
+        if not isinstance(value, dict):
+            raise FatalError(f"{path}:{line}: a row must be a JSON object")
+        rows.append((line, value))
     return rows
 
 
 def _csv(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        return [(n, dict(row)) for n, row in enumerate(csv.DictReader(handle), start=2)]
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # posts may be long
+    reader = csv.reader(io.StringIO(read_utf8(path), newline=""))
+    header = next(reader, [])
+    rows = []
+    start = reader.line_num + 1
+    for cells in reader:
+        if cells:  # a quoted field may span lines: a row is where it starts
+            rows.append((start, dict(zip(header, cells, strict=False))))
+        start = reader.line_num + 1
+    return rows

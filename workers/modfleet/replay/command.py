@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Any, cast
@@ -34,8 +35,8 @@ class Rate(click.ParamType):
             rate = float(text)
         except ValueError:
             self.fail(f"{value!r} is not a rate such as 1000/s", param, ctx)
-        if rate <= 0:
-            self.fail("the rate must be positive", param, ctx)
+        if not math.isfinite(rate) or rate <= 0:  # nan passes every comparison
+            self.fail("the rate must be positive and finite, such as 1000/s", param, ctx)
         return rate
 
 

@@ -54,11 +54,12 @@ class Outcomes:
     headers: dict[str, list[list[tuple[str, bytes]]]] = field(default_factory=dict)
     first_at: float | None = None
     last_at: float | None = None
-    _settled_keys: set[str] = field(default_factory=set)
+    # A post is known by its tenant and post id: ids are unique only within a tenant.
+    _settled_keys: set[tuple[Any, Any]] = field(default_factory=set)
     # Posts decided "escalate" whose escalation (or the dead-letter standing in for it) has not
     # been read yet: it is on another topic, so it can arrive after the decision.
-    _awaiting: set[str] = field(default_factory=set)
-    _escalated: set[str] = field(default_factory=set)
+    _awaiting: set[tuple[Any, Any]] = field(default_factory=set)
+    _escalated: set[tuple[Any, Any]] = field(default_factory=set)
 
     @property
     def settled(self) -> int:
@@ -103,16 +104,16 @@ def _add(outcomes: Outcomes, kind: str, record: Any) -> None:
     outcomes.last_at = now
     message = orjson.loads(record.value)
     getattr(outcomes, kind).append(message)
-    post_id = message.get("post_id")
+    post = (message.get("tenant"), message.get("post_id"))
     if kind == "decisions":
-        outcomes._settled_keys.add(post_id)
-        if message["action"] == "escalate" and post_id not in outcomes._escalated:
-            outcomes._awaiting.add(post_id)
+        outcomes._settled_keys.add(post)
+        if message["action"] == "escalate" and post not in outcomes._escalated:
+            outcomes._awaiting.add(post)
     else:
-        outcomes._escalated.add(post_id)
-        outcomes._awaiting.discard(post_id)
+        outcomes._escalated.add(post)
+        outcomes._awaiting.discard(post)
     if kind == "dead_letters":
         source = message["source"]
         where = f"{source['topic']}/{source['partition']}/{source['offset']}"
-        outcomes._settled_keys.add(post_id or where)
+        outcomes._settled_keys.add(post if post[1] else (None, where))
     outcomes.headers.setdefault(kind, []).append(list(record.headers or ()))

@@ -88,11 +88,13 @@ def from_mapping(row: dict[str, Any], where: str, fields: FieldMap) -> Row:
     # An empty cell is how CSV says "missing"; a post.v1 that means "" passes through instead.
     if not isinstance(text, str) or not text:
         return _missing_or_wrong(row, fields.text_field, "a string", where)
-    tenant = row.get(fields.tenant_field)
+    tenant = _tenant(row.get(fields.tenant_field), fields)
+    if tenant is None:
+        return _missing_or_wrong(row, fields.tenant_field, "a string or an integer", where)
     post: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "post_id": post_id,
-        "tenant": tenant if isinstance(tenant, str) and tenant else fields.tenant,
+        "tenant": tenant,
         "text": text,
     }
     for name, column in (
@@ -115,6 +117,14 @@ def _identifier(value: Any) -> str | None:
     if isinstance(value, int):
         return str(value)
     return value if isinstance(value, str) and value else None
+
+
+def _tenant(value: Any, fields: FieldMap) -> str | None:
+    # The default fills only a missing tenant: a row's own tenant, a number included (a Parquet
+    # tenant_id column), must never be replaced, or its post would be decided as another's.
+    if value is None or value == "":
+        return fields.tenant
+    return _identifier(value)
 
 
 def _optional(value: Any) -> str | None:

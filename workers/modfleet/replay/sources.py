@@ -17,6 +17,8 @@ from typing import Any, Literal, Protocol, TextIO
 from modfleet.errors import FatalError
 from modfleet.replay.rows import BadRow, FieldMap, Row, from_json, from_mapping
 
+_BOM = b"\xef\xbb\xbf"
+
 FileFormat = Literal["jsonl", "csv", "parquet"]
 _SUFFIXES: dict[str, FileFormat] = {
     ".jsonl": "jsonl",
@@ -85,6 +87,8 @@ class JsonlFile(_FileSource):
         with self.path.open("rb") as f:
             for number, line in enumerate(f, start=1):
                 stripped = line.strip()
+                if number == 1:  # a BOM (editors on Windows) is no part of the JSON
+                    stripped = stripped.removeprefix(_BOM).lstrip()
                 if stripped:  # a blank line is layout, not a row
                     yield from_json(stripped, f"line {number}", self.fields)
 
@@ -98,8 +102,9 @@ class CsvFile(_FileSource):
             return None  # the read proper reports where
 
     def _open(self) -> TextIO:
-        # surrogateescape keeps undecodable bytes to report per row instead of failing the file.
-        return self.path.open(newline="", encoding="utf-8", errors="surrogateescape")
+        # surrogateescape keeps undecodable bytes to report per row instead of failing the file;
+        # utf-8-sig drops the BOM that Excel's "CSV UTF-8" starts with.
+        return self.path.open(newline="", encoding="utf-8-sig", errors="surrogateescape")
 
     def _rows(self) -> Iterator[Row]:
         csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # posts may be long
@@ -127,20 +132,37 @@ class CsvFile(_FileSource):
 
 class ParquetFile(_FileSource):
     def _parquet(self) -> Any:
+        pq, arrow_error = _pyarrow()
         try:
-            import pyarrow.parquet as pq
-        except ImportError as exc:
-            raise FatalError(
-                "reading Parquet needs pyarrow: pip install 'modfleet[replay]'"
-            ) from exc
-        return pq.ParquetFile(self.path)
+            return pq.ParquetFile(self.path)
+        except (arrow_error, OSError) as exc:
+            raise FatalError(f"{self.path}: not a readable Parquet file: {exc}") from exc
 
     def _count(self) -> int:
         return int(self._parquet().metadata.num_rows)
 
     def _rows(self) -> Iterator[Row]:
         number = 0
-        for batch in self._parquet().iter_batches(batch_size=4096):
+        batches = self._parquet().iter_batches(batch_size=4096)
+        _, arrow_error = _pyarrow()
+        while True:
+            try:
+                batch = next(batches, None)
+            except (arrow_error, OSError) as exc:  # a corrupt page: the rest is unreadable
+                where = f"{self.path}: row {number + 1}"
+                raise FatalError(f"{where}: cannot read the Parquet data: {exc}") from exc
+            if batch is None:
+                return
             for record in batch.to_pylist():
                 number += 1
                 yield from_mapping(record, f"row {number}", self.fields)
+
+
+def _pyarrow() -> tuple[Any, type[Exception]]:
+    """``pyarrow.parquet`` and the base of pyarrow's errors; pyarrow is an optional extra."""
+    try:
+        import pyarrow
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise FatalError("reading Parquet needs pyarrow: pip install 'modfleet[replay]'") from exc
+    return pq, pyarrow.ArrowException

@@ -19,6 +19,7 @@ from typing import IO, Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from modfleet.emit.budget import KEY_LIMIT
 from modfleet.errors import FatalError
 from modfleet.kafka import client_options
 from modfleet.replay.io import Outcomes
@@ -47,6 +48,8 @@ class Tracker:
         self.unsettled = 0
         self._waiting: collections.Counter[Key] = collections.Counter()
         self._sent: set[Key] = set()
+        # Keys longer than a dead letter keeps, by the prefix it keeps: its only way back.
+        self._long: dict[Key, list[Key]] = {}
         self._escalated: set[tuple[str, Key | None]] = set()
         self._capture = capture
         self._sending = True
@@ -56,6 +59,9 @@ class Tracker:
         self._waiting[key] += 1
         self._sent.add(key)
         self.unsettled += 1
+        record_key, ts = key
+        if record_key is not None and len(record_key) > KEY_LIMIT:
+            self._long.setdefault((record_key[:KEY_LIMIT], ts), []).append(key)
 
     def forget(self, key: Key) -> None:
         """A post the broker refused: no outcome will come."""
@@ -108,8 +114,21 @@ class Tracker:
             record_key = None if raw is None else base64.b64decode(raw, validate=True)
         except (binascii.Error, TypeError):
             return
-        if ts is not None and self._claim((record_key, ts)):
+        if ts is None:
+            return
+        key: Key | None = (record_key, ts)
+        if source.get("key_truncated") is True:
+            key = self._by_prefix((record_key, ts))
+        if self._claim(key):
             self.outcomes.dead_letters.append(message)
+
+    def _by_prefix(self, cut: Key) -> Key | None:
+        """The long key a dead letter kept only the start of: one still waiting, if any (two
+        such posts sent in the same millisecond are told apart by nothing else they share)."""
+        candidates = self._long.get(cut, [])
+        waiting = [key for key in candidates if self._waiting[key] > 0]
+        found = waiting or candidates
+        return found[0] if found else None
 
     def _claim(self, key: Key | None) -> bool:
         if key is None or key not in self._sent:
