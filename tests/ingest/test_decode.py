@@ -1,6 +1,9 @@
 import orjson
 import pytest
 
+from modfleet.contracts.schemas import violations
+from modfleet.emit import dead_letter_message
+from modfleet.emit.budget import DEFAULT_BUDGET
 from modfleet.ingest import Post, Record, Rejection, decode
 
 
@@ -115,3 +118,32 @@ def test_huge_numbers_are_rejected_not_raised() -> None:
     result = decode(record(value))
     assert isinstance(result, Rejection)
     assert result.code in {"not_json", "schema_invalid"}
+
+
+@pytest.mark.parametrize(
+    ("attributes", "field"),
+    [
+        (b'{"text": "1", "text": "2"}', "/attributes/text"),  # not the post's own, valid text
+        (b'{"a": "1", "a" : "2"}', "/attributes/a"),  # not a top-level "a" that does not exist
+        (b'{"x/y~": "1", "x/y~": "2"}', "/attributes/x~1y~0"),
+        (b'{"": "1", "": "2"}', "/attributes/"),
+    ],
+)
+def test_a_duplicate_key_inside_attributes_is_named_where_it_is(
+    attributes: bytes, field: str
+) -> None:
+    value = b'{"schema_version": 1, "post_id": "p", "tenant": "t", "text": "ok", "attributes": '
+    record_ = record(value + attributes + b"}")
+    result = decode(record_)
+    assert isinstance(result, Rejection)
+    assert (result.code, result.field) == ("schema_invalid", field)
+    # What the platform reads: the dead letter's reason names the attribute, and is valid.
+    body = orjson.loads(dead_letter_message(record_, result, "dl", DEFAULT_BUDGET).value)
+    assert body["reason"]["field"] == field
+    assert violations("dead_letter", body) == []
+
+
+def test_a_duplicate_key_in_a_nested_array_is_named_where_it_is() -> None:
+    result = decode(record(b'[{"k": 1}, {"k": 1, "k": 2}]'))
+    assert isinstance(result, Rejection)
+    assert (result.code, result.field) == ("schema_invalid", "/1/k")

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import orjson
+
 if TYPE_CHECKING:
     from modfleet.settings import Settings
 
@@ -86,3 +88,44 @@ def cut_utf8(text: str, limit: int) -> tuple[str, bool]:
     if len(raw) <= limit:
         return text, False
     return raw[:limit].decode("utf-8", "ignore"), True
+
+
+def json_prefix(encoded: bytes, limit: int) -> str:
+    """The longest start of the string whose JSON form (orjson's, quotes included) is
+    ``encoded`` that takes at most ``limit`` bytes as JSON, quotes aside.
+
+    Measured as JSON, not as UTF-8: a NUL is one byte of UTF-8 and six of JSON. Cut from the
+    JSON form itself, so a hostile string costs one slice and one parse, never a search."""
+    body = encoded[1 : min(len(encoded) - 1, max(0, limit) + 1)]
+    # Never half an escape: the last backslash within an escape's length of the end opens one
+    # when an even number of backslashes (escaped backslashes) come before it.
+    opens = body.rfind(b"\\", max(0, len(body) - 6))
+    if opens >= 0:
+        before = opens
+        while before > 0 and body[before - 1] == 0x5C:
+            before -= 1
+        if (opens - before) % 2 == 0:
+            length = 6 if body[opens + 1 : opens + 2] == b"u" else 2
+            if opens + length > len(body):
+                body = body[:opens]
+    # Never half a character: escapes are ASCII, so the tail's UTF-8 is the text's own.
+    lead = len(body) - 1
+    while lead > 0 and len(body) - lead < 4 and body[lead] & 0xC0 == 0x80:
+        lead -= 1
+    if lead >= 0 and body[lead] >= 0xC0:
+        length = 2 if body[lead] < 0xE0 else 3 if body[lead] < 0xF0 else 4
+        if lead + length > len(body):
+            body = body[:lead]
+    text: str = orjson.loads(b'"%s"' % body)
+    return text
+
+
+def fair_shares(sizes: Sequence[int], room: int) -> list[int]:
+    """Bytes for each of several fields that share ``room``: a field that needs less than an
+    even share keeps all of it, and what it leaves over is shared among the others."""
+    shares = [0] * len(sizes)
+    left = max(0, room)
+    for rank, i in enumerate(sorted(range(len(sizes)), key=sizes.__getitem__)):
+        shares[i] = min(sizes[i], left // (len(sizes) - rank))
+        left -= shares[i]
+    return shares

@@ -26,6 +26,8 @@ from modfleet.emit.budget import (
     TRACESTATE_LIMIT,
     Budget,
     cut_utf8,
+    fair_shares,
+    json_prefix,
 )
 from modfleet.inference.base import Verdict
 from modfleet.ingest.decode import Record
@@ -192,12 +194,33 @@ def escalation_message(
     room = budget.value_bytes(_key(d.post_id), d.headers)
     value = orjson.dumps(body)
     if len(value) > room:
-        # Text is the only field of unbounded size: give it what the rest leaves over.
-        spare = max(0, room - (len(value) - len(text.encode("utf-8", "surrogatepass"))) - 64)
-        body["text"], _ = cut_utf8(text, spare)
-        body["text_truncated"] = True
-        value = orjson.dumps(body)
+        value = _fitted(body, len(value), room)
     return _outbound(topic, d, value, "escalation", code=reason)
+
+
+# The fields whose size the poster or the model chose: everything else is bounded by the
+# schema, the settings or the pack.
+_UNBOUNDED = ("text", "raw_output", "rationale")
+
+
+def _fitted(body: dict[str, Any], size: int, room: int) -> bytes:
+    """The escalation cut to ``room`` bytes: the post's text, the model's answer and its
+    rationale share what the rest leaves, each a fair share, so that no one of them (an answer
+    the post steered into pages of prose) crowds the others out. Measured as JSON, where a
+    control character takes six bytes."""
+    names = [name for name in _UNBOUNDED if type(body.get(name)) is str]
+    encoded = [orjson.dumps(body[name]) for name in names]
+    sizes = [len(json) - 2 for json in encoded]
+    # The cut text's flag turns false to true: a byte shorter, so the sum stays within room.
+    shares = fair_shares(sizes, room - (size - sum(sizes)))
+    for name, json, wanted, share in zip(names, encoded, sizes, shares, strict=True):
+        if share < wanted:
+            body[name] = json_prefix(json, share)
+            if name == "text":
+                body["text_truncated"] = True
+    # raw_output and rationale have no flag of their own in escalation.v1: the reviewer sees
+    # the start of each, as they saw it cut to the schema's limit before.
+    return orjson.dumps(body)
 
 
 def source_reference(record: Record, content_hash: str) -> dict[str, Any]:

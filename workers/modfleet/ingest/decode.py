@@ -173,22 +173,27 @@ def _pointer_to(root: object, target: object) -> str:
 def _duplicate_key(text: str) -> Rejection | None:
     """Duplicate keys: parsers differ on which value wins, so a platform could show one text
     and have another moderated. Only called when the cheap count says there may be one."""
-    found: list[Rejection] = []
+    # The hook sees an object's members but not where the object sits: note the object, and
+    # find its pointer in the parsed document afterwards.
+    found: list[tuple[dict[str, Any], str]] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: set[str] = set()
-        for name, _ in items:
-            if name in seen and not found:
-                found.append(
-                    Rejection(
-                        "schema_invalid", f"duplicate key {name[:128]!r}", "/" + _escape(name)
-                    )
-                )
-            seen.add(name)
-        return dict(items)
+        obj = dict(items)
+        if not found and len(obj) < len(items):
+            seen: set[str] = set()
+            for name, _ in items:
+                if name in seen:
+                    found.append((obj, name))
+                    break
+                seen.add(name)
+        return obj
 
-    json.loads(text, object_pairs_hook=pairs)
-    return found[0] if found else None
+    root = json.loads(text, object_pairs_hook=pairs)
+    if not found:
+        return None
+    obj, name = found[0]
+    pointer = f"{_pointer_to(root, obj)}/{_escape(name)}"
+    return Rejection("schema_invalid", f"duplicate key {name[:128]!r}", pointer)
 
 
 def _named(why: Rejection, data: object) -> Rejection:

@@ -69,12 +69,12 @@ def _otlp_exporter(settings: Settings) -> SpanExporter:
     return OTLPSpanExporter(endpoint=settings.otel_exporter_otlp_endpoint)
 
 
-def parent_context(record: Record) -> Context:
-    carrier = {
-        name: value.decode("latin-1")
-        for name, value in record.headers
-        if name.lower() in _TRACE_HEADERS
-    }
+def parent_context(carried: Headers) -> Context:
+    """The context to continue, from the trace headers ``trace_context`` validated and chose
+    (case-insensitive names, the first of each): read from the record itself, the propagator
+    would pick by its own rules, and a post would continue one trace with tracing on and
+    another with it off."""
+    carrier = {name: value.decode("latin-1") for name, value in carried if name in _TRACE_HEADERS}
     return _PROPAGATOR.extract(carrier)
 
 
@@ -110,13 +110,16 @@ class BatchTrace:
             self.stages.append((name, start_ns, end_ns))
 
     def post(self, record: Record, base: Headers) -> tuple[str | None, Headers]:
-        """The trace id and the headers for the post's outputs (trace context injected)."""
+        """The trace id and the headers for the post's outputs (trace context injected).
+
+        ``base`` is what ``trace_context`` made of the record's headers: the span continues
+        the trace it carries, the one an untraced worker continues."""
         tracer = self.tracing.tracer
         if tracer is None:
             return None, base
         span = tracer.start_span(
             f"process {record.topic}",
-            context=parent_context(record),
+            context=parent_context(base),
             kind=SpanKind.CONSUMER,
             start_time=self.started_ns,
             attributes=self._messaging(record),
