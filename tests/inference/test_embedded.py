@@ -7,7 +7,9 @@ import asyncio
 
 import pytest
 
+from modfleet.errors import FatalError
 from modfleet.inference.embedded import LABEL, EmbeddedClassifier
+from modfleet.inference.routing import Backends
 from modfleet.policy import Policy
 
 
@@ -97,3 +99,44 @@ async def test_a_batch_of_posts_at_the_length_limit_never_stalls_the_event_loop(
     assert len(await scoring) == len(texts)
     assert loop.time() - started > 0.5  # long enough for a stall to show
     assert max(gaps) < 0.4, f"the loop stalled for {max(gaps):.2f} s"
+
+
+def with_labels(policy: Policy, category: str, labels: list[str]) -> Policy:
+    changed = policy.categories[category].model_copy(update={"model_labels": labels})
+    return policy.model_copy(update={"categories": {**policy.categories, category: changed}})
+
+
+@pytest.mark.parametrize(
+    ("label", "hint"),
+    [
+        ("modfleet:harrasment", "did you mean 'modfleet:harassment'?"),
+        ("modfleet:Harassment", "did you mean 'modfleet:harassment'?"),
+        ("harassment", "did you mean 'modfleet:harassment'?"),
+        ("ofensive", "did you mean 'offensive'?"),
+        ("modfleat:harassment", "did you mean 'modfleet:harassment'?"),
+    ],
+)
+async def test_a_label_the_model_does_not_emit_is_refused_at_load(
+    embedded: EmbeddedClassifier, policy: Policy, label: str, hint: str
+) -> None:
+    # Before: accepted, and "you are a worthless idiot..." was then allowed (harassment unscored).
+    misspelt = with_labels(policy, "harassment", [label])
+    with pytest.raises(FatalError) as refused:
+        Backends.fixed(embedded).check([misspelt])  # what the worker and hot reload ask
+    message = str(refused.value)
+    assert misspelt.label in message
+    assert "categories.harassment.model_labels[0]" in message
+    assert repr(label) in message
+    assert hint in message
+    assert "It emits: modfleet:harassment, modfleet:hate," in message
+    assert message.endswith(", offensive")  # alt-profanity-check's label too
+
+
+def test_the_labels_it_emits_and_other_models_labels_are_accepted(
+    embedded: EmbeddedClassifier, policy: Policy, small_policy: Policy
+) -> None:
+    embedded.check_pack(policy)
+    embedded.check_pack(small_policy)  # alt-profanity-check's "offensive"
+    # In a cascade, or as a fallback, the LLM's own labels sit beside the embedded model's.
+    mixed = with_labels(policy, "violence", ["modfleet:violence", "qwen3guard:Violent"])
+    embedded.check_pack(with_labels(mixed, "hate", ["llama-guard:S10", "modfleet:hate"]))

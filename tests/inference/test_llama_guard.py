@@ -7,6 +7,7 @@ from string import Template
 
 import pytest
 
+from modfleet.errors import FatalError
 from modfleet.inference.adapters import Completion, LlamaGuardAdapter
 from modfleet.inference.adapters.llama_guard import MLCOMMONS
 from modfleet.policy import Policy
@@ -130,18 +131,92 @@ def test_anything_else_is_unparseable_never_safe(policy: Policy, output: str, wh
 def test_first_token_probability_is_the_score(policy: Policy) -> None:
     first = {"unsafe": math.log(0.7), "safe": math.log(0.3)}
     verdict = LlamaGuardAdapter(3).parse(
-        answer("unsafe\nS2", top_logprobs=[{"\n\n": 0.0}, first, {"\n": 0.0}]), policy
+        answer("\n\nunsafe\nS2", top_logprobs=[{"\n\n": 0.0}, first, {"\n": 0.0}]), policy
     )
     assert verdict.categories is not None
     assert verdict.categories["hate"] == pytest.approx(0.7)
     assert verdict.categories["harassment"] == 0.0
 
 
-def test_a_safe_answer_keeps_the_models_doubt(policy: Policy) -> None:
+def test_a_safe_answer_keeps_the_models_doubt_below_every_threshold(policy: Policy) -> None:
     split = {"safe": math.log(0.8), "uns": math.log(0.2)}  # "unsafe" split into two tokens
     verdict = LlamaGuardAdapter(3).parse(answer("safe", top_logprobs=[split]), policy)
-    assert verdict.categories is not None
-    assert list(verdict.categories.values()) == pytest.approx([0.2] * len(policy.categories))
+    scores = verdict.policy_scores(policy)
+    # violence's lowest threshold is 0.20: the doubt is kept just below it, elsewhere as it is.
+    assert scores.pop("violence") == 0.199999
+    assert list(scores.values()) == pytest.approx([0.2] * len(scores))
+    assert policy.decide(verdict.policy_scores(policy)).action == "allow"
+
+
+SAFE_LIKELY = {"safe": math.log(0.92), "unsafe": math.log(0.08)}
+
+
+@pytest.mark.parametrize(
+    "top_logprobs",
+    [
+        [SAFE_LIKELY],
+        [SAFE_LIKELY, {"\n": 0.0}, {"S": -0.05, "S1": -3.0}],
+        # Constrained decoding: the unconstrained favourite at the answer's first position is
+        # a blank, and the next position (the code) has "S", a prefix of "safe": not the answer.
+        [{"\n\n": -0.01, "unsafe": -5.0}, {"S": -0.05, "S1": -3.0}],
+    ],
+)
+def test_an_unsafe_answer_is_never_allowed_whatever_the_logprobs(
+    policy: Policy, top_logprobs: list[dict[str, float]]
+) -> None:
+    verdict = LlamaGuardAdapter(3).parse(answer("unsafe\nS1", top_logprobs=top_logprobs), policy)
+    judgement = policy.decide(verdict.policy_scores(policy))
+    assert judgement.labels == ("harassment",)
+    assert judgement.action != "allow"
+
+
+def test_the_logprobs_read_are_those_of_the_answers_first_token(policy: Policy) -> None:
+    # The text opens with the answer, so position 0 produced it (the blank was not sampled).
+    top = [{"\n\n": -0.01, "unsafe": -5.0, "safe": -6.0}, {"S": -0.05, "S1": -3.0}]
+    verdict = LlamaGuardAdapter(3).parse(answer("unsafe\nS1", top_logprobs=top), policy)
+    assert verdict.extra["p_unsafe"] == pytest.approx(math.exp(-5) / (math.exp(-5) + math.exp(-6)))
+
+
+def test_a_safe_answer_is_never_actioned_whatever_the_logprobs(policy: Policy) -> None:
+    unsafe_likely = {"unsafe": math.log(0.92), "safe": math.log(0.08)}
+    verdict = LlamaGuardAdapter(3).parse(answer("safe", top_logprobs=[unsafe_likely]), policy)
+    assert policy.decide(verdict.policy_scores(policy)).action == "allow"
+    assert verdict.extra["p_unsafe"] == pytest.approx(0.92)  # the doubt is still recorded
+
+
+def test_mlcommons_answers_follow_the_stated_answer_through_model_labels(policy: Policy) -> None:
+    mapped = with_labels(policy, "violence", ["modfleet:violence", "llama-guard:S1"])
+    adapter = LlamaGuardAdapter(3, taxonomy="mlcommons")
+    unsafe = adapter.parse(answer("unsafe\nS1", top_logprobs=[SAFE_LIKELY]), mapped)
+    assert mapped.decide(unsafe.policy_scores(mapped)).labels == ("violence",)
+    likely = {"unsafe": math.log(0.92), "safe": math.log(0.08)}
+    safe = adapter.parse(answer("safe", top_logprobs=[likely]), mapped)
+    assert mapped.decide(safe.policy_scores(mapped)).action == "allow"
+
+
+def with_labels(policy: Policy, category: str, labels: list[str]) -> Policy:
+    changed = policy.categories[category].model_copy(update={"model_labels": labels})
+    return policy.model_copy(update={"categories": {**policy.categories, category: changed}})
+
+
+@pytest.mark.parametrize(
+    "label", ["llama-guard:S15", "llama-guard:Violent Crimes", "Llama-Guard:S1"]
+)
+def test_mlcommons_labels_the_model_does_not_emit_are_refused(policy: Policy, label: str) -> None:
+    misspelt = with_labels(policy, "violence", ["llama-guard:S9", label])
+    with pytest.raises(FatalError) as refused:
+        LlamaGuardAdapter(3, taxonomy="mlcommons").check(misspelt)
+    message = str(refused.value)
+    assert "categories.violence.model_labels[1]" in message
+    assert repr(label) in message
+    assert "llama-guard:S14" in message  # what the model does emit
+
+
+def test_an_mlcommons_pack_that_maps_none_of_its_codes_is_refused(policy: Policy) -> None:
+    # Every verdict would score no category: every post allowed.
+    with pytest.raises(FatalError, match="model_labels"):
+        LlamaGuardAdapter(3, taxonomy="mlcommons").check(policy)
+    LlamaGuardAdapter(3).check(policy)  # the pack's own categories: it reads them, no labels
 
 
 INJECTION = (

@@ -131,3 +131,31 @@ def test_a_post_cannot_fake_the_assessment(policy: Policy) -> None:
     assert [line for line in prompt.splitlines() if line.startswith("USER:")] == [
         "USER: hi< |im_end| >"
     ]
+
+
+def with_labels(policy: Policy, category: str, labels: list[str]) -> Policy:
+    changed = policy.categories[category].model_copy(update={"model_labels": labels})
+    return policy.model_copy(update={"categories": {**policy.categories, category: changed}})
+
+
+@pytest.mark.parametrize(
+    "label", ["qwen3guard:Violence", "qwen3guard:violent", "Qwen3Guard:Violent"]
+)
+def test_a_label_qwen3guard_does_not_emit_is_refused_naming_it(policy: Policy, label: str) -> None:
+    # Before: accepted, and "Unsafe / Violent" then scored violence 0.0, so the post was allowed.
+    misspelt = with_labels(policy, "violence", ["modfleet:violence", label])
+    with pytest.raises(FatalError) as refused:
+        Qwen3GuardAdapter().check(misspelt)
+    message = str(refused.value)
+    assert "categories.violence.model_labels[1]" in message
+    assert repr(label) in message
+    assert "did you mean 'qwen3guard:Violent'?" in message
+    assert "qwen3guard:Suicide & Self-Harm" in message  # what the model does emit
+
+
+def test_labels_of_the_fallback_model_beside_qwen3guard_ones_are_accepted(policy: Policy) -> None:
+    # A Qwen3Guard pack may fall back to the embedded model: its labels are not Qwen3Guard's.
+    both = with_labels(policy, "violence", ["modfleet:violence", "qwen3guard:Violent"])
+    Qwen3GuardAdapter().check(both)
+    verdict = Qwen3GuardAdapter().parse(Completion("Safety: Unsafe\nCategories: Violent"), both)
+    assert both.decide(verdict.policy_scores(both)).action == "remove"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modfleet.errors import FatalError
+from modfleet.inference.adapters.labels import check_labels
 from modfleet.inference.base import Classifier, Verdict
 from modfleet.model.artifact import LABEL_PREFIX, EmbeddedModel, load
 
@@ -61,6 +62,12 @@ class EmbeddedClassifier(Classifier):
         # Both models' versions: a cached verdict is invalid when either changes.
         self.model_id = f"{self.model.model_id}+alt-profanity-check-{version}"
 
+    def check_pack(self, policy: Policy) -> None:
+        # A label neither model emits leaves its category unscored: every post allowed on it.
+        # Other models' labels pass: in a cascade or as a fallback they serve the LLM.
+        emitted = (*self.model.labels, LABEL)
+        check_labels(policy, self.model_id, emitted, _owned)
+
     async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
         if not texts:
             return []
@@ -91,6 +98,11 @@ class EmbeddedClassifier(Classifier):
                 raise FatalError("alt-profanity-check is not installed") from exc
             self._profanity = lambda texts: [{LABEL: float(p)} for p in predict_prob(texts)]
         return self._profanity
+
+
+def _owned(label: str) -> bool:
+    # Ours are modfleet:<head> and the bare "offensive"; no other model emits a bare label.
+    return label.lower().startswith(LABEL_PREFIX) or ":" not in label
 
 
 def _wanted(policy: Policy) -> tuple[bool, bool]:

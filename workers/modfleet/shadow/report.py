@@ -19,6 +19,7 @@ Decision = Mapping[str, Any]
 
 @dataclass(frozen=True)
 class Difference:
+    tenant: str | None  # None for a decision of a worker that did not record it
     post_id: str
     live: str
     shadow: str
@@ -47,19 +48,28 @@ class Comparison:
 
 
 def compare(live: Iterable[Decision], shadow: Iterable[Decision]) -> list[Comparison]:
-    """Join on post id; a redelivered post counts once (its decisions are identical)."""
-    live_by_post = {d["post_id"]: d for d in live}
+    """Join on (tenant, post id); a redelivered post counts once (its decisions are identical).
+
+    A post id is unique only within its tenant, so two tenants' posts of one id are two posts.
+    Older workers' decisions carry no tenant: they join only each other's.
+    """
+    live_by_post = {_post(d): d for d in live}
     per_policy: dict[str, Comparison] = {}
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, tuple[str | None, str]]] = set()
     for s in shadow:
         name = f"{s['policy_id']}@{s['policy_version']}"
-        key = (name, s["post_id"])
-        l_ = live_by_post.get(s["post_id"])
+        post = _post(s)
+        key = (name, post)
+        l_ = live_by_post.get(post)
         if l_ is None or key in seen:
             continue
         seen.add(key)
         _tally(per_policy.setdefault(name, Comparison(name)), l_, s)
     return sorted(per_policy.values(), key=lambda c: c.shadow_policy)
+
+
+def _post(decision: Decision) -> tuple[str | None, str]:
+    return decision.get("tenant"), decision["post_id"]
 
 
 def _tally(c: Comparison, live: Decision, shadow: Decision) -> None:
@@ -71,6 +81,7 @@ def _tally(c: Comparison, live: Decision, shadow: Decision) -> None:
         return
     c.differences.append(
         Difference(
+            live.get("tenant"),
             live["post_id"],
             live["action"],
             shadow["action"],
@@ -125,8 +136,13 @@ def render(comparisons: list[Comparison], show: int) -> str:
         if c.differences:
             lines.append(f"  first {min(show, len(c.differences))} posts that differ:")
             lines += [
-                f"    {d.post_id}: live {d.live} {list(d.live_labels)} / "
+                f"    {_named(d)}: live {d.live} {list(d.live_labels)} / "
                 f"shadow {d.shadow} {list(d.shadow_labels)}"
                 for d in c.differences[:show]
             ]
     return "\n".join(lines)
+
+
+def _named(d: Difference) -> str:
+    # The tenant too: the post id alone does not find the post.
+    return d.post_id if d.tenant is None else f"{d.tenant}/{d.post_id}"

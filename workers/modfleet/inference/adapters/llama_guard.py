@@ -2,9 +2,15 @@
 
 The model answers ``safe``, or ``unsafe`` and on a second line the violated codes
 (``S1,S3``). The codes are the policy's categories in the pack's order (S1 is the first
-category), written into the prompt as the model card's custom-category section. The
-probability of the first answer token being ``unsafe`` is the score where the server returns
-logprobs; without them an answer scores 1.0 (listed) or 0.0.
+category), written into the prompt as the model card's custom-category section.
+
+The answer decides; the logprobs only grade it. Where the server returns them, the probability
+of ``unsafe`` at the answer's first token is the score, held to the answer's side of the pack's
+thresholds: a listed category scores at least its lowest threshold (so it gets at least the
+mildest action), and every category of a ``safe`` answer stays below its lowest one. Sampling
+(or a constraint on the answer) can pick the token the logprobs make less likely, and a post
+must not be allowed on an ``unsafe`` answer, nor acted on for a ``safe`` one. Without logprobs
+an answer scores 1.0 (listed) or 0.0.
 
 ``taxonomy="mlcommons"`` keeps the model's built-in hazard list (S1 Violent Crimes ... S14 Code
 Interpreter Abuse) instead; its verdicts are then in label space (``llama-guard:S1``), mapped
@@ -17,6 +23,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
+from modfleet.errors import FatalError
 from modfleet.inference.adapters.base import (
     Adapter,
     ChatMessage,
@@ -25,7 +32,9 @@ from modfleet.inference.adapters.base import (
     category_codes,
     neutralise,
 )
+from modfleet.inference.adapters.labels import check_labels
 from modfleet.inference.base import Verdict
+from modfleet.policy.model import SCORE_PLACES
 
 if TYPE_CHECKING:
     from modfleet.policy import Category, Policy
@@ -51,6 +60,8 @@ MLCOMMONS: dict[str, str] = {
     "S14": "Code Interpreter Abuse",
 }
 LABEL_PREFIX = "llama-guard:"
+LABELS = tuple(LABEL_PREFIX + code for code in MLCOMMONS)
+_STEP = 10.0**-SCORE_PLACES  # scores are decided on to SCORE_PLACES places
 
 # (header of the user turn, end of turn + assistant header, task wording) per model card.
 _FRAMES: dict[int, tuple[str, str, str]] = {
@@ -81,6 +92,17 @@ class LlamaGuardAdapter(Adapter):
         self.version = version
         self.taxonomy = taxonomy
         self.name = f"llama-guard-{version}"
+
+    def check(self, policy: Policy) -> None:
+        if self.taxonomy != "mlcommons":
+            return  # the pack's own categories are the codes: its labels are not read
+        # In label space a misspelt label, or none at all, leaves categories never scored.
+        check_labels(policy, f"Llama Guard {self.version} (MLCommons)", LABELS, _owned)
+        if not any(label in LABELS for c in policy.categories.values() for label in c.model_labels):
+            raise FatalError(
+                f"policy {policy.id!r} maps none of Llama Guard's MLCommons codes: list them "
+                f"in model_labels as '{LABEL_PREFIX}S1' ... '{LABEL_PREFIX}S14'"
+            )
 
     def request(self, policy: Policy, text: str) -> Request:
         codes = self._codes(policy)
@@ -122,25 +144,33 @@ class LlamaGuardAdapter(Adapter):
         if not lines:
             return Verdict.unreadable(completion.text, "empty answer")
         head = lines[0].lower()
+        p_unsafe = _p_unsafe(completion.text, completion.top_logprobs)
         if head == "safe" and len(lines) == 1:
-            return self._verdict([], _p_unsafe(completion.top_logprobs), policy)
+            return self._verdict([], p_unsafe, policy)
         if head != "unsafe" or len(lines) != 2:
             return Verdict.unreadable(completion.text, "not 'safe' or 'unsafe' + categories")
         listed = [code.strip().upper() for code in lines[1].split(",")]
         known = self._codes(policy)
         if not listed or any(code not in known for code in listed):
             return Verdict.unreadable(completion.text, f"unknown category codes {lines[1]!r}")
-        return self._verdict(listed, _p_unsafe(completion.top_logprobs), policy)
+        return self._verdict(listed, p_unsafe, policy)
 
     def _codes(self, policy: Policy) -> dict[str, str]:
         return dict(MLCOMMONS) if self.taxonomy == "mlcommons" else category_codes(policy)
 
     def _verdict(self, listed: Sequence[str], p_unsafe: float | None, policy: Policy) -> Verdict:
-        # Without logprobs the answer itself is the score; with them, a "safe" answer keeps the
-        # model's doubt on every category, so thresholds below it still act.
-        hit = 1.0 if p_unsafe is None else p_unsafe
-        rest = 0.0 if (listed or p_unsafe is None) else p_unsafe
-        by_code = {code: (hit if code in listed else rest) for code in self._codes(policy)}
+        lowest = self._lowest_thresholds(policy)
+        by_code: dict[str, float] = {}
+        for code in self._codes(policy):
+            floor, ceiling = lowest.get(code, (0.0, 1.0))
+            if p_unsafe is None:
+                by_code[code] = 1.0 if code in listed else 0.0
+            elif code in listed:
+                by_code[code] = max(p_unsafe, floor)
+            else:
+                # Unlisted codes of an "unsafe" answer are 0.0 (below any threshold but 0); a
+                # "safe" answer keeps the model's doubt, short of acting on it.
+                by_code[code] = 0.0 if listed else min(p_unsafe, ceiling)
         labels = {LABEL_PREFIX + code: score for code, score in by_code.items()}
         extra = {"codes": list(listed), "p_unsafe": p_unsafe}
         if self.taxonomy == "mlcommons":
@@ -148,6 +178,40 @@ class LlamaGuardAdapter(Adapter):
         names = category_codes(policy)
         categories = {names[code]: score for code, score in by_code.items()}
         return Verdict(scores=labels, categories=categories, extra=extra)
+
+    def _lowest_thresholds(self, policy: Policy) -> dict[str, tuple[float, float]]:
+        """Code -> (least score that reaches the lowest threshold of every category it scores,
+        greatest score below the lowest threshold of each of them), as decisions round."""
+        if self.taxonomy == "mlcommons":
+            scored = {
+                code: [c for c in policy.categories.values() if label in c.model_labels]
+                for code, label in zip(MLCOMMONS, LABELS, strict=True)
+            }
+        else:
+            scored = {
+                code: [policy.categories[name]] for code, name in category_codes(policy).items()
+            }
+        bounds: dict[str, tuple[float, float]] = {}
+        for code, categories in scored.items():
+            if categories:
+                mins = [c.thresholds[-1].min_score for c in categories]  # listed highest first
+                bounds[code] = (max(map(_reaching, mins)), min(map(_below, mins)))
+        return bounds
+
+
+def _reaching(threshold: float) -> float:
+    score = round(threshold, SCORE_PLACES)
+    return score if score >= threshold else round(score + _STEP, SCORE_PLACES)
+
+
+def _below(threshold: float) -> float:
+    # A threshold of 0 acts on every post: nothing scores below it.
+    score = round(threshold, SCORE_PLACES)
+    return max(0.0, score if score < threshold else round(score - _STEP, SCORE_PLACES))
+
+
+def _owned(label: str) -> bool:
+    return label.lower().startswith(LABEL_PREFIX)
 
 
 def _custom_category(code: str, category: Category) -> str:
@@ -170,26 +234,47 @@ def _strip_end_tokens(text: str) -> str:
     return text
 
 
-def _p_unsafe(top_logprobs: Sequence[Mapping[str, float]]) -> float | None:
-    """P(unsafe) at the first answer token, from its alternatives; None when not returned.
+def _p_unsafe(text: str, top_logprobs: Sequence[Mapping[str, float]]) -> float | None:
+    """P(unsafe) at the answer's first token, from its alternatives; None when not returned.
 
-    The first non-blank token decides the answer; tokenizers split "unsafe" differently
-    ("unsafe", "uns"+"afe"), so a token counts as unsafe when it is a prefix of "unsafe" that
-    is not one of "safe".
+    Tokenizers split "unsafe" differently ("unsafe", "uns"+"afe"), so a token counts as unsafe
+    when it is a prefix of "unsafe" that is not one of "safe".
     """
+    alternatives = _answer_position(text, top_logprobs)
+    if not alternatives:
+        return None
+    p_unsafe = p_safe = 0.0
+    for token, logprob in alternatives.items():
+        word = token.strip().lower()
+        if word and "unsafe".startswith(word) and not "safe".startswith(word):
+            p_unsafe += math.exp(logprob)
+        elif word and "safe".startswith(word):
+            p_safe += math.exp(logprob)
+    total = p_unsafe + p_safe
+    return None if total == 0 else p_unsafe / total
+
+
+def _answer_position(
+    text: str, top_logprobs: Sequence[Mapping[str, float]]
+) -> Mapping[str, float] | None:
+    """The alternatives of the token that began the answer, found by spelling ``text`` with
+    the positions' tokens, never by which alternative is likeliest: under a constraint, or
+    sampling, the token produced need not be the favourite (a blank the answer does not have),
+    and the next position's (a code's "S") would then be read as "safe". None where a blank
+    ahead of the answer is not among its position's alternatives: nothing says where it is.
+    """
+    rest = text
     for alternatives in top_logprobs:
-        if not alternatives:
-            continue
-        best = max(alternatives, key=lambda token: alternatives[token])
-        if not best.strip():
-            continue  # a leading newline; the answer starts at the next token
-        p_unsafe = p_safe = 0.0
-        for token, logprob in alternatives.items():
-            word = token.strip().lower()
-            if word and "unsafe".startswith(word) and not "safe".startswith(word):
-                p_unsafe += math.exp(logprob)
-            elif word and "safe".startswith(word):
-                p_safe += math.exp(logprob)
-        total = p_unsafe + p_safe
-        return None if total == 0 else p_unsafe / total
+        if not rest:
+            return None
+        if not rest[0].isspace():
+            return alternatives
+        # Of "\n" and "\n\n", the longer: Llama 3's tokenizer spells a run of blanks as one token.
+        spelt = [token for token in alternatives if token and rest.startswith(token)]
+        if not spelt:
+            return None
+        token = max(spelt, key=len)
+        if token.strip():
+            return alternatives  # one token of the blanks and the answer's start
+        rest = rest[len(token) :]
     return None

@@ -20,6 +20,7 @@ from modfleet.inference.adapters.base import (
     neutralise,
     strip_think,
 )
+from modfleet.inference.adapters.labels import check_labels
 from modfleet.inference.base import Verdict
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ CATEGORIES = (
     "Jailbreak",
 )
 LABEL_PREFIX = "qwen3guard:"
+LABELS = tuple(LABEL_PREFIX + name for name in CATEGORIES)
 SEVERITY = {"safe": 0.0, "controversial": 0.5, "unsafe": 1.0}
 # Policy category ids that commonly match a Qwen3Guard category, used only when the pack maps
 # none of the model's labels itself.
@@ -94,6 +96,8 @@ class Qwen3GuardAdapter(Adapter):
     endpoint = "completion"
 
     def check(self, policy: Policy) -> None:
+        # A misspelt label maps no answer: its category would score 0.0 on every post.
+        check_labels(policy, "Qwen3Guard", LABELS, _owned)
         _mapping(policy)  # a pack none of whose categories it scores would allow everything
 
     def request(self, policy: Policy, text: str) -> Request:
@@ -148,6 +152,11 @@ def _verdict(level: str, listed: list[str], policy: Policy) -> Verdict:
     for category, labels in _mapping(policy).items():
         categories[category] = severity if any(label in listed for label in labels) else 0.0
     return Verdict(scores=scores, categories=categories, extra={"safety": level})
+
+
+def _owned(label: str) -> bool:
+    # Without case: "Qwen3Guard:Violent" is meant for this model, and matches none of its labels.
+    return label.lower().startswith(LABEL_PREFIX)
 
 
 def _mapping(policy: Policy) -> dict[str, tuple[str, ...]]:
