@@ -7,6 +7,9 @@ records arrive on them, so at 1,380 posts/s across 12 partitions the faust passt
 p50 latency was 300 ms and its p99 800 ms, and with a 100 ms wait 61 ms and 117 ms
 (docs/benchmarks.md, fourth pass). Apache Kafka answers as soon as ``fetch.min.bytes`` (1) is
 there, so a shorter wait only adds an empty fetch now and then to an idle partition set.
+
+The same transport reads records whose header keys are not UTF-8 instead of stalling their
+partition on them (``lenient``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from modfleet.errors import FatalError
+from modfleet.stream import lenient
 
 # aiokafka's consumer reads this attribute when it starts and builds its fetcher; faust gives no
 # other way in. Checked when the app is built (that aiokafka's consumer still sets it) and again
@@ -33,6 +37,7 @@ def use_fetch_wait(app: faust.App, fetch_max_wait_ms: int) -> None:
     # where a failure would be far from its cause.
     if _FETCH_WAIT_ATTRIBUTE not in aiokafka.AIOKafkaConsumer.__init__.__code__.co_names:
         raise FatalError(_no_attribute())
+    lenient.install()
 
     class _Thread(faust_aiokafka.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
