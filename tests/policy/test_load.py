@@ -212,3 +212,12 @@ def test_a_character_yaml_does_not_allow_is_a_problem_on_its_line(
 def test_nesting_too_deep_to_read_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     [problem] = check_policy(_write(tmp_path, "id: x\nx: " + "[" * 5000 + "]" * 5000 + "\n"))
     assert "deep" in problem.message
+
+
+def test_a_misspelt_fallback_backend_is_a_problem_on_its_line(tmp_path: Path) -> None:
+    # Found only when the model goes down, it would end the worker just when it should stand in.
+    text = BROKEN.replace("  colour: blue\n", "  on_model_down: fallback\n  fallback: embeded\n")
+    problems = {p.field: p for p in check_policy(_write(tmp_path, text))}
+    typo = problems["model.fallback"]
+    assert typo.line == _line(text, "fallback: embeded")
+    assert "'embedded'" in typo.message

@@ -13,9 +13,11 @@ from modfleet.cache import connect_cache
 from modfleet.emit import Topics
 from modfleet.errors import FatalError, RecoverableError
 from modfleet.inference import Classifier, Verdict
+from modfleet.inference.routing import Backends
 from modfleet.ingest import Record
 from modfleet.metrics import Metrics
 from modfleet.policy import Policy, load_policy
+from modfleet.policy.packs import PolicySet
 from modfleet.settings import Settings
 from modfleet.stream import Pipeline, Retry
 from modfleet.stream.infer import PROBE_TEXT, BackendDown
@@ -124,3 +126,28 @@ async def test_metrics_count_a_batch_once_however_often_it_was_tried() -> None:
     assert pipe.metrics.posts_consumed._value.get() == 3
     assert pipe.metrics.dead_letters.labels(reason="not_json")._value.get() == 1
     assert pipe.metrics.decisions.labels(action="remove")._value.get() == 2
+
+
+async def test_a_shadow_pack_whose_model_fails_for_good_costs_only_its_shadow_decisions() -> None:
+    # A candidate pack's mistake (a model name its server does not serve) must not end the
+    # workers that enforce the live pack: its posts go without a shadow decision.
+    live = BASE.model_copy(update={"id": "live"})
+    model = BASE.model.model_copy(update={"backend": "openai", "id": "a-typo"})
+    shadow = BASE.model_copy(update={"id": "candidate", "mode": "shadow", "model": model})
+    backends = Backends(lambda backend, name: DeadEngine() if name == "a-typo" else Scores(name))
+    pipe = pipeline(Scores("m"), live)
+    pipe.backends = backends
+    pipe.policies = PolicySet(live, shadows=(shadow,))
+    out = await pipe.process(records("a", "b"))
+    assert sorted(m.kind for m in out) == ["decision", "decision"]
+
+
+def test_a_fallback_that_cannot_be_built_is_refused_when_the_pack_loads() -> None:
+    # Found when the model goes down, it would end the worker just when it should fall back.
+    def build(name: str) -> Classifier:
+        raise FatalError(f"unknown classifier_backend {name!r}")
+
+    pipe = pipeline(Scores("m"), pack("fallback"))
+    pipe.degrade.build = build
+    with pytest.raises(FatalError, match=r"pack default.*fallback.*embedded.*unknown"):
+        pipe.check(pipe.policies.all())

@@ -4,15 +4,19 @@ the running one kept, and the worker goes on (a failure here once ended the work
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from modfleet.cache import connect_cache
 from modfleet.emit import Topics
+from modfleet.errors import FatalError
+from modfleet.inference import Classifier, Verdict
 from modfleet.inference.embedded import EmbeddedClassifier
+from modfleet.inference.routing import Backends
 from modfleet.metrics import Metrics
+from modfleet.policy import Policy
 from modfleet.policy.packs import load_policy_set
 from modfleet.settings import Settings
 from modfleet.stream import Pipeline, Retry
@@ -76,3 +80,35 @@ async def test_an_unforeseen_failure_of_a_reload_is_a_refusal_not_the_workers_en
     monkeypatch.undo()
     pack.write_text(pack.read_text() + "# edited again\n")
     assert await r.check() is True  # the next revision applies as usual
+
+
+class NotServed(Classifier):
+    """A server that does not serve the model a pack names (vLLM's 404: FatalError)."""
+
+    model_id = "openai:a-typo"
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        raise FatalError("HTTP 404: the model `a-typo` does not exist")
+
+
+@pytest.mark.parametrize("mode", ["shadow", "live"])
+async def test_a_pack_whose_model_the_server_does_not_serve_is_refused_at_reload(
+    make_settings: Callable[..., Settings], tmp_path: Path, mode: str
+) -> None:
+    # Every worker reads the same ConfigMap: applied, the pack would end each of them on its
+    # first batch, and again after each restart, whatever the live pack's own model.
+    r = reloader(make_settings, tmp_path)
+    embedded = EmbeddedClassifier()
+    r.pipeline.backends = Backends(lambda backend, model: NotServed() if model else embedded)
+    running = r.pipeline.policies
+    candidate = (tmp_path / "default.yaml").read_text()
+    candidate = candidate.replace("id: default", "id: candidate", 1)
+    candidate = candidate.replace("backend: embedded", "backend: openai", 1)
+    candidate = candidate.replace("id: modfleet-embedded", "id: a-typo", 1)
+    if mode == "shadow":
+        (tmp_path / "candidate.yaml").write_text(candidate + "\nmode: shadow\n")
+    else:
+        (tmp_path / "default.yaml").write_text(candidate)
+    assert await r.check() is False
+    assert r.pipeline.policies is running
+    assert refusals(r) == 1

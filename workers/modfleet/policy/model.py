@@ -119,7 +119,8 @@ class ModelRef(_Frozen):
     # dead-lettered meanwhile), "fallback" decides with the ``fallback`` backend (recorded on
     # each decision), "escalate" sends every post to human review.
     on_model_down: Literal["wait", "fallback", "escalate"] = "wait"
-    fallback: Text | None = None
+    # A backend name, checked here: a misspelt one would be found only when the model goes down.
+    fallback: Literal["embedded", "openai", "vllm", "cascade"] | None = None
 
     @model_validator(mode="after")
     def _fallback_named(self) -> ModelRef:

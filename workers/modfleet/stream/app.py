@@ -65,7 +65,6 @@ class StreamWorker:
         self.backends = (
             Backends.fixed(classifier) if classifier else Backends.from_settings(settings)
         )
-        self.backends.check(self.policies.all())
         self.cache: VerdictCache = connect_cache(settings, self.metrics)
         retry = Retry(
             settings.classify_attempts, settings.retry_backoff_s, settings.classify_timeout_s
@@ -84,6 +83,7 @@ class StreamWorker:
                 settings.model_copy(update={"classifier_backend": name, "classifier_plugin": None})
             ),
         )
+        self.pipeline.check(self.policies.all())
         self.liveness = Liveness()
         self.reloader = PolicyReloader(settings.policy_path, self.pipeline, self.metrics)
         self.tracing = tracing or setup_tracing(settings)

@@ -70,7 +70,7 @@ class Inference:
             raise
         except Exception as exc:
             # Probe first: a backend that is down would fail (or time out) once per post.
-            if not await self._answers(policy):
+            if not await self.answers(policy):
                 raise BackendDown(f"model {self.classifier.model_id} is not answering") from exc
             # By type: a server's refusal may quote the post (each dead letter says it in full).
             why = type(exc).__name__
@@ -78,7 +78,7 @@ class Inference:
             return await self._isolate(policy, keys, texts)
         return Results(dict(zip(keys, verdicts, strict=True)), {})
 
-    async def _answers(self, policy: Policy) -> bool:
+    async def answers(self, policy: Policy) -> bool:
         """Whether the backend scores a plain text: if not, the failures are an outage."""
         try:
             await self._call(policy, [PROBE_TEXT])

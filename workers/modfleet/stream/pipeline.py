@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 import orjson
@@ -38,7 +38,7 @@ from modfleet.normalise import Normalised, normalise
 from modfleet.policy import Judgement, Policy
 from modfleet.policy.packs import PolicySet
 from modfleet.stream.degrade import BackendFactory, Degrade
-from modfleet.stream.infer import BackendDown, Inference, Retry
+from modfleet.stream.infer import Inference, Retry
 from modfleet.telemetry.tracing import BatchTrace, Headers, Tracing
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,21 @@ class Pipeline:
         if self.backends.default is None:
             raise AttributeError("this pipeline routes each pack to its own backend")
         return self.backends.default
+
+    def check(self, policies: Iterable[Policy]) -> None:
+        """Build every pack's backend and fallback now: a pack that names a model this worker
+        cannot run is refused when it is loaded, not on its first post or its model's outage."""
+        policies = list(policies)
+        self.backends.check(policies)
+        self.degrade.check(policies)
+
+    async def probe(self, policies: Iterable[Policy]) -> None:
+        """Ask each pack's model to score a plain text: FatalError if one refuses (a model its
+        server does not serve), which no post could change. A model that is down is not a
+        refusal: the pack's ``on_model_down`` is for that."""
+        for policy in policies:
+            if not await self.inference_for(policy).answers(policy):
+                log.warning("pack %s: its model is not answering now", policy.label)
 
     def inference_for(self, policy: Policy) -> Inference:
         classifier = self.backends.for_policy(policy)
@@ -289,11 +304,7 @@ class Pipeline:
             for policy, misses in _by_policy(jobs, found):
                 texts = [jobs[k].norm.text for k in misses]
                 inference = self.inference_for(policy)
-                try:
-                    results = await inference.classify(policy, misses, texts)
-                except BackendDown:
-                    down = inference.classifier.model_id
-                    results = await self.degrade.verdicts(policy, misses, texts, down)
+                results = await self.degrade.classify(inference, policy, misses, texts)
                 fresh.update(results.found)
                 failed.update(results.failed)
         # An unreadable answer is asked again next time, never served from the cache; nor is a

@@ -38,7 +38,11 @@ class PolicyReloader:
         try:
             fresh = await asyncio.to_thread(load_policy_set, self.path)
             # A pack whose model this worker cannot run is refused like an invalid one.
-            self.pipeline.backends.check(fresh.all())
+            self.pipeline.check(fresh.all())
+            # Every worker reads the same files: a pack whose model the server refuses would
+            # end each of them on its first batch, and again after each restart.
+            running = {p.digest for p in self.pipeline.policies.all()}
+            await self.pipeline.probe(p for p in fresh.all() if p.digest not in running)
         except (PolicyInvalid, FatalError) as exc:
             return self._refuse(current, str(exc))
         except Exception as exc:  # noqa: BLE001 - a reload must never end the worker; logged
