@@ -39,7 +39,7 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def keys_for(pack: Policy, count: int, scope: str = "m") -> list[str]:
-    return [cache_key(pack, scope, f"{i:064x}") for i in range(count)]
+    return [cache_key(pack, scope, f"{i:064x}", "acme") for i in range(count)]
 
 
 def counted(metrics: Metrics, name: str, label: str) -> float:
@@ -87,13 +87,13 @@ def test_keys_differ_by_pack_content_and_backend_scope(
     assert (stricter.id, stricter.version) == (pack.id, pack.version)
     text = "ab" * 32
     keys = {
-        cache_key(pack, "m", text),
-        cache_key(stricter, "m", text),
-        cache_key(pack, "m|adapter=x|template=1", text),
-        cache_key(pack, "m|adapter=x|template=2", text),
+        cache_key(pack, "m", text, "acme"),
+        cache_key(stricter, "m", text, "acme"),
+        cache_key(pack, "m|adapter=x|template=1", text, "acme"),
+        cache_key(pack, "m|adapter=x|template=2", text, "acme"),
     }
     assert len(keys) == 4
-    assert cache_key(pack, "m", text) == cache_key(make_pack(), "m", text)
+    assert cache_key(pack, "m", text, "acme") == cache_key(make_pack(), "m", text, "acme")
 
 
 def test_a_tenants_own_copy_of_a_pack_shares_neither_verdicts_nor_prefix_blocks(
@@ -105,9 +105,13 @@ def test_a_tenants_own_copy_of_a_pack_shares_neither_verdicts_nor_prefix_blocks(
     acme, also_acme = make_pack(tenants=["acme"]), make_pack(tenants=["acme"])
     assert acme.digest == pack.digest
     text = "ab" * 32
-    assert cache_key(acme, "m", text) != cache_key(pack, "m", text)
-    assert cache_key(acme, "m", text) == cache_key(also_acme, "m", text)
-    assert cache_key(make_pack(tenants=["globex"]), "m", text) != cache_key(acme, "m", text)
+    assert cache_key(acme, "m", text, "acme") != cache_key(pack, "m", text, "acme")
+    assert cache_key(acme, "m", text, "acme") == cache_key(also_acme, "m", text, "acme")
+    assert cache_key(make_pack(tenants=["globex"]), "m", text, "globex") != cache_key(
+        acme, "m", text, "acme"
+    )
+    # Under one pack too: the tenant is part of every key.
+    assert cache_key(pack, "m", text, "acme") != cache_key(pack, "m", text, "globex")
     assert pack_salt("s", acme) != pack_salt("s", pack)
     assert pack_salt("s", acme) == pack_salt("s", also_acme)
 

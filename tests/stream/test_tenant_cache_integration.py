@@ -34,6 +34,7 @@ from modfleet.contracts.admin import create_topics
 from modfleet.emit import Topics
 from modfleet.errors import FatalError
 from modfleet.inference import Classifier, Verdict
+from modfleet.inference.base import pack_salt
 from modfleet.inference.embedded import EmbeddedClassifier
 from modfleet.ingest import Record
 from modfleet.metrics import Metrics
@@ -83,9 +84,11 @@ class Recording(Classifier):
         self.inner = EmbeddedClassifier()
         self.model_id = self.inner.model_id
         self.calls: list[tuple[str, str]] = []
+        self.salts: list[str] = []
 
     async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
         self.calls += [(policy.digest, text) for text in texts]
+        self.salts.append(pack_salt(None, policy))
         return await self.inner.classify(texts, policy)
 
 
@@ -140,6 +143,40 @@ async def test_one_batch_classifies_each_text_under_each_tenants_own_pack(
             assert b["action"] == lenient.decide(b["scores"]).action
             assert a["decision_id"] != b["decision_id"]
     assert any(first[f"b-{i}"]["action"] != "remove" for i in range(len(texts)))
+
+
+async def test_tenants_under_one_pack_share_neither_verdicts_nor_prefix_blocks(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # The default pack governs every tenant without a pack of its own. A cache hit on a text
+    # another tenant posted would tell this one so (from_cache, and its speed); so would the
+    # model server's prefix cache, salted by what each request is asked under.
+    packs = PolicySet(default=Policy.model_validate(pack_data()))
+    settings = make_settings()
+    classifier, metrics = Recording(), Metrics()
+    pipe = Pipeline(
+        packs,
+        classifier,
+        connect_cache(settings, metrics),
+        metrics,
+        Topics.from_settings(settings),
+        Retry(2, 0.01),
+    )
+    texts = unique_texts(3, seed=13)
+    first = decisions(
+        await pipe.process(
+            records([encode(post(f"a-{i}", t, tenant="acme")) for i, t in enumerate(texts)])
+        )
+    )
+    later = decisions(
+        await pipe.process(
+            records([encode(post(f"g-{i}", t, tenant="globex")) for i, t in enumerate(texts)], 100)
+        )
+    )
+    await pipe.cache.close()
+    assert {d["from_cache"] for d in [*first.values(), *later.values()]} == {False}
+    assert len(classifier.calls) == 2 * len(texts), "each tenant's text scored for that tenant"
+    assert len(set(classifier.salts)) == 2, "one prefix-cache salt per tenant"
 
 
 async def test_a_worker_refuses_two_packs_with_one_name_and_different_content(

@@ -62,25 +62,28 @@ return #KEYS
 """
 
 
-def cache_key(policy: Policy, scope: str, content_hash: str) -> str:
-    """Where the verdict on one text, under one pack's content and one backend, is kept.
+def cache_key(policy: Policy, scope: str, content_hash: str, tenant: str) -> str:
+    """Where the verdict on one tenant's text, under one pack's content and one backend, is
+    kept.
 
     ``scope`` is the backend's :meth:`~modfleet.inference.base.Classifier.cache_scope` (model,
     adapter, prompt-template version). Two packs that share ``id@version`` but not content
     never share a key, nor do two backends; ``id@version`` stays readable for operators.
     """
-    return key_head(policy, scope) + content_hash
+    return key_head(policy, scope, tenant) + content_hash
 
 
-def key_head(policy: Policy, scope: str) -> str:
-    """Everything of :func:`cache_key` but the text's hash: the same for every post under one
-    pack and backend, so callers work it out once per pack, not once a post. A pack's tenants
-    are part of it: two tenants' packs of the same content never share verdicts (or tell one
-    tenant by a cache hit what the other posted)."""
-    return _key_head(policy.id, policy.version, policy.digest + audience(policy), scope)
+def key_head(policy: Policy, scope: str, tenant: str) -> str:
+    """Everything of :func:`cache_key` but the text's hash: the same for every post of one
+    tenant under one pack and backend, so callers work it out once, not once a post. The
+    tenant is part of it, under a shared pack too: a verdict computed for one tenant's post is
+    never served to another, whose decision's ``from_cache`` (or speed) would tell it what the
+    first posted."""
+    material = f"{policy.digest}{audience(policy)}\x1ftenant={tenant}"
+    return _key_head(policy.id, policy.version, material, scope)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=1024)
 def _key_head(pack_id: str, version: str, digest: str, scope: str) -> str:
     material = "\x1f".join((digest, scope)).encode("utf-8", "surrogatepass")
     scoped = hashlib.sha256(material).hexdigest()[:32]

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import orjson
 
-from modfleet.cache import VerdictCache, key_head
+from modfleet.cache import VerdictCache
 from modfleet.carrier import carrier
 from modfleet.emit.budget import DEFAULT_BUDGET, Budget
 from modfleet.emit.dead_letter import dead_letter_message, minimal_dead_letter
@@ -39,6 +39,7 @@ from modfleet.policy import Judgement, Policy
 from modfleet.policy.packs import PolicySet
 from modfleet.stream.degrade import BackendFactory, Degrade
 from modfleet.stream.infer import Inference, Retry
+from modfleet.stream.tenancy import Audiences, tenant_head
 from modfleet.telemetry.tracing import BatchTrace, Headers, Tracing
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,8 @@ class Pipeline:
         self.budget = budget
         self.max_post_bytes = max_post_bytes
         self._inference: dict[int, Inference] = {}
-        self._parts: dict[int, tuple[Policy, int, str, PackFields]] = {}
+        self._parts: dict[int, tuple[Policy, int, dict[str, str], PackFields, str]] = {}
+        self._audiences = Audiences()
         self.degrade = Degrade(metrics, retry, fallbacks)
 
     @property
@@ -269,24 +271,25 @@ class Pipeline:
     def _item(
         self, record: Record, post: Post, trace_id: str, headers: Headers, p: Policy, shadow: bool
     ) -> _Item:
-        max_chars, key_head, fields = self._pack_parts(p)
+        _, max_chars, heads, fields, scope = self._pack_parts(p)
         norm = normalise(post.text, max_chars)
-        key = key_head + norm.content_hash
+        head = heads.get(post.tenant) or tenant_head(heads, p, scope, post.tenant)
+        key = head + norm.content_hash
         return _Item(record, post, norm, key, trace_id, headers, p, fields, shadow)
 
-    def _pack_parts(self, p: Policy) -> tuple[int, str, PackFields]:
-        """What every post under ``p`` shares (its text limit, its cache keys' head, its
-        messages' pack fields with its backend's model id), worked out once per pack, not once
-        per post."""
+    def _pack_parts(self, p: Policy) -> tuple[Policy, int, dict[str, str], PackFields, str]:
+        """What every post under ``p`` shares (its text limit, its cache keys' heads by tenant,
+        its messages' pack fields with its backend's model id, its backend's cache scope),
+        worked out once per pack, not once per post."""
         found = self._parts.get(id(p))
         if found is None or found[0] is not p:  # by identity: a reloaded pack is another
             if len(self._parts) >= _PACKS_KEPT:  # reloads leave old packs behind
                 self._parts.clear()
             backend = self.backends.for_policy(p)
-            head = key_head(p, backend.cache_scope())
             fields = PackFields.of(p, backend.model_id)
-            found = self._parts[id(p)] = (p, p.limits.max_text_chars, head, fields)
-        return found[1], found[2], found[3]
+            scope = backend.cache_scope()
+            found = self._parts[id(p)] = (p, p.limits.max_text_chars, {}, fields, scope)
+        return found
 
     async def _verdicts(
         self, items: Sequence[_Item], trace: BatchTrace, writes: list[asyncio.Task[None]] | None
@@ -301,10 +304,11 @@ class Pipeline:
         failed: dict[str, str] = {}
         fresh: dict[str, Verdict] = {}
         with trace.stage("inference"):
-            for policy, misses in _by_policy(jobs, found):
+            for policy, tenant, misses in _by_audience(jobs, found):
                 texts = [jobs[k].norm.text for k in misses]
                 inference = self.inference_for(policy)
-                results = await self.degrade.classify(inference, policy, misses, texts)
+                asked = self._audiences.of(policy, tenant)
+                results = await self.degrade.classify(inference, asked, misses, texts)
                 fresh.update(results.found)
                 failed.update(results.failed)
         # An unreadable answer is asked again next time, never served from the cache; nor is a
@@ -408,12 +412,15 @@ def _escalation_reason(verdict: Verdict) -> str:
     return "unparseable_verdict" if verdict.unparseable else "policy_threshold"
 
 
-def _by_policy(
+def _by_audience(
     jobs: Mapping[str, _Item], found: Mapping[str, Verdict]
-) -> list[tuple[Policy, list[str]]]:
-    """Cache misses grouped by policy (by identity: packs hold dicts, so they do not hash)."""
-    groups: dict[int, tuple[Policy, list[str]]] = {}
+) -> list[tuple[Policy, str, list[str]]]:
+    """Cache misses grouped by policy (by identity: packs hold dicts, so they do not hash) and
+    tenant, each group asked under that tenant's view of its pack (``tenancy``)."""
+    groups: dict[tuple[int, str], tuple[Policy, str, list[str]]] = {}
     for key, item in jobs.items():
         if key not in found:
-            groups.setdefault(id(item.policy), (item.policy, []))[1].append(key)
+            tenant = item.post.tenant
+            group = groups.setdefault((id(item.policy), tenant), (item.policy, tenant, []))
+            group[2].append(key)
     return list(groups.values())
