@@ -165,6 +165,21 @@ async def test_padding_the_model_never_sees_cannot_get_a_post_allowed(pipeline: 
     assert padded["truncated"] is False
 
 
+async def test_a_property_name_cannot_forge_a_log_line(
+    pipeline: Pipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    # With MODFLEET_LOG_FORMAT=text a newline in the rejected field's pointer would start a
+    # line of the poster's choosing in the worker's log.
+    forged = "x\n2026-01-01 00:00:00,000 CRITICAL modfleet.stream.deliver: exiting"
+    value = orjson.dumps({**post("p-forged", "hi"), forged: "1"})
+    with caplog.at_level("INFO", logger="modfleet.stream.pipeline"):
+        out = await _process_once(pipeline, [Record("posts", 0, 0, None, None, value)])
+    assert [m.kind for m in out] == ["dead_letter"]
+    lines = [r.getMessage() for r in caplog.records if "dead-lettered" in r.getMessage()]
+    assert lines
+    assert not any("\n" in line or "\r" in line for line in lines)
+
+
 async def test_prompt_injection_text_is_just_text(pipeline: Pipeline) -> None:
     values = [encode(post(f"inj-{i}", text)) for i, text in enumerate(INJECTIONS)]
     out = await pipeline.process(

@@ -388,8 +388,10 @@ class Pipeline:
     ) -> Outbound:
         # The reason's message can quote the offending value, which may be post text: it goes to
         # the dead-letter record, not to the logs.
+        # The field's pointer names the poster's own keys: ascii() keeps a newline in one from
+        # starting a log line of their choosing.
         log.info(
-            "dead-lettered %s[%d]@%d: %s at %s",
+            "dead-lettered %s[%d]@%d: %s at %a",
             record.topic,
             record.partition,
             record.offset,
