@@ -24,6 +24,7 @@ from modfleet.contracts import (
 )
 from modfleet.contracts.schemas import _accepts, _require_format_checks
 from modfleet.errors import FatalError
+from modfleet.normalise import normalise
 from modfleet.resources import topics_dir
 
 # The fields each message type must declare, exactly (the topic README documents them).
@@ -156,7 +157,9 @@ def test_example_is_valid(message_type: MessageType) -> None:
 def test_example_decision_id_follows_the_documented_formula(message_type: MessageType) -> None:
     message = example(message_type)
     parts = ("post_id", "policy_id", "policy_version", "policy_digest", "tenant")
-    material = "\x1f".join(message[part] for part in parts)
+    # An escalation's decision (the one it shares its id with) holds the content hash.
+    content_hash = message.get("content_hash") or normalise(message["text"], 20_000).content_hash
+    material = "\x1f".join([*(message[part] for part in parts), content_hash])
     assert message["decision_id"] == hashlib.sha256(material.encode()).hexdigest()
 
 

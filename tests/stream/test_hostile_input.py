@@ -151,6 +151,23 @@ async def test_two_tenants_posts_of_one_id_are_two_decisions_with_two_ids(
     assert tally.results["mismatch"] == 0
 
 
+async def test_an_edited_post_is_a_new_decision_not_a_duplicate_of_its_first_version(
+    pipeline: Pipeline,
+) -> None:
+    # Post something harmless, then edit it into abuse: with one decision_id for both, a
+    # consumer deduping on it (as topics/README.md says to) would keep the first "allow".
+    versions = ["what a lovely day at the beach", "you are a worthless idiot"]
+    values = [encode(post("42", text)) for text in versions]
+    values.append(values[0])  # the first version redelivered
+    out = await pipeline.process(
+        [Record("posts", 0, i, 1.7e9, b"42", v) for i, v in enumerate(values)]
+    )
+    first, edited, again = [orjson.loads(m.value) for m in out if m.kind == "decision"]
+    assert (first["action"], edited["action"]) == ("allow", "remove")
+    assert edited["decision_id"] != first["decision_id"]
+    assert again["decision_id"] == first["decision_id"], "a redelivery dedupes as before"
+
+
 async def test_padding_the_model_never_sees_cannot_get_a_post_allowed(pipeline: Pipeline) -> None:
     # 90,000 zero-width spaces (270 KB, far under the size limit) fold away to nothing; they
     # once counted towards the cut that bounds a long body, and the words after them were lost.

@@ -91,19 +91,22 @@ class Decided:
     source: Record | None = None  # the post record, for the escalation's reference
 
 
-def decision_id(post_id: str, tenant: str, policy: Policy) -> str:
+def decision_id(post_id: str, tenant: str, policy: Policy, content_hash: str) -> str:
     """Deterministic, so that a redelivered post gets the same id and consumers can dedupe; the
-    pack's digest is part of it, so two packs that share id@version never share an id, and the
+    pack's digest is part of it, so two packs that share id@version never share an id; the
     tenant, since a post id is unique only within its tenant: two tenants' post "1" under one
-    pack are two decisions, and neither may be deduped or reviewed as the other."""
-    return _decision_id(post_id, tenant, _pack_part(policy.id, policy.version, policy.digest))
+    pack are two decisions, and neither may be deduped or reviewed as the other; and the text's
+    hash, so that an edit is a new decision, never deduped as the harmless first version."""
+    pack_part = _pack_part(policy.id, policy.version, policy.digest)
+    return _decision_id(post_id, tenant, pack_part, content_hash)
 
 
-def _decision_id(post_id: str, tenant: str, pack_part: bytes) -> str:
-    material = b"%s%s\x1f%s" % (
+def _decision_id(post_id: str, tenant: str, pack_part: bytes, content_hash: str) -> str:
+    material = b"%s%s\x1f%s\x1f%s" % (
         post_id.encode("utf-8", "surrogatepass"),
         pack_part,
         tenant.encode("utf-8", "surrogatepass"),
+        content_hash.encode("ascii"),
     )
     return hashlib.sha256(material).hexdigest()
 
@@ -148,7 +151,7 @@ def _verdict_fields(d: Decided, pack: PackFields) -> dict[str, Any]:
         "policy_version": pack.version,
         "policy_digest": pack.digest,
         "model_id": scorer,
-        "decision_id": _decision_id(d.post_id, d.tenant, pack.id_part),
+        "decision_id": _decision_id(d.post_id, d.tenant, pack.id_part, d.content_hash),
         "post_id": d.post_id,
         "tenant": d.tenant,
         "action": d.judgement.action,
