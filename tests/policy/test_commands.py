@@ -86,3 +86,18 @@ def test_show_on_a_broken_file_prints_problems_and_fails(tmp_path: Path) -> None
     assert code == 1
     assert out == ""
     assert f"{path}:14:21:" in err
+
+
+def test_validate_names_a_model_label_the_packs_model_does_not_emit(tmp_path: Path) -> None:
+    # The worker refuses such a pack; validate, which T&S run before shipping, must say so too,
+    # on the label's line, rather than print "ok" for a category never scored.
+    text = default_policy_path().read_text(encoding="utf-8")
+    path = tmp_path / "default.yaml"
+    path.write_text(text.replace("[modfleet:harassment]", "[modfleet:harrasment]"), "utf-8")
+    code, out, err = _run("validate", str(path))
+    assert code == 1
+    assert out == ""
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if "harrasment" in t)
+    assert f"{path}:{line}:" in err
+    assert "categories.harassment.model_labels[0]" in err
+    assert "modfleet:harassment" in err  # the closest label it does emit

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from modfleet.policy.load import PolicyInvalid, Problem, load_policy
+from modfleet.errors import FatalError
+from modfleet.policy.load import PolicyInvalid, Problem, load_policy, problem_at
 from modfleet.policy.model import Policy
 from modfleet.policy.packs import arrangement_problems, identity_conflicts
 
@@ -38,7 +39,7 @@ def validate(paths: tuple[Path, ...]) -> None:
             failed = True
             continue
         loaded.append((path, pack))
-    conflicts = identity_conflicts(loaded)
+    conflicts = identity_conflicts(loaded) + _label_problems(loaded)
     if not failed:
         conflicts += [p for folder in paths if folder.is_dir() for p in _routing(folder, loaded)]
     clashing = {problem.file for problem in conflicts}
@@ -94,6 +95,28 @@ def _pack_files(paths: Iterable[Path]) -> list[Path]:
             raise click.UsageError(f"{path} holds no *.yaml or *.yml files")
         files += found
     return files
+
+
+def _label_problems(loaded: list[tuple[Path, Policy]]) -> list[Problem]:
+    """Labels an embedded pack's model does not emit, as the worker would refuse them. Packs
+    bound to a served model are checked by the worker, which knows the server's adapter."""
+    from modfleet.cli_common import load_settings
+    from modfleet.inference.adapters.labels import UnknownLabels
+    from modfleet.inference.routing import Backends
+
+    embedded = [(path, pack) for path, pack in loaded if pack.model.backend == "embedded"]
+    if not embedded:
+        return []
+    backends = Backends.from_settings(load_settings())
+    problems: list[Problem] = []
+    for path, pack in embedded:
+        try:
+            backends.for_policy(pack).check_pack(pack)
+        except UnknownLabels as exc:
+            problems += [problem_at(path, loc, message) for loc, message in exc.problems]
+        except FatalError as exc:  # its model cannot be loaded: say so at the binding
+            problems.append(problem_at(path, ("model", "id"), str(exc)))
+    return problems
 
 
 def _routing(folder: Path, loaded: list[tuple[Path, Policy]]) -> list[Problem]:

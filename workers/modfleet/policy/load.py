@@ -60,6 +60,15 @@ def check_policy(path: Path) -> list[Problem]:
     return _analyse(Path(path))[1]
 
 
+def problem_at(path: Path, loc: Loc, message: str) -> Problem:
+    """A problem found after loading (by the pack's model, say) at ``loc``'s line in the
+    pack's file, which loaded, so it reads and parses again."""
+    root, _ = _compose_and_construct(Path(path).read_text(encoding="utf-8"))
+    if root is None:
+        return Problem(str(path), 1, 1, _path(loc), message)
+    return _at(str(path), _find(root, loc, want_key=False), _path(loc), message)
+
+
 def _analyse(path: Path) -> tuple[Policy | None, list[Problem]]:
     file = str(path)
     try:
