@@ -200,3 +200,36 @@ def test_a_forged_review_waiting_first_cannot_cancel_the_honest_one() -> None:
     assert tally.results["duplicate"] == 0
     assert tally.overall.reviewed == 1
     assert tally.overall.overturned == 0
+
+
+@pytest.mark.parametrize("char", ["v", "\U0001f600"], ids=["ascii", "emoji"])
+def test_the_byte_budget_of_waiting_reviews_counts_what_they_really_hold(
+    monkeypatch: pytest.MonkeyPatch, char: str
+) -> None:
+    # Every name at the schema's longest, in characters that Python stores in 4 bytes each:
+    # a budget counted in characters would let these hold about 4x what it allows.
+    import tracemalloc
+
+    import modfleet.reviews.join as join_module
+
+    budget = 4 * 2**20
+    monkeypatch.setattr(join_module, "PENDING_BYTES", budget)
+    join = Join(max_decisions=10_000_000, ttl_s=3600)
+    verdicts = {char * 125 + f"{i:03d}": True for i in range(64)}
+    forged = [
+        orjson.dumps(
+            review(decision(f"ghost{i}"), "allow", verdicts, post_id=char * 250 + f"{i:03d}")
+        )
+        for i in range(400)
+    ]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for value in forged:
+            join.add_review(parse("review", value), now=1.0)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert join.pending < len(forged), "the budget, not the count, must have stopped them"
+    assert held <= budget, f"{held / budget:.2f}x the budget held"
+    assert join.pending_bytes >= held * 0.8, "and the count stays close to what is held"

@@ -16,10 +16,11 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from review_messages import DIGEST_B, decision, review
 
 from modfleet.contracts.admin import create_topics
+from modfleet.emit.budget import Budget
 from modfleet.kafka import client_options
 from modfleet.metrics import Metrics
 from modfleet.reviews.live import LiveJoin
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.integration
 
 
 async def produce(settings: Settings, topic: str, messages: list[Any]) -> None:
-    producer = AIOKafkaProducer(**client_options(settings), acks="all")
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", max_request_size=4 * 2**20)
     await producer.start()
     try:
         for m in messages:
@@ -121,12 +122,29 @@ def _report_cli(settings: Settings, out: Path) -> dict[str, Any]:
 
 
 async def _dead_letters(settings: Settings) -> list[dict[str, Any]]:
-    from modfleet.reviews.read import Window, read_topic
+    return [orjson.loads(value or b"{}") for _, value, _ in await _dead_letter_records(settings)]
 
-    return [
-        orjson.loads(r.value or b"{}")
-        async for r in read_topic(settings, settings.dead_letter_topic, Window(), idle_s=2)
-    ]
+
+async def _dead_letter_records(
+    settings: Settings,
+) -> list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]:
+    consumer = AIOKafkaConsumer(
+        settings.dead_letter_topic,
+        **client_options(settings),
+        group_id=None,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 2**20,
+    )
+    await consumer.start()
+    records = []
+    try:
+        while batches := await consumer.getmany(timeout_ms=2000):
+            records += [
+                (r.key, r.value or b"", list(r.headers)) for rs in batches.values() for r in rs
+            ]
+    finally:
+        await consumer.stop()
+    return records
 
 
 def test_the_reviews_process_serves_metrics_and_stops_on_sigterm(
@@ -192,6 +210,100 @@ async def test_a_restart_neither_recounts_old_reviews_nor_counts_a_second_review
     assert _sample(second, "modfleet_review_outcomes_total") == 0
 
 
+async def test_a_review_waiting_for_its_decision_survives_a_restart_counted_once(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings(reviews_topic=f"reviews-wait-{tmp_path.name[-8:]}")
+    # One partition: the reviews joined after the one left waiting are read again at the restart.
+    await create_topics(settings, replication_factor=1, partitions=1)
+    early, late, other = (decision(f"w-{i}", "remove", ("hate",)) for i in range(3))
+    overturn = review(late, "allow", {"hate": False})  # before its decision: it waits
+    await produce(settings, settings.decisions_topic, [early, other])
+    await produce(settings, settings.reviews_topic, [review(early, "remove", {"hate": True})])
+    await produce(settings, settings.reviews_topic, [overturn, review(other, "remove")])
+    first = await _live_until(settings, lambda m: _sample(m, "modfleet_reviews_total") >= 3)
+    assert _sample(first, "modfleet_reviews_total", result="joined") == 2
+    assert _sample(first, "modfleet_reviews_total", result="pending") == 1
+
+    await produce(settings, settings.decisions_topic, [late])  # while the join is down
+    second = await _live_until(
+        settings, lambda m: _sample(m, "modfleet_reviews_total", result="joined") >= 1
+    )
+    # Joined as it would have been without the restart; the two joined before stay counted once.
+    assert _sample(second, "modfleet_reviews_total", result="joined") == 1
+    assert _sample(second, "modfleet_review_outcomes_total", outcome="overturned") == 1
+    assert _sample(second, "modfleet_reviews_total") == 1, "nothing else counted again"
+
+    await produce(settings, settings.reviews_topic, [overturn, review(early, "allow")])
+    third = await _live_until(settings, lambda m: _sample(m, "modfleet_reviews_total") >= 2)
+    assert _sample(third, "modfleet_reviews_total", result="duplicate") == 2
+    assert _sample(third, "modfleet_review_outcomes_total") == 0
+
+
+async def test_a_review_still_waiting_after_a_restart_joins_its_decision_when_it_comes(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings(reviews_topic=f"reviews-later-{tmp_path.name[-8:]}")
+    await create_topics(settings, replication_factor=1, partitions=2)
+    known, late = decision("l-0"), decision("l-1", "remove", ("hate",))
+    await produce(settings, settings.decisions_topic, [known])
+    await produce(settings, settings.reviews_topic, [review(late, "allow", {"hate": False})])
+    first = await _live_until(settings, lambda m: _sample(m, "modfleet_reviews_total") >= 1)
+    assert _sample(first, "modfleet_reviews_total", result="pending") == 1
+
+    metrics, stop = Metrics(), asyncio.Event()
+    task = asyncio.create_task(LiveJoin(settings, metrics).run(stop))
+    try:
+        for _ in range(150):  # the join holds ``known`` once it has restored and runs
+            await asyncio.sleep(0.2)
+            if _sample(metrics, "modfleet_review_join_decisions") >= 1 or task.done():
+                break
+        await produce(settings, settings.decisions_topic, [late])
+        for _ in range(150):
+            await asyncio.sleep(0.2)
+            if _sample(metrics, "modfleet_reviews_total") >= 1 or task.done():
+                break
+        await asyncio.sleep(0.5)
+    finally:
+        stop.set()
+        await task
+    assert _sample(metrics, "modfleet_reviews_total", result="joined") == 1
+    assert _sample(metrics, "modfleet_review_outcomes_total", outcome="overturned") == 1
+    assert _sample(metrics, "modfleet_reviews_total") == 1, "its pending was counted before"
+
+
+def test_a_review_waiting_when_the_process_is_killed_is_joined_after_it(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings(reviews_topic=f"reviews-kill-{tmp_path.name[-8:]}")
+    late = decision("k-1", "remove", ("hate",))
+    asyncio.run(create_topics(settings, replication_factor=1, partitions=2))
+    asyncio.run(produce(settings, settings.reviews_topic, [review(late, "allow")]))
+    env = {**os.environ, **settings_env(settings)}
+    with (tmp_path / "reviews.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modfleet", "reviews", "run"], env=env, stdout=log, stderr=log
+        )
+    try:
+        text = _wait_for_metric(
+            f"http://{settings.web_host}:{settings.web_port}/metrics",
+            'modfleet_reviews_total{result="pending"} 1.0',
+        )
+        assert 'result="pending"} 1.0' in text, (tmp_path / "reviews.log").read_text()[-2000:]
+        time.sleep(2.5)  # past a checkpoint: what a kill may lose is what came after the last
+    finally:
+        proc.kill()  # no orderly stop: no last checkpoint
+        proc.wait(timeout=30)
+
+    async def after() -> Metrics:
+        await produce(settings, settings.decisions_topic, [late])
+        return await _live_until(settings, lambda m: _sample(m, "modfleet_reviews_total") >= 1)
+
+    metrics = asyncio.run(after())
+    assert _sample(metrics, "modfleet_reviews_total", result="joined") == 1
+    assert _sample(metrics, "modfleet_reviews_total") == 1
+
+
 async def _live_until(settings: Settings, done: Callable[[Metrics], bool]) -> Metrics:
     metrics = Metrics()
     stop = asyncio.Event()
@@ -206,3 +318,34 @@ async def _live_until(settings: Settings, done: Callable[[Metrics], bool]) -> Me
         stop.set()
         await task
     return metrics
+
+
+@pytest.mark.parametrize(
+    ("limit", "size"), [(256 * 1024, 240_000), (2 * 2**20, 1_500_000)], ids=["small", "large"]
+)
+async def test_dead_letters_fit_the_configured_budget_and_the_join_carries_on(
+    make_settings: Callable[..., Settings], tmp_path: Path, limit: int, size: int
+) -> None:
+    # A broker at 256 KiB refuses a dead letter built to the 1 MiB default, and a producer left
+    # at aiokafka's 1 MiB refuses one built to a 2 MiB budget: either would end the process,
+    # and its restart would meet the same review again.
+    settings = make_settings(
+        reviews_topic=f"reviews-dl-{tmp_path.name[-8:]}",
+        broker_max_message_bytes=limit,
+        producer_max_request_bytes=limit,
+    )
+    await create_topics(settings, replication_factor=1, partitions=2)
+    d = decision("dl-1", "remove", ("hate",))
+    await produce(settings, settings.decisions_topic, [d])
+    forged = orjson.dumps(review(d, "allow", note="x" * size))
+    await produce(settings, settings.reviews_topic, [forged, review(d, "allow", {"hate": False})])
+
+    metrics = await _live_until(settings, lambda m: _sample(m, "modfleet_reviews_total") >= 2)
+    assert _sample(metrics, "modfleet_reviews_total", result="invalid") == 1
+    assert _sample(metrics, "modfleet_reviews_total", result="joined") == 1, "still running"
+    budget = Budget.from_settings(settings)
+    dead = await _dead_letter_records(settings)
+    assert len(dead) == 1
+    key, value, headers = dead[0]
+    assert budget.fits(key, value, headers), f"{len(value):,} bytes against {limit:,}"
+    assert orjson.loads(value)["reason"]["field"] == "/note"

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import orjson
 
-from modfleet.cli_common import guard, load_settings
+from modfleet.cli_common import guard, load_settings, on_broker
 
 
 @click.group()
@@ -40,7 +40,9 @@ def report(since: str | None, until: str | None, idle_s: float, json_out: Path |
 
     settings = load_settings()
     window = guard(lambda: Window.parse(since, until))
-    tally = asyncio.run(build(settings, window, idle_s))
+    # A broker that cannot be reached, or a report that cannot be written: one line, exit 1.
+    tally = on_broker(settings, lambda: asyncio.run(build(settings, window, idle_s)))
     click.echo(render(tally))
     if json_out is not None:
-        json_out.write_bytes(orjson.dumps(tally.as_json(), option=orjson.OPT_INDENT_2))
+        report_json = orjson.dumps(tally.as_json(), option=orjson.OPT_INDENT_2)
+        on_broker(settings, lambda: json_out.write_bytes(report_json))

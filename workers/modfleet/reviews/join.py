@@ -13,6 +13,7 @@ the review schema, must name the decision's post and tenant, and counts once per
 from __future__ import annotations
 
 import collections
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -122,12 +123,33 @@ def parse(message_type: MessageType, value: bytes | None) -> dict[str, Any]:
 
 
 _Waiting = tuple[bytes, str, str]
+# Where a waiting review was read, (partition, offset), so that the live join knows which
+# reviews a restart must read again; None where nobody asks (the report's bounded read).
+Origin = tuple[int, int] | None
+
+
+# What every waiting review holds besides its strings and verdicts, in CPython's sizes rounded
+# to its allocator's 16-byte blocks: the Review, the map's entry (hash slot, index and
+# ordered-dict node, measured at up to 144 just after the table grows), the (time, review,
+# origin) triple and its float, the key tuple and its bytes, the origin pair and its offset.
+_HELD = 80 + 144 + 64 + 32 + 64 + 80 + 64 + 32
 
 
 def _cost(review: Review) -> int:
-    """About what a waiting review holds in memory, in bytes."""
-    names = sum(len(name) + 160 for name in review.verdicts)  # str header, dict slot, bool
-    return 400 + len(review.post_id) + len(review.tenant) + names
+    """What a waiting review holds in memory, in bytes.
+
+    Strings are costed as stored: CPython keeps a string in 1, 2 or 4 bytes a character, by its
+    widest character, so a count of characters would let 4-byte names hold four times the
+    budget. Verdict values are the shared True and False."""
+    strings = (review.decision_id, review.post_id, review.tenant, review.action, *review.verdicts)
+    return _HELD + _size(review.verdicts) + sum(_size(text) for text in strings)
+
+
+def _size(thing: object) -> int:
+    size = sys.getsizeof(thing)
+    if size > 512:  # past what pymalloc serves: the system allocator's header
+        size += 16
+    return (size + 15) // 16 * 16
 
 
 class Join:
@@ -140,7 +162,9 @@ class Join:
         self._decisions: collections.OrderedDict[bytes, Decided] = collections.OrderedDict()
         # Waiting reviews by (decision id, tenant, post id): the id alone can be copied from
         # any decision, so a forgery waiting under it must not shut the honest review out.
-        self._pending: collections.OrderedDict[_Waiting, tuple[float, Review]] = (
+        # Oldest first, and only ever left from the front unjoined: the live join's restarts
+        # rely on it (reviews.resume).
+        self._pending: collections.OrderedDict[_Waiting, tuple[float, Review, Origin]] = (
             collections.OrderedDict()
         )
         self._interned: dict[Any, Any] = {}
@@ -180,7 +204,9 @@ class Join:
         self._pending_bytes -= _cost(waiting[1])
         return [self._match(key, decided, waiting[1]), *gone]
 
-    def add_review(self, message: Mapping[str, Any], now: float) -> list[Outcome]:
+    def add_review(
+        self, message: Mapping[str, Any], now: float, origin: Origin = None
+    ) -> list[Outcome]:
         """Join a (schema-valid) review with its decision, or hold it until the decision comes.
         The first outcome is this review's; any others are waiting reviews that fell out."""
         review = Review(
@@ -199,7 +225,7 @@ class Join:
         waiting = (key, review.tenant, review.post_id)
         if waiting in self._pending:
             return [Outcome("duplicate", why="a review of this decision is already waiting")]
-        self._pending[waiting] = (now, review)
+        self._pending[waiting] = (now, review, origin)
         self._pending_bytes += _cost(review)
         return [Outcome("pending"), *self._evict(now)]
 
@@ -212,13 +238,22 @@ class Join:
         if (decided.tenant, decided.post_id) == (message["tenant"], message["post_id"]):
             self._decisions[key] = replace(decided, reviewed=True)
 
+    def oldest_waiting(self) -> dict[int, int]:
+        """The offset of the oldest review still waiting, by partition."""
+        oldest: dict[int, int] = {}
+        for _, _, origin in self._pending.values():
+            if origin is not None:
+                partition, offset = origin
+                oldest.setdefault(partition, offset)  # the map is oldest first
+        return oldest
+
     def expire(self, now: float) -> list[Outcome]:
         """Drop what is past its age; reviews that never met their decision come back unknown."""
         return self._evict(now)
 
     def flush(self) -> list[Outcome]:
         """Every review still waiting, as unknown (the end of a bounded read)."""
-        gone = [self._unknown(review) for _, review in self._pending.values()]
+        gone = [self._unknown(review) for _, review, _ in self._pending.values()]
         self._pending.clear()
         self._pending_bytes = 0
         return gone

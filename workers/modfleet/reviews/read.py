@@ -71,9 +71,9 @@ async def read_topic(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    await consumer.start()
     started = last = time.monotonic()
     try:
+        await consumer.start()  # within the try: a start that fails still closes the client
         while time.monotonic() - last < idle_s and time.monotonic() - started < limit_s:
             batches = await consumer.getmany(timeout_ms=200, max_records=5000)
             for tp, records in batches.items():
