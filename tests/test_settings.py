@@ -57,3 +57,17 @@ def test_an_opted_out_tenant_that_is_no_tenant_name_is_refused_naming_it(
 def test_opted_out_tenants_are_comma_separated_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODFLEET_EXPORT_OPTED_OUT_TENANTS", " quiet-tenant, hush.co ,, t_3 ")
     assert Settings().export_opted_out_tenants == " quiet-tenant, hush.co ,, t_3 "
+
+
+def test_a_batch_may_inflate_to_64_mib_by_default_and_to_no_less_than_a_post(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from modfleet.stream.inflate import DEFAULT_MAX_BATCH_INFLATED_BYTES
+
+    assert Settings().max_batch_inflated_bytes == DEFAULT_MAX_BATCH_INFLATED_BYTES == 64 << 20
+    monkeypatch.setenv("MODFLEET_MAX_BATCH_INFLATED_BYTES", str(16 << 20))
+    assert Settings().max_batch_inflated_bytes == 16 << 20
+    with pytest.raises(ValidationError, match="at least max_post_bytes"):
+        Settings(max_post_bytes=32 << 20)
+    with pytest.raises(ValidationError, match="max_batch_inflated_bytes"):
+        Settings(max_batch_inflated_bytes=1024)

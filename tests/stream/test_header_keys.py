@@ -20,7 +20,7 @@ from aiokafka.structs import TopicPartition
 
 from modfleet.errors import FatalError
 from modfleet.stream import lenient
-from modfleet.stream.transport import use_fetch_wait
+from modfleet.stream.transport import use_consumer
 
 TP = TopicPartition("posts", 0)
 PLACEHOLDER = "@@"  # replaced by the hostile bytes after the builder has written the batch
@@ -70,7 +70,7 @@ def batch(
 @pytest.fixture(scope="module", autouse=True)
 def _worker_transport() -> None:
     # What a worker does at start-up: its app's transport is built before any fetch.
-    use_fetch_wait(faust.App("header-keys-test", broker="kafka://127.0.0.1:9"), 100)
+    use_consumer(faust.App("header-keys-test", broker="kafka://127.0.0.1:9"), 100)
 
 
 def fetched(raw: bytes, fetch_offset: int = 0, **options: Any) -> Any:

@@ -221,6 +221,20 @@ class Settings(BaseSettings):
             "'too_large' without being parsed."
         ),
     )
+    max_batch_inflated_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=16 * 1024 * 1024 * 1024,
+        description=(
+            "Most bytes one compressed record batch of posts may inflate to. The broker bounds "
+            "a batch as sent, compressed (max.message.bytes, 1 MiB by default), and text "
+            "compresses 3-10 times, while a crafted batch of 1 MiB inflates to gigabytes. A "
+            "batch past this is not read: each of its offsets is dead-lettered 'too_large' "
+            "(past 10,000 offsets, the last letter stands for the rest) and its partition moves "
+            "on. At least max_post_bytes. A worker may hold this much for each partition whose "
+            "batch it is reading."
+        ),
+    )
     producer_compression: Compression = Field(
         "snappy",
         description="Codec of the record batches the worker writes. A decision is JSON that "
@@ -334,8 +348,9 @@ class Settings(BaseSettings):
     )
     inference_cache_salt: SecretStr | None = Field(
         None,
-        description="Mixed into vLLM's cache_salt, which is per pack already (its digest and "
-        "tenants): requests share prefix-cache blocks only within one pack of one deployment.",
+        description="Mixed into vLLM's cache_salt, which is per pack and tenant already: "
+        "requests share prefix-cache blocks only within one tenant's posts under one pack of "
+        "one deployment.",
     )
     inference_keep_reasoning: bool = Field(
         False, description="Append the model's reasoning to the decision's rationale."
@@ -412,6 +427,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "kafka_security_protocol is SASL_* but kafka_sasl_username or "
                 "kafka_sasl_password is missing"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _batches_hold_a_post(self) -> Settings:
+        if self.max_batch_inflated_bytes < self.max_post_bytes:
+            raise ValueError(
+                "max_batch_inflated_bytes must be at least max_post_bytes: a batch holding one "
+                "post of the largest size read must be read"
             )
         return self
 

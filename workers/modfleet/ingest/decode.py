@@ -59,6 +59,17 @@ class Rejection:
     tenant: str | None = None
 
 
+@carrier
+class UnreadRecord(Record):
+    """An offset whose record was never read, to be dead-lettered with ``why``.
+
+    Made only by the consumer's fetch path, for each offset of a batch it refused to inflate
+    (stream/inflate.py), never from a record's bytes: no producer can have one made for a post
+    that is not its own. Key and value are None, as nothing of the record was read."""
+
+    why: Rejection = field(kw_only=True)
+
+
 DEFAULT_MAX_POST_BYTES = 4 * 1024 * 1024
 # A valid post is an object of scalars with one object of strings (attributes): depth 2 and at
 # most 8 + 64 members. Anything much beyond that is rejected before the schema validator sees it,
@@ -73,6 +84,8 @@ _KEY_END = re.compile(rb'"[ \t\r\n]*:')
 def decode(record: Record, max_bytes: int = DEFAULT_MAX_POST_BYTES) -> Post | Rejection:
     value = record.value
     if value is None:
+        if type(record) is UnreadRecord:
+            return record.why
         return Rejection("not_json", "record has no value (a tombstone?)")
     if len(value) > max_bytes:
         return Rejection(

@@ -23,7 +23,7 @@ from modfleet.emit.messages import Outbound, Topics
 from modfleet.errors import FatalError
 from modfleet.inference import Classifier, create_classifier
 from modfleet.inference.routing import Backends
-from modfleet.ingest.decode import Record
+from modfleet.ingest.decode import Record, UnreadRecord
 from modfleet.metrics import Metrics
 from modfleet.policy import Policy
 from modfleet.policy.packs import PolicySet, load_policy_set
@@ -247,6 +247,11 @@ async def _ack(stream: faust.StreamT[bytes], events: Sequence[EventT[bytes]]) ->
 
 def _record(event: EventT[bytes]) -> Record:
     m = event.message
+    unread: Any = m.checksum
+    if m.value is None and type(unread) is UnreadRecord:
+        # An offset of a batch the fetch refused to inflate (stream/inflate.py): the fetch made
+        # this record, rejection and all. Off the wire, checksum is None or a legacy CRC.
+        return unread
     raw = m.headers
     headers: tuple[tuple[str, bytes], ...] = ()
     if raw:

@@ -17,7 +17,7 @@ from mode.utils.queues import ThrowableQueue
 from modfleet.kafka import compression_type, faust_credentials
 from modfleet.settings import Settings
 from modfleet.stream.held import BufferQueue
-from modfleet.stream.transport import use_fetch_wait
+from modfleet.stream.transport import use_consumer
 
 
 class _App(faust.App):
@@ -73,5 +73,6 @@ def faust_app(s: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
-    use_fetch_wait(app, s.consumer_fetch_max_wait_ms)  # before any topic reaches the transport
+    # Before any topic reaches the transport.
+    use_consumer(app, s.consumer_fetch_max_wait_ms, s.max_batch_inflated_bytes)
     return app

@@ -14,6 +14,10 @@ worker compares and lowercases header names but never encodes one back, and a na
 valid ``str`` cannot make anything downstream (``encode``, orjson, logging) raise; a name with
 U+FFFD in it can never equal ``traceparent`` or ``tracestate``, the only names carried on.
 
+The same class reads on past a compressed batch that would inflate past its bound (``inflate``
+raises there): each offset of that batch comes out as a record to dead-letter, and the rest of
+the fetch is read as before, so that a decompression bomb costs only its own offsets.
+
 aiokafka gives no way in, so this relies on its internals, each named in ``_PINS`` and checked
 with a hostile batch at start-up (``check_aiokafka``), so that an aiokafka that changes them
 stops the worker saying why rather than silently stalling a partition again.
@@ -34,15 +38,24 @@ from aiokafka.record.util import calc_crc32c, decode_varint
 from aiokafka.structs import TopicPartition
 
 from modfleet.errors import FatalError
+from modfleet.stream.inflate import InflatesTooFar, unread_records
 
 # The fetcher builds each partition's records through these module names; swapping them is
 # the only way to reach the reading without copying the fetcher.
 _FETCHER_BUILDS = ("MemoryRecords", "PartitionRecords")
 # (class, method, the names its code must use): what the classes below override or read.
 _PINS: tuple[tuple[Any, str, tuple[str, ...]], ...] = (
-    (fetcher.PartitionRecords, "__init__", ("_records", "_records_iterator", "_unpack_records")),
+    (
+        fetcher.PartitionRecords,
+        "__init__",
+        ("_tp", "_records", "_records_iterator", "_unpack_records"),
+    ),
     (fetcher.PartitionRecords, "__next__", ("_records_iterator",)),
-    (fetcher.PartitionRecords, "_unpack_records", ("_records", "next_fetch_offset")),
+    (
+        fetcher.PartitionRecords,
+        "_unpack_records",
+        ("_records", "next_fetch_offset", "next_batch", "has_next"),
+    ),
     (default_records._DefaultRecordBatchPy, "__next__", ("_read_msg",)),
     (default_records._DefaultRecordBatchPy, "__init__", ("_buffer", "_pos")),
 )
@@ -53,26 +66,35 @@ _LEGACY_MIN = 26
 
 
 class KeptRecords(fetcher.MemoryRecords):  # type: ignore[misc]
-    """aiokafka's reader of one partition's fetch, keeping the fetched bytes to read again.
+    """aiokafka's reader of one partition's fetch, keeping the fetched bytes to read again and
+    the batch being read, for one refused while inflating (``inflate``).
 
-    The C reader keeps them anyway; this only keeps a name for them. Its methods are the C
-    ones: nothing is added per batch or per record."""
+    The C reader keeps the bytes anyway; this only keeps a name for them. Its methods are the C
+    ones, but for one Python call a batch (about 0.1 us) to keep that name: none per record."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("current", "raw")
 
     def __init__(self, raw: bytes) -> None:
         super().__init__(raw)
         self.raw = raw
+        self.current: Any = None
+
+    def next_batch(self) -> Any:
+        batch = self.current = super().next_batch()
+        return batch
 
 
 class LenientPartitionRecords(fetcher.PartitionRecords):  # type: ignore[misc]
-    """aiokafka's records of one partition's fetch, read again leniently where C raised."""
+    """aiokafka's records of one partition's fetch, read again leniently where C raised, and
+    past a batch too big to inflate (``inflate``), whose offsets come out as unread records."""
 
+    _tp: TopicPartition
+    next_fetch_offset: int
     _records: Any
     _records_iterator: Any  # None once drained, as aiokafka leaves it
 
     def __next__(self) -> Any:
-        # aiokafka's own __next__, plus the except clause that catches the header key.
+        # aiokafka's own __next__, plus the except clauses: a header key, a batch refused.
         try:
             return next(self._records_iterator)
         except StopIteration:
@@ -86,6 +108,22 @@ class LenientPartitionRecords(fetcher.PartitionRecords):  # type: ignore[misc]
             self._records = LenientRecords(self._records.raw, self.next_fetch_offset)
             self._records_iterator = self._unpack_records()
             return next(self)
+        except InflatesTooFar as err:
+            batch = getattr(self._records, "current", None)
+            if batch is None:  # not records this was written for: stay loud
+                raise
+            self._records_iterator = self._unread(batch, err)
+            return next(self)
+
+    def _unread(self, batch: Any, err: InflatesTooFar) -> Iterator[Any]:
+        """A record for each offset of the batch aiokafka refused to inflate, then the rest."""
+        tp = self._tp
+        for record in unread_records(batch, self.next_fetch_offset, tp.topic, tp.partition, err):
+            self.next_fetch_offset = record.offset + 1
+            yield record
+        self.next_fetch_offset = max(self.next_fetch_offset, batch.next_offset)
+        # The records are already past that batch: aiokafka's loop reads on from the next.
+        yield from self._unpack_records()
 
 
 def _header_key_error(err: Exception) -> bool:
@@ -104,13 +142,14 @@ class LenientRecords:
         # One batch ahead, for has_next: each is a copy, so not the whole fetch at once.
         self._rest = _batches(memoryview(raw), resume_at)
         self._next = next(self._rest, None)
+        self.current: Any = None
 
     def has_next(self) -> bool:
         return self._next is not None
 
     def next_batch(self) -> Any:
-        batch, self._next = self._next, next(self._rest, None)
-        return batch
+        self.current, self._next = self._next, next(self._rest, None)
+        return self.current
 
 
 def _batches(raw: memoryview, resume_at: int) -> Iterator[Any]:

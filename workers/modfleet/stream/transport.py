@@ -9,7 +9,7 @@ p50 latency was 300 ms and its p99 800 ms, and with a 100 ms wait 61 ms and 117 
 there, so a shorter wait only adds an empty fetch now and then to an idle partition set.
 
 The same transport reads records whose header keys are not UTF-8 instead of stalling their
-partition on them (``lenient``).
+partition on them (``lenient``), and inflates no compressed batch past a bound (``inflate``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from modfleet.errors import FatalError
-from modfleet.stream import lenient
+from modfleet.stream import inflate, lenient
 
 # aiokafka's consumer reads this attribute when it starts and builds its fetcher; faust gives no
 # other way in. Checked when the app is built (that aiokafka's consumer still sets it) and again
@@ -29,8 +29,13 @@ from modfleet.stream import lenient
 _FETCH_WAIT_ATTRIBUTE = "_fetch_max_wait_ms"
 
 
-def use_fetch_wait(app: faust.App, fetch_max_wait_ms: int) -> None:
-    """Give ``app`` a consumer whose fetches wait at most ``fetch_max_wait_ms`` for records.
+def use_consumer(
+    app: faust.App,
+    fetch_max_wait_ms: int,
+    max_batch_inflated_bytes: int = inflate.DEFAULT_MAX_BATCH_INFLATED_BYTES,
+) -> None:
+    """Give ``app`` a consumer whose fetches wait at most ``fetch_max_wait_ms`` for records and
+    inflate no batch past ``max_batch_inflated_bytes`` (process-wide, as aiokafka's codecs are).
 
     Call it before the app's topics are declared: they reach the transport."""
     # On the caller's thread, at start-up: faust's consumer thread builds the consumer later,
@@ -38,6 +43,7 @@ def use_fetch_wait(app: faust.App, fetch_max_wait_ms: int) -> None:
     if _FETCH_WAIT_ATTRIBUTE not in aiokafka.AIOKafkaConsumer.__init__.__code__.co_names:
         raise FatalError(_no_attribute())
     lenient.install()
+    inflate.install(max_batch_inflated_bytes)
 
     class _Thread(faust_aiokafka.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
