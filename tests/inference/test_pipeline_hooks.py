@@ -91,7 +91,7 @@ async def test_a_cached_cascade_verdict_keeps_its_stage_and_categories(
     # Through the cache entry itself: what a later hit decides on is what the cascade said.
     verdict = Verdict(scores={"offensive": 0.9}, categories={"violence": 0.2}, stage="embedded")
     sealer = Sealer(b"0123456789abcdef-secret")
-    key = cache_key(small_policy, "scope", "ab" * 32)
+    key = cache_key(small_policy, "scope", "ab" * 32, "acme")
     opened = sealer.open(key, sealer.seal(key, verdict, small_policy), small_policy).verdict
     assert opened is not None
     assert opened.stage == "embedded"
