@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from modfleet.bench.commands import bench
-from modfleet.cli_common import guard, load_settings
+from modfleet.cli_common import exit_on_sigterm, guard, load_settings
 from modfleet.export.commands import export
 from modfleet.model.commands import model
 from modfleet.policy.commands import policy
@@ -21,6 +21,7 @@ from modfleet.shadow.commands import shadow
 @click.version_option(package_name="modfleet")
 def main() -> None:
     """Moderation worker fleet: Kafka posts in, policy decisions out."""
+    exit_on_sigterm()
 
 
 main.add_command(policy)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import TypeVar
 
 import click
@@ -12,6 +14,17 @@ from modfleet.errors import ModfleetError
 from modfleet.settings import Settings
 
 T = TypeVar("T")
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM (an orchestrator's stop, ``kill``, a CI timeout) ends a command as Ctrl-C does,
+    through its cleanup: the broker, Redis, worker or busy loops it started are stopped, not
+    left running. A worker's own handler, installed when it starts, takes over from this one."""
+    signal.signal(signal.SIGTERM, _terminated)
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def load_settings() -> Settings:
