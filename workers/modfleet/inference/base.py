@@ -77,6 +77,10 @@ class Classifier(abc.ABC):
 
     #: Identifies the model in decisions and in cache keys; change it when the weights change.
     model_id: str
+    #: Whether requests for different posts share state a poster could time, such as a model
+    #: server's prefix cache: if so, each tenant's posts are asked apart, under that tenant's
+    #: audience (``pack_salt``). True unless a backend knows better: a plugin may be a server.
+    cross_post_cache: bool = True
 
     def cache_scope(self) -> str:
         """What a verdict depends on besides the pack and the text: the model and, for backends

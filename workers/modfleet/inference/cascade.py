@@ -37,6 +37,7 @@ class CascadeClassifier(Classifier):
         self.high = high
         # The band is part of the id: a cached verdict is only valid for the same cascade.
         self.model_id = f"cascade[{low:g}-{high:g}]({first.model_id}|{second.model_id})"
+        self.cross_post_cache = first.cross_post_cache or second.cross_post_cache
         self.texts_seen = 0
         self.texts_escalated = 0  # sent to the second stage
 

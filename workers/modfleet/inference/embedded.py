@@ -54,6 +54,9 @@ def pinned_model_dir(models_dir: Path | None, model_id: str) -> Path:
 
 
 class EmbeddedClassifier(Classifier):
+    # Each text is scored alone, in process: nothing one post leaves behind speeds another's.
+    cross_post_cache = False
+
     def __init__(self, model_dir: Path | None = None) -> None:
         # Loaded now, not on the first post: a worker that cannot read its model must not start.
         self.model: EmbeddedModel = load(model_dir or DEFAULT_MODEL)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 import orjson
@@ -39,7 +39,7 @@ from modfleet.policy import Judgement, Policy
 from modfleet.policy.packs import PolicySet
 from modfleet.stream.degrade import BackendFactory, Degrade
 from modfleet.stream.infer import Inference, Retry
-from modfleet.stream.tenancy import Audiences, tenant_head
+from modfleet.stream.tenancy import Audiences, by_audience, tenant_head
 from modfleet.telemetry.tracing import BatchTrace, Headers, Tracing
 
 log = logging.getLogger(__name__)
@@ -304,10 +304,10 @@ class Pipeline:
         failed: dict[str, str] = {}
         fresh: dict[str, Verdict] = {}
         with trace.stage("inference"):
-            for policy, tenant, misses in _by_audience(jobs, found):
+            for policy, tenant, misses in by_audience(jobs, found, self._apart):
                 texts = [jobs[k].norm.text for k in misses]
                 inference = self.inference_for(policy)
-                asked = self._audiences.of(policy, tenant)
+                asked = self._audiences.of(policy, tenant) if tenant is not None else policy
                 results = await self.degrade.classify(inference, asked, misses, texts)
                 fresh.update(results.found)
                 failed.update(results.failed)
@@ -321,6 +321,9 @@ class Pipeline:
         elif keep:  # never raises: a failed write is counted and logged by the cache
             writes.append(asyncio.ensure_future(self.cache.put_many(keep, packs)))
         return _Verdicts({**found, **fresh}, frozenset(found), failed)
+
+    def _apart(self, policy: Policy) -> bool:
+        return self.backends.for_policy(policy).cross_post_cache
 
     def _count_cache(self, live: Sequence[_Item], found: dict[str, Verdict]) -> None:
         hits = sum(1 for item in live if item.key in found)
@@ -412,17 +415,3 @@ def _escalation_reason(verdict: Verdict) -> str:
     if verdict.model_down:
         return "model_down"
     return "unparseable_verdict" if verdict.unparseable else "policy_threshold"
-
-
-def _by_audience(
-    jobs: Mapping[str, _Item], found: Mapping[str, Verdict]
-) -> list[tuple[Policy, str, list[str]]]:
-    """Cache misses grouped by policy (by identity: packs hold dicts, so they do not hash) and
-    tenant, each group asked under that tenant's view of its pack (``tenancy``)."""
-    groups: dict[tuple[int, str], tuple[Policy, str, list[str]]] = {}
-    for key, item in jobs.items():
-        if key not in found:
-            tenant = item.post.tenant
-            group = groups.setdefault((id(item.policy), tenant), (item.policy, tenant, []))
-            group[2].append(key)
-    return list(groups.values())

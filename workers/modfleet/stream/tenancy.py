@@ -10,7 +10,11 @@ once, not once a post, and the memos are bounded: tenants are the posters' to na
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
 from modfleet.cache import key_head
+from modfleet.ingest.decode import Post
 from modfleet.policy import Policy
 
 # Distinct tenants remembered per memo before it starts again; a fleet's real tenants are far
@@ -24,6 +28,31 @@ def tenant_head(heads: dict[str, str], policy: Policy, scope: str, tenant: str) 
         heads.clear()
     head = heads[tenant] = key_head(policy, scope, tenant)
     return head
+
+
+class Asked(Protocol):
+    """A post on its way to its pack's model."""
+
+    @property
+    def post(self) -> Post: ...
+
+    @property
+    def policy(self) -> Policy: ...
+
+
+def by_audience(
+    jobs: Mapping[str, Asked], found: Mapping[str, object], apart: Callable[[Policy], bool]
+) -> list[tuple[Policy, str | None, list[str]]]:
+    """The keys of ``jobs`` not ``found``, grouped by policy (by identity: packs hold dicts, so
+    they do not hash) and, where ``apart`` says its backend shares state between posts (a prefix
+    cache), by tenant: each such group is asked under its tenant's view of the pack."""
+    groups: dict[tuple[int, str | None], tuple[Policy, str | None, list[str]]] = {}
+    for key, item in jobs.items():
+        if key not in found:
+            p = item.policy
+            tenant = item.post.tenant if apart(p) else None
+            groups.setdefault((id(p), tenant), (p, tenant, []))[2].append(key)
+    return list(groups.values())
 
 
 class Audiences:
