@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from modfleet.resources import default_policy_path
 
 ENV_PREFIX = "MODFLEET_"
-# post.v1's tenant (topics/schemas/post.v1.schema.json).
+# A tenant's name, as post.v1 has it (topics/schemas/post.v1.schema.json): settings and packs.
 TENANT_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]

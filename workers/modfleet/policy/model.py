@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from modfleet.errors import FatalError
+from modfleet.settings import TENANT_NAME
 
 Action = Literal["allow", "label", "restrict", "escalate", "remove"]
 
@@ -180,7 +181,7 @@ class Policy(_Frozen):
     # the shadow topic only, so a candidate can be compared with live before it ships.
     mode: Literal["live", "shadow"] = "live"
     # Tenants whose posts this pack governs; empty means every tenant no other pack claims.
-    tenants: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,128}$")]] = []
+    tenants: list[Annotated[str, StringConstraints(pattern=f"^{TENANT_NAME.pattern}$")]] = []
     _digest: str = PrivateAttr(default="")
     # (category, its model labels) in pack order: what category_scores walks for every post.
     _label_table: tuple[tuple[str, tuple[str, ...]], ...] = PrivateAttr(default=())
