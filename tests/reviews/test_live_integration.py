@@ -159,11 +159,7 @@ def test_the_reviews_process_serves_metrics_and_stops_on_sigterm(
         await produce(settings, settings.reviews_topic, [review(d, "allow", {"hate": False})])
 
     asyncio.run(setup())
-    env = {**os.environ, **settings_env(settings)}
-    with (tmp_path / "reviews.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "modfleet", "reviews", "run"], env=env, stdout=log, stderr=log
-        )
+    proc = _reviews_process(settings, tmp_path / "reviews.log")
     try:
         text = _wait_for_metric(
             f"http://{settings.web_host}:{settings.web_port}/metrics",
@@ -175,6 +171,15 @@ def test_the_reviews_process_serves_metrics_and_stops_on_sigterm(
     assert 'modfleet_reviews_total{result="joined"} 1.0' in text, text[-2000:]
     assert 'modfleet_review_verdicts_total{category="hate",flagged="true",violates="false"}' in text
     assert code == 0, (tmp_path / "reviews.log").read_text()[-2000:]
+
+
+def _reviews_process(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    """``modfleet reviews run`` as its own process, as the chart runs it, logging to a file."""
+    env = {**os.environ, **settings_env(settings)}
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "modfleet", "reviews", "run"], env=env, stdout=log, stderr=log
+        )
 
 
 def _wait_for_metric(url: str, wanted: str, timeout_s: float = 30) -> str:
@@ -279,11 +284,7 @@ def test_a_review_waiting_when_the_process_is_killed_is_joined_after_it(
     late = decision("k-1", "remove", ("hate",))
     asyncio.run(create_topics(settings, replication_factor=1, partitions=2))
     asyncio.run(produce(settings, settings.reviews_topic, [review(late, "allow")]))
-    env = {**os.environ, **settings_env(settings)}
-    with (tmp_path / "reviews.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "modfleet", "reviews", "run"], env=env, stdout=log, stderr=log
-        )
+    proc = _reviews_process(settings, tmp_path / "reviews.log")
     try:
         text = _wait_for_metric(
             f"http://{settings.web_host}:{settings.web_port}/metrics",

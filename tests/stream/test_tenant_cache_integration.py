@@ -92,6 +92,14 @@ class Recording(Classifier):
         return await self.inner.classify(texts, policy)
 
 
+def recorded(packs: PolicySet, settings: Settings) -> tuple[Pipeline, Recording]:
+    """A pipeline over Redis and the recording embedded model."""
+    classifier, metrics = Recording(), Metrics()
+    cache = connect_cache(settings, metrics)
+    topics = Topics.from_settings(settings)
+    return Pipeline(packs, classifier, cache, metrics, topics, Retry(2, 0.01)), classifier
+
+
 def records(values: list[bytes], first_offset: int = 0) -> list[Record]:
     return [
         Record("posts", 0, first_offset + i, 1_700_000_000.0, None, v) for i, v in enumerate(values)
@@ -112,16 +120,7 @@ async def test_one_batch_classifies_each_text_under_each_tenants_own_pack(
     assert strict.digest != lenient.digest
     # Built in code: the loader refuses this pair (next test); the pipeline must not rely on it.
     packs = PolicySet(default=lenient, by_tenant={"tenant-a": strict})
-    settings = make_settings()
-    classifier, metrics = Recording(), Metrics()
-    pipe = Pipeline(
-        packs,
-        classifier,
-        connect_cache(settings, metrics),
-        metrics,
-        Topics.from_settings(settings),
-        Retry(2, 0.01),
-    )
+    pipe, classifier = recorded(packs, make_settings())
     texts = unique_texts(6, seed=12)
     batch = [encode(post(f"a-{i}", t, tenant="tenant-a")) for i, t in enumerate(texts)]
     batch += [encode(post(f"b-{i}", t, tenant="tenant-b")) for i, t in enumerate(texts)]
@@ -152,16 +151,7 @@ async def test_tenants_under_one_pack_share_neither_verdicts_nor_prefix_blocks(
     # another tenant posted would tell this one so (from_cache, and its speed); so would the
     # model server's prefix cache, salted by what each request is asked under.
     packs = PolicySet(default=Policy.model_validate(pack_data()))
-    settings = make_settings()
-    classifier, metrics = Recording(), Metrics()
-    pipe = Pipeline(
-        packs,
-        classifier,
-        connect_cache(settings, metrics),
-        metrics,
-        Topics.from_settings(settings),
-        Retry(2, 0.01),
-    )
+    pipe, classifier = recorded(packs, make_settings())
     texts = unique_texts(3, seed=13)
     first = decisions(
         await pipe.process(
