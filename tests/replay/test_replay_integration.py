@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from click.testing import CliRunner
 from posts import encode, post, unique_texts
+from raw_batches import produce_raw, zstd_bomb
 
 from modfleet.cli import main
 from modfleet.kafka import client_options
@@ -201,6 +202,27 @@ async def test_replays_an_offset_range_of_another_topic(fleet: Settings) -> None
     assert report.rows == 10
     assert report.sent == 9
     assert report.decisions == 9
+    assert report.complete
+
+
+async def test_a_decompression_bomb_in_the_source_topic_is_a_bad_row_per_offset(
+    fleet: Settings,
+) -> None:
+    # Replaying a posts topic meets what the worker meets: a batch that inflates past the bound
+    # is not read (it was inflated whole, 256 MiB here), and each of its offsets is reported.
+    t = tag()
+    source = f"bomb-source-{t}"
+    await new_topic(fleet, source)
+    await send_each(fleet, source, [encode(post(f"b{t}-{i}", f"before {i}")) for i in range(2)])
+    await produce_raw(fleet, source, zstd_bomb(16, 16 * 1024 * 1024))
+    await send_each(fleet, source, [encode(post(f"b{t}-{i}", f"after {i}")) for i in (2, 3)])
+
+    report = await replay(fleet, TopicSpec(source, Offsets.parse([]), Offsets.parse([])))
+
+    assert [b.where for b in report.bad_rows] == [f"{source}[0]@{o}" for o in range(2, 18)]
+    assert {b.code for b in report.bad_rows} == {"too_large"}
+    assert "inflates past max_batch_inflated_bytes" in report.bad_rows[0].message
+    assert report.sent == report.decisions == 4
     assert report.complete
 
 

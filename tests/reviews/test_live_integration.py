@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from raw_batches import produce_raw, zstd_bomb
 from review_messages import DIGEST_B, decision, review
 
 from modfleet.contracts.admin import create_topics
@@ -350,3 +351,26 @@ async def test_dead_letters_fit_the_configured_budget_and_the_join_carries_on(
     key, value, headers = dead[0]
     assert budget.fits(key, value, headers), f"{len(value):,} bytes against {limit:,}"
     assert orjson.loads(value)["reason"]["field"] == "/note"
+
+
+async def test_a_decompression_bomb_on_the_reviews_topic_costs_only_its_own_offsets(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # The reviews topic takes writes from outside the fleet (review tools), and the join read
+    # it with a plain consumer, which inflated a batch whole: 10 kB of zstd made 256 MiB here,
+    # and a larger one ends the process at the same offset after each restart.
+    settings = make_settings(reviews_topic=f"reviews-bomb-{tmp_path.name[-8:]}")
+    await create_topics(settings, replication_factor=1, partitions=1)
+    d = [decision(f"bomb-{i}", "remove", ("hate",)) for i in range(2)]
+    await produce(settings, settings.decisions_topic, d)
+    await produce(settings, settings.reviews_topic, [review(d[0], "allow", {"hate": False})])
+    await produce_raw(settings, settings.reviews_topic, zstd_bomb(16, 16 * 1024 * 1024))
+    await produce(settings, settings.reviews_topic, [review(d[1], "remove", {"hate": True})])
+
+    metrics = await _live_until(settings, lambda m: _sample(m, "modfleet_reviews_total") >= 18)
+    assert _sample(metrics, "modfleet_reviews_total", result="joined") == 2, "read on past it"
+    assert _sample(metrics, "modfleet_reviews_total", result="invalid") == 16
+    dead = await _dead_letters(settings)
+    assert [x["source"]["offset"] for x in dead] == list(range(1, 17))
+    assert {x["reason"]["code"] for x in dead} == {"too_large"}
+    assert "inflates past max_batch_inflated_bytes" in dead[0]["reason"]["message"]

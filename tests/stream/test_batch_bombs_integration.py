@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import re
-import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,9 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.codec import zstd_encode
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
-from aiokafka.record.util import calc_crc32c
 from posts import encode, post, unique_texts
-from test_header_keys_integration import outputs, produce_raw
+from raw_batches import produce_raw, zstd_bomb
+from test_header_keys_integration import outputs
 
 from modfleet.contracts.admin import create_topics
 from modfleet.kafka import client_options
@@ -35,19 +32,6 @@ pytestmark = pytest.mark.integration
 
 BEFORE, BOMB, AFTER = 3, 16, 3  # posts, the bomb's records, posts: offsets 0-2, 3-18, 19-21
 BOUND = 64 * 1024 * 1024  # the default of max_batch_inflated_bytes
-
-
-def zstd_bomb(records: int, each: int) -> bytes:
-    builder = DefaultRecordBatchBuilder(2, 0, 0, -1, -1, -1, records * each + (1 << 20))
-    for delta in range(records):
-        builder.append(delta, None, None, bytes(each), [])
-    plain = builder.build()
-    raw = bytearray(plain[:61]) + zstd_encode(bytes(plain[61:]))
-    del plain
-    struct.pack_into(">i", raw, 8, len(raw) - 12)
-    struct.pack_into(">h", raw, 21, 4)  # zstd
-    struct.pack_into(">I", raw, 17, calc_crc32c(bytes(raw[21:])))
-    return bytes(raw)
 
 
 def reset_peak(pid: int) -> int:

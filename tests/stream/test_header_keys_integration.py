@@ -17,10 +17,8 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.client import AIOKafkaClient
-from aiokafka.protocol.produce import ProduceRequest
-from aiokafka.structs import TopicPartition
 from posts import encode, post, unique_texts
+from raw_batches import produce_raw
 from test_header_keys import batch
 
 from modfleet.contracts.admin import create_topics
@@ -32,24 +30,6 @@ pytestmark = pytest.mark.integration
 
 RAW, AFTER = 5, 5  # posts in the hand-made batch (the third is hostile), then ordinary ones
 HOSTILE = 2
-
-
-async def produce_raw(settings: Settings, topic: str, records: bytes) -> None:
-    client = AIOKafkaClient(**client_options(settings))
-    await client.bootstrap()
-    try:
-        leader = None
-        deadline = time.monotonic() + 20
-        while leader is None and time.monotonic() < deadline:
-            await client.force_metadata_update()
-            leader = client.cluster.leader_for_partition(TopicPartition(topic, 0))
-        assert leader is not None, f"no leader for {topic}"
-        request = ProduceRequest(None, -1, 10_000, [(topic, [(0, records)])])
-        response = await client.send(leader, request)
-        errors = [p[1] for _, partitions in response.topics for p in partitions]
-        assert errors == [0], response
-    finally:
-        await client.close()
 
 
 async def outputs(settings: Settings, done: Callable[[list[Any]], bool]) -> list[Any]:

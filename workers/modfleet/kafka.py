@@ -1,4 +1,5 @@
-"""Kafka connection options from Settings, for faust and for plain aiokafka clients."""
+"""Kafka connection options from Settings, for faust and for plain aiokafka clients, and the
+consumer the commands beside the worker read with."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import ssl
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer
 
+from modfleet.ingest.decode import Rejection, UnreadRecord
 from modfleet.settings import Settings
 
 
@@ -62,3 +65,27 @@ def compression_type(settings: Settings) -> str | None:
     """The producer's codec as faust and aiokafka name it (None: uncompressed)."""
     codec = settings.producer_compression
     return None if codec == "none" else codec
+
+
+def consumer(settings: Settings, *topics: str, **options: Any) -> AIOKafkaConsumer:
+    """A plain aiokafka consumer that reads as the worker's does: no compressed batch inflates
+    past ``max_batch_inflated_bytes`` (each of its offsets comes out as a record ``unread``
+    names), and a header key that is not UTF-8 stops nothing.
+
+    For `reviews run`, `reviews report`, `export`, `replay` and `shadow report`: the reviews and
+    posts topics take writes from outside the fleet, and a bomb there would otherwise end the
+    command, after each restart, at the same offset."""
+    from modfleet.stream import inflate, lenient  # process-wide, as aiokafka's modules are
+
+    lenient.install()
+    inflate.install(settings.max_batch_inflated_bytes)
+    return AIOKafkaConsumer(*topics, **client_options(settings), **options)
+
+
+def unread(record: Any) -> Rejection | None:
+    """Why ``consumer`` did not read ``record`` (its batch would inflate too far), or None.
+
+    ``record`` is aiokafka's, which carries the UnreadRecord, or the UnreadRecord itself; it
+    has no key or value. Only the consumer's fetch path makes one, never a record's bytes."""
+    letter = record if type(record) is UnreadRecord else getattr(record, "checksum", None)
+    return letter.why if type(letter) is UnreadRecord else None

@@ -232,7 +232,9 @@ class Settings(BaseSettings):
             "batch past this is not read: each of its offsets is dead-lettered 'too_large' "
             "(past 10,000 offsets, the last letter stands for the rest) and its partition moves "
             "on. At least max_post_bytes. A worker may hold this much for each partition whose "
-            "batch it is reading."
+            "batch it is reading. The commands that read topics beside the worker (reviews run "
+            "and report, replay, export, shadow report) keep the same bound and report such "
+            "offsets as not read."
         ),
     )
     producer_compression: Compression = Field(

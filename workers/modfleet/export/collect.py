@@ -20,10 +20,11 @@ from modfleet.export.training import (
     sft_row,
     trainer_row,
 )
+from modfleet.kafka import unread
 from modfleet.normalise import Normalised, normalise
 from modfleet.policy.model import Policy
 from modfleet.policy.packs import load_policy_set
-from modfleet.reviews.join import Rejected, parse
+from modfleet.reviews.join import Rejected, parse, parse_record
 from modfleet.reviews.read import Window, read_topic
 from modfleet.settings import Settings
 
@@ -59,6 +60,9 @@ async def export_training(
     try:
         posts = read_topic(settings, settings.posts_topic, Window(None, window.until), idle_s)
         async for record in posts:
+            if unread(record) is not None:
+                result.counts["posts_not_read"] += 1  # its batch would inflate too far
+                continue
             try:
                 post = parse("post", record.value)
             except Rejected:
@@ -138,7 +142,7 @@ async def _decisions(
     kept: dict[str, dict[str, Any]] = {}
     async for record in read_topic(settings, settings.decisions_topic, window, idle_s):
         try:
-            decision = parse("decision", record.value)
+            decision = parse_record("decision", record)
         except Rejected:
             continue
         if not filters.wants(decision):
@@ -162,7 +166,7 @@ async def _reviews(
     reviews = read_topic(settings, settings.reviews_topic, window.open_ended(), idle_s)
     async for record in reviews:
         try:
-            review = parse("review", record.value)
+            review = parse_record("review", record)
         except Rejected:
             result.counts["invalid_reviews"] += 1
             continue

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
-from modfleet.kafka import client_options
+from modfleet.kafka import client_options, consumer
 from modfleet.settings import Settings
 
 
@@ -77,43 +77,49 @@ async def collect_outcomes(
         settings.escalations_topic: "escalations",
         settings.dead_letter_topic: "dead_letters",
     }
-    consumer = AIOKafkaConsumer(
+    reader = consumer(
+        settings,
         *topics,
-        **client_options(settings),
         group_id=group,
         auto_offset_reset="earliest",
         enable_auto_commit=group is not None,
     )
-    await consumer.start()
+    await reader.start()
     outcomes = Outcomes()
     deadline = time.monotonic() + timeout_s
     try:
         while outcomes.settled < expected and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            batches = await reader.getmany(timeout_ms=200, max_records=5000)
             for tp, records in batches.items():
                 for record in records:
                     _add(outcomes, topics[tp.topic], record)
     finally:
-        await consumer.stop()
+        await reader.stop()
     return outcomes
 
 
 def _add(outcomes: Outcomes, kind: str, record: Any) -> None:
+    try:
+        message = orjson.loads(record.value or b"")
+    except orjson.JSONDecodeError:
+        return  # not a worker's: some other producer's record, or one not read
+    if not isinstance(message, dict):
+        return
     now = time.monotonic()
     outcomes.first_at = outcomes.first_at or now
     outcomes.last_at = now
-    message = orjson.loads(record.value)
     getattr(outcomes, kind).append(message)
     post = (message.get("tenant"), message.get("post_id"))
     if kind == "decisions":
         outcomes._settled_keys.add(post)
-        if message["action"] == "escalate" and post not in outcomes._escalated:
+        if message.get("action") == "escalate" and post not in outcomes._escalated:
             outcomes._awaiting.add(post)
     else:
         outcomes._escalated.add(post)
         outcomes._awaiting.discard(post)
     if kind == "dead_letters":
-        source = message["source"]
-        where = f"{source['topic']}/{source['partition']}/{source['offset']}"
+        source = message.get("source")
+        source = source if isinstance(source, dict) else {}
+        where = f"{source.get('topic')}/{source.get('partition')}/{source.get('offset')}"
         outcomes._settled_keys.add(post if post[1] else (None, where))
     outcomes.headers.setdefault(kind, []).append(list(record.headers or ()))

@@ -54,7 +54,7 @@ class PostRow:
 @dataclass(frozen=True, slots=True)
 class BadRow:
     where: str
-    code: str  # invalid_json | not_an_object | missing_field | wrong_type | invalid_row
+    code: str  # invalid_json | not_an_object | missing_field | wrong_type | invalid_row | too_large
     message: str
 
     def __str__(self) -> str:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from modfleet.errors import FatalError
-from modfleet.kafka import client_options
+from modfleet.kafka import consumer, unread
 from modfleet.replay.rows import BadRow, FieldMap, Row, from_json
 from modfleet.settings import Settings
 
@@ -107,17 +108,19 @@ class TopicSource:
                 for tp, records in batches.items():
                     for record in records:
                         if tp in open_ranges and record.offset < open_ranges[tp][1]:
-                            yield self._row(tp, record.offset, record.value)
+                            yield self._row(tp, record)
                     if await self._consumer.position(tp) >= open_ranges[tp][1]:
                         del open_ranges[tp]
         finally:
             await self.close()
 
-    def _row(self, tp: TopicPartition, offset: int, value: bytes | None) -> Row:
-        where = f"{tp.topic}[{tp.partition}]@{offset}"
-        if value is None:
+    def _row(self, tp: TopicPartition, record: Any) -> Row:
+        where = f"{tp.topic}[{tp.partition}]@{record.offset}"
+        if (why := unread(record)) is not None:
+            return BadRow(where, "too_large", why.message)
+        if record.value is None:
             return BadRow(where, "invalid_row", "record has no value (a tombstone?)")
-        return from_json(value, where, self._fields)
+        return from_json(record.value, where, self._fields)
 
     async def _note_short(self, open_ranges: dict[TopicPartition, tuple[int, int]]) -> None:
         for tp, (_, hi) in open_ranges.items():
@@ -131,17 +134,19 @@ class TopicSource:
 async def open_topic(
     settings: Settings, topic: str, start: Offsets, end: Offsets, fields: FieldMap
 ) -> TopicSource:
-    consumer = AIOKafkaConsumer(
-        **client_options(settings),
+    reader = consumer(
+        settings,
         group_id=None,  # a replay must not move anyone's committed offsets
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    source = TopicSource(consumer, topic, fields)
+    source = TopicSource(reader, topic, fields)
+    resolved = False
     try:
-        await consumer.start()
+        await reader.start()
         await source.resolve(start, end)
-    except BaseException:
-        await source.close()
-        raise
+        resolved = True
+    finally:
+        if not resolved:  # cancelled or failed: the client closes either way
+            await source.close()
     return source

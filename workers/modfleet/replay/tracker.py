@@ -17,11 +17,11 @@ from datetime import datetime
 from typing import IO, Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from modfleet.emit.budget import KEY_LIMIT
 from modfleet.errors import FatalError
-from modfleet.kafka import client_options
+from modfleet.kafka import consumer
 from modfleet.replay.io import Outcomes
 from modfleet.settings import Settings
 
@@ -176,12 +176,11 @@ class OutputReader:
             settings.dead_letter_topic: "dead_letters",
         }
         self._tracker = tracker
-        self._consumer = AIOKafkaConsumer(
-            **client_options(settings), group_id=None, enable_auto_commit=False
-        )
+        self._consumer = consumer(settings, group_id=None, enable_auto_commit=False)
 
     async def start(self) -> None:
         """Positions are fixed before the first post is sent, so no outcome can slip past."""
+        started = False
         try:
             await self._consumer.start()
             await self._consumer.topics()
@@ -190,9 +189,10 @@ class OutputReader:
             # Seek explicitly: seek_to_end() resolves lazily, after outputs may have arrived.
             for tp, offset in (await self._consumer.end_offsets(tps)).items():
                 self._consumer.seek(tp, offset)
-        except BaseException:
-            await self._consumer.stop()
-            raise
+            started = True
+        finally:
+            if not started:  # cancelled or failed: the client closes either way
+                await self._consumer.stop()
 
     def _partitions(self, topic: str) -> list[TopicPartition]:
         partitions = self._consumer.partitions_for_topic(topic)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import orjson
 
 from modfleet.contracts.schemas import MessageType, fast_violation
+from modfleet.kafka import unread
 
 Result = Literal["joined", "pending", "unknown", "duplicate", "mismatch", "invalid", "not_final"]
 RESULTS: tuple[Result, ...] = (
@@ -101,6 +102,15 @@ class Rejected(ValueError):
         super().__init__(message)
         self.code = code
         self.field = field
+
+
+def parse_record(message_type: MessageType, record: Any) -> dict[str, Any]:
+    """``parse`` of a consumed record's value, or Rejected with the reason it was not read
+    (``modfleet.kafka.unread``: a batch that would inflate too far)."""
+    why = unread(record)
+    if why is not None:
+        raise Rejected(why.message, why.code, why.field)
+    return parse(message_type, record.value)
 
 
 def parse(message_type: MessageType, value: bytes | None) -> dict[str, Any]:

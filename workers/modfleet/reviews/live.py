@@ -23,9 +23,9 @@ from modfleet.emit.budget import Budget
 from modfleet.emit.dead_letter import dead_letter_message
 from modfleet.errors import RecoverableError
 from modfleet.ingest.decode import Record, Rejection
-from modfleet.kafka import client_options
+from modfleet.kafka import client_options, consumer, unread
 from modfleet.metrics import Metrics
-from modfleet.reviews.join import Join, Outcome, Rejected, parse
+from modfleet.reviews.join import Join, Outcome, Rejected, parse, parse_record
 from modfleet.reviews.resume import COUNTED_BEFORE, Marks, Resume, final_review, plan, read_ranges
 from modfleet.settings import Settings
 
@@ -57,18 +57,18 @@ class LiveJoin:
         self.metrics = metrics
         self.join = Join(settings.reviews_join_max_decisions, settings.reviews_join_ttl_s)
         options = client_options(settings)
-        self._decisions = AIOKafkaConsumer(
+        self._decisions = consumer(
+            settings,
             settings.decisions_topic,
-            **options,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
         # Committed by checkpoints only, with the marks that let a restart find the reviews
         # still waiting (reviews.resume): auto-commit would pass them by.
-        self._reviews = AIOKafkaConsumer(
+        self._reviews = consumer(
+            settings,
             settings.reviews_topic,
-            **options,
             group_id=f"{settings.consumer_group}-reviews",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -174,7 +174,7 @@ class LiveJoin:
             for r in records:
                 seen += 1
                 try:
-                    message = parse("decision", r.value)
+                    message = parse_record("decision", r)
                 except Rejected as exc:
                     log.warning("skipping decision at offset %d: %s", r.offset, exc)
                     continue
@@ -193,12 +193,15 @@ class LiveJoin:
             for r in records:
                 self._read[tp] = r.offset + 1
                 self._changed = True
+                if (why := unread(r)) is not None:  # the letter is the record stood for
+                    await self._dead_letter(r.checksum, why)
+                    continue
                 try:
                     message = parse("review", r.value)
                 except Rejected as exc:
                     stamp = r.timestamp / 1000 if r.timestamp and r.timestamp > 0 else None
                     record = Record(tp.topic, tp.partition, r.offset, stamp, r.key, r.value)
-                    await self._dead_letter(record, exc)
+                    await self._dead_letter(record, Rejection(exc.code, str(exc), exc.field))
                     continue
                 self._observe(self.join.add_review(message, now, (tp.partition, r.offset)))
 
@@ -207,12 +210,15 @@ class LiveJoin:
             self._changed = True  # a waiting review may have left the join
             observe(self.metrics, outcomes)
 
-    async def _dead_letter(self, record: Record, exc: Rejected) -> None:
+    async def _dead_letter(self, record: Record, why: Rejection) -> None:
         log.warning(
-            "invalid review %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc
+            "invalid review %s[%d]@%d: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            why.message,
         )
         self.metrics.reviews.labels("invalid").inc()
-        why = Rejection(exc.code, str(exc), exc.field)
         out = dead_letter_message(record, why, self.settings.dead_letter_topic, self._budget)
         await self._producer.send_and_wait(
             out.topic, out.value, key=out.key, headers=list(out.headers)

@@ -9,13 +9,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer
-
 from modfleet.errors import FatalError
 from modfleet.ingest.decode import Record
-from modfleet.kafka import client_options
+from modfleet.kafka import consumer, unread
 from modfleet.reviews.agreement import Tally
-from modfleet.reviews.join import Join, Rejected, parse
+from modfleet.reviews.join import Join, Rejected, parse_record
 from modfleet.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,34 +56,35 @@ def _instant(value: str | None, option: str) -> float | None:
 async def read_topic(
     settings: Settings, topic: str, window: Window, idle_s: float = 3.0, limit_s: float = 3600.0
 ) -> AsyncIterator[Record]:
-    """Every record of ``topic`` whose time is in ``window``, read until ``idle_s`` of quiet.
+    """Every record of ``topic`` whose time is in ``window``, read until ``idle_s`` of quiet;
+    an offset not read (``modfleet.kafka.unread``) comes as its UnreadRecord.
 
     Idleness, not end offsets, ends the read, as in `modfleet shadow report`: some
     Kafka-compatible brokers report end offsets that are too low. No consumer group: reading
     moves nobody's offsets.
     """
-    consumer = AIOKafkaConsumer(
-        topic,
-        **client_options(settings),
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
+    reader = consumer(
+        settings, topic, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
     )
     started = last = time.monotonic()
     try:
-        await consumer.start()  # within the try: a start that fails still closes the client
+        await reader.start()  # within the try: a start that fails still closes the client
         while time.monotonic() - last < idle_s and time.monotonic() - started < limit_s:
-            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            batches = await reader.getmany(timeout_ms=200, max_records=5000)
             for tp, records in batches.items():
                 last = time.monotonic()
                 for r in records:
                     at = (
                         r.timestamp / 1000 if r.timestamp is not None and r.timestamp >= 0 else None
                     )
-                    if window.holds(at):
+                    if not window.holds(at):
+                        continue
+                    if unread(r) is not None:
+                        yield r.checksum
+                    else:
                         yield Record(tp.topic, tp.partition, r.offset, at, r.key, r.value)
     finally:
-        await consumer.stop()
+        await reader.stop()
 
 
 async def report(settings: Settings, window: Window, idle_s: float = 3.0) -> Tally:
@@ -98,7 +97,7 @@ async def report(settings: Settings, window: Window, idle_s: float = 3.0) -> Tal
     tally = Tally()
     async for record in read_topic(settings, settings.decisions_topic, window, idle_s):
         try:
-            message = parse("decision", record.value)
+            message = parse_record("decision", record)
         except Rejected as exc:
             log.warning("skipping %s: %s", _where(record), exc)
             continue
@@ -106,7 +105,7 @@ async def report(settings: Settings, window: Window, idle_s: float = 3.0) -> Tal
     reviews = read_topic(settings, settings.reviews_topic, window.open_ended(), idle_s)
     async for record in reviews:
         try:
-            message = parse("review", record.value)
+            message = parse_record("review", record)
         except Rejected as exc:
             log.warning("invalid review %s: %s", _where(record), exc)
             tally.results["invalid"] += 1

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from modfleet.kafka import client_options
+from modfleet.kafka import client_options, consumer
 from modfleet.reviews.join import Rejected, parse
 from modfleet.settings import Settings
 
@@ -131,7 +131,7 @@ async def read_ranges(
     """The records of each partition from its start offset to before its end offset."""
     if not ranges:
         return
-    reader = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
+    reader = consumer(settings, group_id=None, enable_auto_commit=False)
     try:
         await reader.start()
         reader.assign(list(ranges))

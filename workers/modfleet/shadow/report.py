@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import collections
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 
-from modfleet.kafka import client_options
+from modfleet.kafka import consumer, unread
 from modfleet.settings import Settings
+
+log = logging.getLogger(__name__)
+# What the comparison reads of a decision. Not the whole schema: older workers' decisions
+# carry no tenant and are compared all the same.
+_READ = {"post_id": str, "policy_id": str, "policy_version": str, "action": str, "labels": list}
 
 Decision = Mapping[str, Any]
 
@@ -94,29 +99,55 @@ def _tally(c: Comparison, live: Decision, shadow: Decision) -> None:
 async def read_decisions(
     settings: Settings, idle_s: float = 3.0, limit_s: float = 300.0
 ) -> tuple[list[Decision], list[Decision]]:
-    """Everything on the decisions and shadow topics, read until ``idle_s`` without a record.
+    """Every valid decision on the decisions and shadow topics, read until ``idle_s`` without a
+    record; an invalid one is logged and left out (the topics take writes from any producer
+    with access, and one record must not cost the report).
 
     Idleness, not end offsets, ends the read: some Kafka-compatible brokers report end offsets
     that are too low.
     """
     topics = (settings.decisions_topic, settings.shadow_decisions_topic)
-    consumer = AIOKafkaConsumer(
-        *topics, **client_options(settings), group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
+    reader = consumer(settings, *topics, group_id=None, auto_offset_reset="earliest")
+    await reader.start()
     live: list[Decision] = []
     shadow: list[Decision] = []
     started = last = time.monotonic()
     try:
         while time.monotonic() - last < idle_s and time.monotonic() - started < limit_s:
-            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            batches = await reader.getmany(timeout_ms=200, max_records=5000)
             for tp, records in batches.items():
                 target = live if tp.topic == settings.decisions_topic else shadow
-                target.extend(orjson.loads(r.value) for r in records)
+                for r in records:
+                    decision = _decision(r)
+                    if isinstance(decision, str):
+                        log.warning(
+                            "skipping %s[%d]@%d: %s", tp.topic, tp.partition, r.offset, decision
+                        )
+                    else:
+                        target.append(decision)
                 last = time.monotonic()
     finally:
-        await consumer.stop()
+        await reader.stop()
     return live, shadow
+
+
+def _decision(record: Any) -> Decision | str:
+    """A record's decision, or what makes it none."""
+    why = unread(record)
+    if why is not None:
+        return why.message
+    try:
+        message = orjson.loads(record.value or b"")
+    except orjson.JSONDecodeError as exc:
+        return f"not JSON: {exc}"
+    if not isinstance(message, dict):
+        return "not a JSON object"
+    for name, kind in _READ.items():
+        if not isinstance(message.get(name), kind):
+            return f"no {name} ({kind.__name__})"
+    if not isinstance(message.get("tenant"), str | None):
+        return "tenant is not a string"
+    return message
 
 
 def render(comparisons: list[Comparison], show: int) -> str:
