@@ -1,6 +1,8 @@
 import pytest
+from click.testing import CliRunner
 from pydantic import ValidationError
 
+from modfleet.cli import main
 from modfleet.settings import Settings, env_names
 
 
@@ -71,3 +73,36 @@ def test_a_batch_may_inflate_to_64_mib_by_default_and_to_no_less_than_a_post(
         Settings(max_post_bytes=32 << 20)
     with pytest.raises(ValidationError, match="max_batch_inflated_bytes"):
         Settings(max_batch_inflated_bytes=1024)
+
+
+def test_a_misspelt_variable_is_refused_naming_the_setting_it_resembles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # pydantic-settings ignores a prefixed name that is no field: a typo in a chart or compose
+    # file (MODFLEET_BATCH_MAXX) left the default in force with nothing said.
+    monkeypatch.setenv("MODFLEET_BATCH_MAXX", "5")
+    monkeypatch.setenv("modfleet_redis_pasword", "secret")
+    with pytest.raises(ValidationError, match="not a setting") as refused:
+        Settings()
+    message = str(refused.value)
+    assert "MODFLEET_BATCH_MAXX (did you mean MODFLEET_BATCH_MAX?)" in message
+    assert "MODFLEET_REDIS_PASWORD (did you mean MODFLEET_REDIS_PASSWORD?)" in message
+    assert "secret" not in message
+
+
+def test_the_test_scripts_own_variables_are_not_settings_and_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MODFLEET_SKIP_VLLM", "1")
+    monkeypatch.setenv("MODFLEET_TEST_WORKERS", "0")
+    monkeypatch.setenv("MODFLEET_BATCH_MAX", "64")
+    assert Settings().batch_max == 64
+
+
+def test_the_worker_refuses_to_start_on_a_misspelt_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MODFLEET_SHUTDOWN_GRACE", "90")
+    result = CliRunner().invoke(main, ["worker"])
+    assert result.exit_code == 2, result.output
+    assert "MODFLEET_SHUTDOWN_GRACE (did you mean MODFLEET_SHUTDOWN_GRACE_S?)" in result.stderr

@@ -2,11 +2,14 @@
 
 Every knob of the fleet is a field here; the environment variable is the field name upper-cased
 with the ``MODFLEET_`` prefix (``batch_max`` -> ``MODFLEET_BATCH_MAX``). Compose files and the Helm
-chart set exactly these names, and tests check that they do.
+chart set exactly these names, and tests check that they do; any other ``MODFLEET_`` name is
+refused, as a misspelling would otherwise be ignored.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -17,6 +20,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from modfleet.resources import default_policy_path
 
 ENV_PREFIX = "MODFLEET_"
+# scripts/test's own knobs, read by the test suite, never by a modfleet process.
+_NOT_SETTINGS = ("MODFLEET_TEST_", "MODFLEET_SKIP_VLLM")
 # A tenant's name, as post.v1 has it (topics/schemas/post.v1.schema.json): settings and packs.
 TENANT_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
@@ -442,6 +447,25 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _no_unknown_variables(self) -> Settings:
+        # pydantic-settings passes over a prefixed name that is no field, so a misspelt one in
+        # a chart or compose file would leave the default in force without a word.
+        known = env_names()
+        unknown = sorted(
+            name.upper()
+            for name in os.environ
+            if name.upper().startswith(ENV_PREFIX)
+            and name.upper() not in known
+            and not name.upper().startswith(_NOT_SETTINGS)
+        )
+        if unknown:
+            named = ", ".join(_with_hint(name, known) for name in unknown)
+            raise ValueError(
+                f"{named}: not a setting, so it would be ignored; docs/settings.md lists them"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _cascade_band_ordered(self) -> Settings:
         if self.cascade_band_low > self.cascade_band_high:
             raise ValueError("cascade_band_low must not be above cascade_band_high")
@@ -456,6 +480,11 @@ class Settings(BaseSettings):
     def bootstrap_servers(self) -> list[str]:
         """Broker addresses in host:port form, for plain aiokafka clients."""
         return [u.strip().removeprefix("kafka://") for u in self.broker_url.split(";") if u.strip()]
+
+
+def _with_hint(name: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+    return f"{name} (did you mean {close[0]}?)" if close else name
 
 
 def env_names() -> set[str]:

@@ -12,7 +12,9 @@ _HEADER = """# Settings reference
 Every setting is an environment variable: `MODFLEET_` + the field name upper-cased. The
 `Settings` class (`workers/modfleet/settings.py`) is the only reader of the environment; this page
 is generated from it (`python -m modfleet.settings_doc > docs/settings.md`) and a test keeps it
-current. Secret values are never printed.
+current. Secret values are never printed. A `MODFLEET_` variable that is no setting (a misspelt
+name) stops every command at start-up, naming the setting it resembles; only the test script's
+own `MODFLEET_TEST_*` and `MODFLEET_SKIP_VLLM` are let through.
 
 | variable | default | meaning |
 |---|---|---|
