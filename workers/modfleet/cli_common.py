@@ -45,16 +45,17 @@ def guard(action: Callable[[], T]) -> T:
         sys.exit(1)
 
 
-def on_broker(settings: Settings, action: Callable[[], T]) -> T:
+def on_broker(settings: Settings, action: Callable[[], T], doing: str = "read from") -> T:
     """``guard`` for an ``action`` that reads or writes topics: a broker that cannot be reached
-    (or refuses) is a one-line error and exit status 1, as is a file that cannot be written."""
+    (or refuses) is a one-line error naming it ("cannot <doing> the broker at ...") and exit
+    status 1, as is a file that cannot be written."""
     from aiokafka.errors import KafkaError  # loaded only by the commands that use a broker
 
     try:
         return guard(action)
     except KafkaError as exc:
         servers = ", ".join(settings.bootstrap_servers)
-        click.echo(f"modfleet: cannot read from the broker at {servers}: {exc}", err=True)
+        click.echo(f"modfleet: cannot {doing} the broker at {servers}: {exc}", err=True)
         sys.exit(1)
     except OSError as exc:
         click.echo(f"modfleet: {exc}", err=True)

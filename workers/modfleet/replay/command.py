@@ -11,10 +11,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import click
-from aiokafka.errors import KafkaError
 
-from modfleet.cli_common import load_settings
-from modfleet.errors import ModfleetError
+from modfleet.cli_common import guard, load_settings, on_broker
 from modfleet.replay.rows import FieldMap
 from modfleet.replay.runner import FileSpec, ReplayOptions, TopicSpec, run_replay
 from modfleet.replay.sources import FileFormat
@@ -107,17 +105,17 @@ def replay(source: Path | None, fmt: str | None, from_topic: str | None,
         raise click.UsageError("--start-offset and --end-offset need --from-topic")
     if embedded and from_topic:
         raise click.UsageError("the embedded stack starts empty: --from-topic has nothing to read")
-    try:
-        spec: FileSpec | TopicSpec = (
+    spec: FileSpec | TopicSpec = guard(
+        lambda: (
             FileSpec(source, cast("FileFormat | None", fmt))
             if source is not None
             else TopicSpec(from_topic or "", Offsets.parse(start_offset), Offsets.parse(end_offset))
         )
-        options = ReplayOptions(spec, FieldMap(**fields), rate, timeout_s, capture, not no_progress)
-        complete = _run(load_settings(), options, embedded)
-    except (ModfleetError, KafkaError, OSError) as exc:  # unreachable broker, unwritable capture
-        click.echo(f"modfleet: {exc}", err=True)
-        sys.exit(1)
+    )
+    options = ReplayOptions(spec, FieldMap(**fields), rate, timeout_s, capture, not no_progress)
+    settings = load_settings()
+    # "reach": a replay writes posts and reads outcomes; an unwritable capture is one line too.
+    complete = on_broker(settings, lambda: _run(settings, options, embedded), doing="reach")
     sys.exit(0 if complete else 1)
 
 

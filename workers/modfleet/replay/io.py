@@ -84,10 +84,10 @@ async def collect_outcomes(
         auto_offset_reset="earliest",
         enable_auto_commit=group is not None,
     )
-    await reader.start()
     outcomes = Outcomes()
     deadline = time.monotonic() + timeout_s
     try:
+        await reader.start()  # within the try: a start that fails still closes the client
         while outcomes.settled < expected and time.monotonic() < deadline:
             batches = await reader.getmany(timeout_ms=200, max_records=5000)
             for tp, records in batches.items():

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import orjson
 
-from modfleet.cli_common import load_settings
+from modfleet.cli_common import load_settings, on_broker
 from modfleet.shadow.report import Comparison, compare, read_decisions, render
 
 
@@ -25,7 +25,7 @@ def shadow() -> None:
 def report(idle_s: float, show: int, json_out: Path | None) -> None:
     """Agreement of each shadow policy with live, and the posts where they differ."""
     settings = load_settings()
-    live, shadows = asyncio.run(read_decisions(settings, idle_s))
+    live, shadows = on_broker(settings, lambda: asyncio.run(read_decisions(settings, idle_s)))
     comparisons = compare(live, shadows)
     click.echo(render(comparisons, show))
     if json_out is not None:

@@ -108,11 +108,11 @@ async def read_decisions(
     """
     topics = (settings.decisions_topic, settings.shadow_decisions_topic)
     reader = consumer(settings, *topics, group_id=None, auto_offset_reset="earliest")
-    await reader.start()
     live: list[Decision] = []
     shadow: list[Decision] = []
     started = last = time.monotonic()
     try:
+        await reader.start()  # within the try: a start that fails still closes the client
         while time.monotonic() - last < idle_s and time.monotonic() - started < limit_s:
             batches = await reader.getmany(timeout_ms=200, max_records=5000)
             for tp, records in batches.items():
