@@ -229,6 +229,52 @@ def test_the_gpu_env_file_turns_the_profile_on_and_the_workers_to_vllm(
     assert {n for n in names if n.startswith("MODFLEET_")} <= env_names()
 
 
+def test_the_gpu_env_file_adds_to_the_projects_env_file(
+    compose: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An --env-file replaces .env instead of adding to it: gpu.env alone would drop the
+    operator's HF_TOKEN and passwords to the development defaults. Compose (2.17+) reads every
+    --env-file given, later files winning, so the documented command names .env first."""
+    monkeypatch.delenv("HF_TOKEN", raising=False)  # the shell's would win over both files
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(
+        "HF_TOKEN=hf_from_dotenv\nMODFLEET_REDIS_PASSWORD=from-dotenv\n"
+        "MODFLEET_CLASSIFIER_BACKEND=openai\n"
+    )
+    gpu = str(DEPLOY / "gpu.env")
+    both, alone = (
+        run_compose(compose, COMPOSE, *files, "config", "--format", "json", profiles=[])
+        for files in (("--env-file", str(dotenv), "--env-file", gpu), ("--env-file", gpu))
+    )
+    assert both.returncode == alone.returncode == 0, both.stderr + alone.stderr
+    model = json.loads(both.stdout)
+    env = model["services"]["worker"]["environment"]
+    assert model["services"]["vllm"]["environment"]["HF_TOKEN"] == "hf_from_dotenv"
+    assert env["MODFLEET_REDIS_PASSWORD"] == "from-dotenv"
+    assert env["MODFLEET_CLASSIFIER_BACKEND"] == "cascade"  # gpu.env, named last, wins
+    assert json.loads(alone.stdout)["services"]["vllm"]["environment"]["HF_TOKEN"] == ""
+
+
+# Every --env-file run in a document: the flags of one command, in order.
+_ENV_FILE_RUN = re.compile(r"(?:--env-file[ =]+[^\s`'\"]+\s*)+")
+_DOCS = [
+    COMPOSE,
+    *sorted(p for p in DEPLOY.iterdir() if p.is_file()),
+    *sorted((ROOT / "docs").rglob("*.md")),
+]
+
+
+@pytest.mark.parametrize(
+    "doc", [*_DOCS, ROOT / "README.md"], ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_docs_never_recommend_gpu_env_in_place_of_dot_env(doc: Path) -> None:
+    for number, line in enumerate(doc.read_text(errors="replace").splitlines(), 1):
+        for run in _ENV_FILE_RUN.finditer(line):
+            files = re.findall(r"--env-file[ =]+([^\s`'\"]+)", run.group())
+            if any(f.endswith("gpu.env") for f in files):
+                assert files[0] == ".env", f"{doc.name}:{number}: {line.strip()}"
+
+
 def test_without_the_gpu_profile_workers_do_not_wait_for_vllm(compose: list[str]) -> None:
     model = resolved(compose, [])
     assert "vllm" not in model["services"]

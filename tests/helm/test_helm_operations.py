@@ -17,6 +17,8 @@ import pytest
 import yaml
 from helmkit import CHART, CRD_KINDS, Helm, Rendered, ci_values, copy_chart, render_op
 
+from modfleet.settings import Settings
+
 FULL = "mf-modfleet"
 WORKER = f"{FULL}-worker"
 INFERENCE = f"{FULL}-inference"
@@ -39,6 +41,30 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "workers-fill-partitions": {"worker": {"replicaCount": 12}},
     "keda-alerts": {**ci_values("keda"), "alerts": {"enabled": True}},
     "no-redis-auth": {"redis": {"auth": False, "cacheHmacKey": {"existingSecret": "cache"}}},
+    # an external LLM over https, reached through an extra egress rule; packs from a folder and
+    # a volume of retrained embedded models
+    "external-llm-folder-packs": {
+        "worker": {
+            "classifierBackend": "openai",
+            "settings": {
+                "inference_urls": "https://llm.internal.example/v1",
+                "embedded_models_dir": "/models/embedded",
+            },
+            "extraVolumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "m"}}],
+            "extraVolumeMounts": [
+                {"name": "models", "mountPath": "/models/embedded", "readOnly": True}
+            ],
+        },
+        "policies": {"loadFolder": True},
+        "networkPolicy": {
+            "extraEgress": [
+                {
+                    "to": [{"ipBlock": {"cidr": "10.30.0.0/16"}}],
+                    "ports": [{"port": 443, "protocol": "TCP"}],
+                }
+            ]
+        },
+    },
 }
 
 
@@ -281,6 +307,82 @@ REFUSALS: dict[str, tuple[dict[str, Any], str]] = {
         {"inference": {"enabled": True, "service": {"type": "LoadBalancer"}}},
         "inference.service.headless needs type ClusterIP",
     ),
+    # egress the worker NetworkPolicy would silently drop
+    "llm-port-not-allowed": (
+        {
+            "worker": {
+                "classifierBackend": "openai",
+                "settings": {"inference_urls": "https://llm.internal.example/v1"},
+            }
+        },
+        "worker.settings.inference_urls names port 443 (llm.internal.example), which no egress "
+        "rule of the worker NetworkPolicy allows",
+    ),
+    "second-llm-port-not-allowed": (
+        {
+            "worker": {
+                "settings": {"inference_urls": "http://a.example:8000/v1;http://b.example:8001/v1"}
+            },
+            "networkPolicy": {"extraEgress": [{"ports": [{"port": 8000}]}]},
+        },
+        "worker.settings.inference_urls names port 8001 (b.example)",
+    ),
+    "broker-port-not-allowed": (
+        {"kafka": {"brokerUrl": "kafka://k-0:9092;kafka://k-1:19092"}},
+        "kafka.brokerUrl names port 19092 (k-1), which networkPolicy.kafka.ports [9092 9093] "
+        "does not allow",
+    ),
+    "redis-port-not-allowed": (
+        {"redis": {"url": "rediss://cache.example:6380/0"}},
+        "redis.url names port 6380 (cache.example), which no egress rule of the worker "
+        "NetworkPolicy allows",
+    ),
+    "otel-port-not-allowed": (
+        {
+            "worker": {
+                "settings": {
+                    "otel_enabled": True,
+                    "otel_exporter_otlp_endpoint": "http://c:4318/v1/traces",
+                    "otel_exporter_otlp_metrics_endpoint": "https://c.example/v1/metrics",
+                }
+            }
+        },
+        "worker.settings.otel_exporter_otlp_metrics_endpoint names port 443 (c.example)",
+    ),
+    # topic-init creates the posts topic with its own partition count
+    "topic-init-partitions-differ": (
+        {"topicInit": {"partitions": 6}},
+        "topicInit.partitions 6 differs from topics.postsPartitions 12",
+    ),
+    "worker-pdb-blocks-drains": (
+        {"worker": {"pdb": {"maxUnavailable": 0}}},
+        "worker.pdb.maxUnavailable 0 lets no worker be evicted: node drains would hang",
+    ),
+    "worker-pdb-blocks-drains-percent": (
+        {"worker": {"pdb": {"maxUnavailable": "0%"}}},
+        "worker.pdb.maxUnavailable 0% lets no worker be evicted",
+    ),
+    "hpa-min-above-max": (
+        {"worker": {"autoscaling": {"hpa": {"enabled": True, "minReplicas": 6, "maxReplicas": 4}}}},
+        "worker.autoscaling.hpa.minReplicas 6 is above maxReplicas 4",
+    ),
+    "keda-min-above-max": (
+        {
+            "worker": {
+                "autoscaling": {"keda": {"enabled": True, "minReplicas": 6, "maxReplicas": 4}}
+            }
+        },
+        "worker.autoscaling.keda.minReplicas 6 is above maxReplicas 4",
+    ),
+    "shutdown-grace-not-below-termination-grace": (
+        {"worker": {"settings": {"shutdown_grace_s": 60}}},
+        "worker.settings.shutdown_grace_s 60 is not below worker.terminationGracePeriodSeconds 60",
+    ),
+    "default-shutdown-grace-not-below-termination-grace": (
+        {"worker": {"terminationGracePeriodSeconds": 30}},
+        "worker.settings.shutdown_grace_s 30 (the default) is not below "
+        "worker.terminationGracePeriodSeconds 30",
+    ),
 }
 
 
@@ -290,6 +392,69 @@ def test_combinations_that_cannot_work_are_refused_with_a_reason(helm: Helm, cas
     (result,) = helm.run(render_op(values))
     assert "error" in result, f"{case} rendered"
     assert message in result["error"]
+
+
+def test_the_termination_grace_check_uses_the_settings_default(helm: Helm) -> None:
+    """Unset, shutdown_grace_s is Settings' default, which the chart's check must assume."""
+    default = int(Settings.model_fields["shutdown_grace_s"].default)
+    refused, ok = helm.run(
+        render_op({"worker": {"terminationGracePeriodSeconds": default}}),
+        render_op({"worker": {"terminationGracePeriodSeconds": default + 1}}),
+    )
+    assert f"shutdown_grace_s {default} (the default) is not below" in refused["error"]
+    assert "error" not in ok
+
+
+def test_an_external_llm_is_reached_through_extra_egress(
+    helm: Helm, scenarios: dict[str, Rendered]
+) -> None:
+    policy = scenarios["external-llm-folder-packs"].one("NetworkPolicy", WORKER)
+    assert policy["spec"]["egress"][-1] == {
+        "to": [{"ipBlock": {"cidr": "10.30.0.0/16"}}],
+        "ports": [{"port": 443, "protocol": "TCP"}],
+    }
+    # no NetworkPolicy stands between a pod and itself, and a rule without ports allows them all
+    local, any_port, named, no_policy = helm.run(
+        render_op({"worker": {"settings": {"inference_urls": "http://localhost:8000/v1"}}}),
+        render_op(
+            {
+                "worker": {"settings": {"inference_urls": "https://llm.example/v1"}},
+                "networkPolicy": {"extraEgress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}]},
+            }
+        ),
+        render_op(
+            {
+                "worker": {"settings": {"inference_urls": "https://llm.example/v1"}},
+                "networkPolicy": {"extraEgress": [{"ports": [{"port": 440, "endPort": 450}]}]},
+            }
+        ),
+        render_op(
+            {
+                "worker": {"settings": {"inference_urls": "https://llm.example/v1"}},
+                "redis": {"url": "redis://r:6380/0"},
+                "networkPolicy": {"enabled": False},
+            }
+        ),
+    )
+    for result in (local, any_port, named, no_policy):
+        assert "error" not in result, result["error"]
+
+
+def test_packs_load_from_the_mounted_folder_beside_extra_volumes(
+    scenarios: dict[str, Rendered],
+) -> None:
+    rendered = scenarios["external-llm-folder-packs"]
+    pod = _pod(rendered, WORKER)
+    (worker,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in worker["env"]}
+    assert env["MODFLEET_POLICY_PATH"] == "/etc/modfleet/policies"
+    assert env["MODFLEET_EMBEDDED_MODELS_DIR"] == "/models/embedded"
+    assert {"name": "models", "mountPath": "/models/embedded", "readOnly": True} in worker[
+        "volumeMounts"
+    ]
+    assert {"name": "models", "persistentVolumeClaim": {"claimName": "m"}} in pod["volumes"]
+    notes = rendered.manifests["modfleet/templates/NOTES.txt"]
+    assert "policy packs: every *.yaml in /etc/modfleet/policies" in notes
 
 
 # --- what a live release carries into an upgrade ------------------------------------------------

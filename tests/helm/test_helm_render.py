@@ -517,6 +517,19 @@ def test_vllm_serves_the_model_on_gpus(renders: dict[str, Rendered]) -> None:
     assert service["spec"]["ports"][0]["port"] == 8000
 
 
+def test_vllm_probe_timeouts_come_from_values(helm: Helm) -> None:
+    probes = {
+        "startup": {"timeoutSeconds": 7},
+        "liveness": {"timeoutSeconds": 8},
+        "readiness": {"timeoutSeconds": 9},
+    }
+    rendered = helm.render({"inference": {"enabled": True, "probes": probes}})
+    (vllm,) = rendered.one("Deployment", INFERENCE)["spec"]["template"]["spec"]["containers"]
+    assert vllm["startupProbe"]["timeoutSeconds"] == 7
+    assert vllm["livenessProbe"]["timeoutSeconds"] == 8
+    assert vllm["readinessProbe"]["timeoutSeconds"] == 9
+
+
 def test_model_cache_can_be_an_empty_dir(helm: Helm) -> None:
     rendered = helm.render({"inference": {"enabled": True, "modelCache": {"type": "emptyDir"}}})
     spec = rendered.one("Deployment", INFERENCE)["spec"]["template"]["spec"]
@@ -593,6 +606,17 @@ def test_notes_explain_scaling(renders: dict[str, Rendered]) -> None:
     notes = renders["keda"].manifests["modfleet/templates/NOTES.txt"]
     assert "scaled by KEDA on consumer lag" in notes
     assert f"kubectl -n moderation get scaledobject {WORKER}" in notes
+
+
+def test_notes_name_the_classifier_when_the_packs_choose_it(renders: dict[str, Rendered]) -> None:
+    notes = renders["default"].manifests["modfleet/templates/NOTES.txt"]
+    assert "the  backend" not in notes
+    assert (
+        "classifier: each policy pack's model.backend decides (embedded in default.yaml, "
+        "the active pack)" in notes
+    )
+    notes = renders["full"].manifests["modfleet/templates/NOTES.txt"]
+    assert "classifier: the plugin acme_models.safety:create" in notes
 
 
 # --- dashboards ---------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ import pytest
 import yaml
 from helmkit import CHART, REPO, ci_values
 
+from modfleet.settings import Settings
+
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 DEFAULTS: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
 
@@ -73,6 +75,20 @@ WRONG_VALUES = [
     # replaced by minAvailable: a values file that still has it is told so, not ignored
     (["inference", "pdb", "maxUnavailable"], 1, "Additional properties are not allowed"),
     (["inference", "apiKey", "key"], "", "should be non-empty"),
+    # misspelt Settings fields: the worker would never read them
+    (["worker", "settings"], {"inference_max_inflight": 128}, "is not one of"),
+    (["worker", "settings"], {"shutdown_grace": 45}, "is not one of"),
+    (
+        ["worker", "secretSettings"],
+        {"inference_apikey": {"secretName": "s", "key": "k"}},
+        "not one",
+    ),
+    # the image has no vLLM engine (no [gpu] extra): the vLLM tier is `inference`, via openai
+    (["worker", "classifierBackend"], "vllm", "is not one of"),
+    (["worker", "settings"], {"cascade_llm_backend": "vllm"}, "is not one of"),
+    (["networkPolicy", "extraEgress"], {"ports": [{"port": 443}]}, "is not of type 'array'"),
+    (["worker", "extraVolumeMounts"], [{"name": "models"}], "'mountPath' is a required property"),
+    (["policies", "loadFolder"], "yes", "is not of type 'boolean'"),
 ]
 
 
@@ -85,6 +101,16 @@ def test_schema_rejects_wrong_values(path: list[str], value: Any, message: str) 
     target[path[-1]] = value
     errors = schema_errors(values)
     assert any(message in e for e in errors), errors
+
+
+@pytest.mark.parametrize("key", ["settings", "secretSettings"])
+def test_settings_keys_are_exactly_the_settings_fields_not_set_elsewhere(key: str) -> None:
+    """worker.settings / secretSettings take Settings field names only: a new Settings field
+    must be added to the schema's enum (unless the chart sets it from a value of its own)."""
+    names = SCHEMA["properties"]["worker"]["properties"][key]["propertyNames"]
+    managed = set(names["not"]["enum"])
+    assert managed <= set(Settings.model_fields), "the denylist names fields Settings lacks"
+    assert sorted(names["enum"]) == sorted(set(Settings.model_fields) - managed)
 
 
 def _key_nodes(node: yaml.Node, schema: dict[str, Any], path: str) -> list[tuple[str, int]]:

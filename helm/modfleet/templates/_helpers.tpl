@@ -138,7 +138,7 @@ secretKeyRef:
 {{/* Checks across values that the schema cannot express; fails the render with a reason. */}}
 {{- define "modfleet.validate" -}}
 {{- $files := include "modfleet.policyFiles" . | fromYaml -}}
-{{- if not (hasKey $files .Values.policies.active) -}}
+{{- if and (not .Values.policies.loadFolder) (not (hasKey $files .Values.policies.active)) -}}
 {{- fail (printf "policies.active %q is not among the policy files: %s" .Values.policies.active (keys $files | sortAlpha | join ", ")) -}}
 {{- end -}}
 {{- if eq (include "modfleet.kafkaSasl" .) "true" -}}
@@ -180,6 +180,9 @@ secretKeyRef:
 {{- if and .Values.redis.existingSecret (not (or .Values.redis.urlKey .Values.redis.passwordKey)) -}}
 {{- fail "redis.existingSecret is set: name the key of the URL (redis.urlKey) and/or the password (redis.passwordKey)" -}}
 {{- end -}}
+{{- if .Values.networkPolicy.enabled -}}
+{{- include "modfleet.validateEgress" . -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Worker counts against partitions, and the consumer-group rename guard. */}}
@@ -189,10 +192,109 @@ secretKeyRef:
 {{- if gt $max $partitions -}}
 {{- fail (printf "up to %d workers on %d partitions of %s: the workers past %d get no partition, never become ready and stall rollouts; lower the replica count or maxReplicas, or add partitions first (docs/runbook.md) and raise topics.postsPartitions" $max $partitions .Values.topics.posts $partitions) -}}
 {{- end -}}
+{{- $t := .Values.topicInit -}}
+{{- if and $t.enabled $t.partitions (ne ($t.partitions | int) $partitions) -}}
+{{- fail (printf "topicInit.partitions %d differs from topics.postsPartitions %d: topic-init would create %s with %d partitions while the chart sizes workers and rollouts for %d. Set topics.postsPartitions to the partitions the topic has (an existing topic keeps its own: then leave topicInit.partitions 0)" ($t.partitions | int) $partitions .Values.topics.posts ($t.partitions | int) $partitions) -}}
+{{- end -}}
+{{- $a := .Values.worker.autoscaling -}}
+{{- range $name := list "keda" "hpa" -}}
+{{- $s := get $a $name -}}
+{{- if and $s.enabled (or (eq $name "keda") (not $a.keda.enabled)) (gt ($s.minReplicas | int) ($s.maxReplicas | int)) -}}
+{{- fail (printf "worker.autoscaling.%s.minReplicas %d is above maxReplicas %d" $name ($s.minReplicas | int) ($s.maxReplicas | int)) -}}
+{{- end -}}
+{{- end -}}
+{{- $pdb := .Values.worker.pdb -}}
+{{- if and $pdb.enabled (has (toString $pdb.maxUnavailable) (list "0" "0%")) -}}
+{{- fail (printf "worker.pdb.maxUnavailable %v lets no worker be evicted: node drains would hang. Use 1 or more, or set worker.pdb.enabled=false" $pdb.maxUnavailable) -}}
+{{- end -}}
+{{- /* 30: Settings.shutdown_grace_s's default (tests/helm checks that they agree). */ -}}
+{{- $grace := 30 -}}
+{{- $which := " (the default)" -}}
+{{- if hasKey .Values.worker.settings "shutdown_grace_s" -}}
+{{- $grace = .Values.worker.settings.shutdown_grace_s -}}
+{{- $which = "" -}}
+{{- end -}}
+{{- if ge ($grace | float64) (.Values.worker.terminationGracePeriodSeconds | float64) -}}
+{{- fail (printf "worker.settings.shutdown_grace_s %v%s is not below worker.terminationGracePeriodSeconds %v: the kubelet would kill a stopping worker before it finishes and acknowledges its batches. Raise the grace period (or lower shutdown_grace_s)" $grace $which .Values.worker.terminationGracePeriodSeconds) -}}
+{{- end -}}
 {{- $live := include "modfleet.liveConsumerGroup" . -}}
 {{- if and $live (ne $live .Values.worker.consumerGroup) (not .Values.worker.consumerGroupChangeAllowed) -}}
 {{- fail (printf "worker.consumerGroup changes from %q to %q: the new group has no committed offsets and would start at the earliest retained post, moderating them all again. Copy the offsets to the new group first (docs/runbook.md, renaming a consumer group), then upgrade with --set worker.consumerGroupChangeAllowed=true" $live .Values.worker.consumerGroup) -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+Ports the worker NetworkPolicy would drop: each port named in kafka.brokerUrl, redis.url,
+worker.settings.inference_urls and the OTLP endpoints must be in some rule (NetworkPolicy drops
+silently). Only ports are checked: whether a host lies within a rule's `to` peers cannot be known
+here. Loopback hosts need no rule.
+*/}}
+{{- define "modfleet.validateEgress" -}}
+{{- $np := .Values.networkPolicy -}}
+{{- $kafkaPorts := list -}}
+{{- range $np.kafka.ports }}{{ $kafkaPorts = append $kafkaPorts (int .) }}{{ end -}}
+{{- range $e := include "modfleet.urlEndpoints" (dict "urls" .Values.kafka.brokerUrl "scheme" "kafka://") | fromYamlArray -}}
+{{- if not (has (int $e.port) $kafkaPorts) -}}
+{{- fail (printf "kafka.brokerUrl names port %d (%s), which networkPolicy.kafka.ports %v does not allow: add it there (the workers, topic-init and reviews reach the brokers on those ports)" (int $e.port) $e.host $kafkaPorts) -}}
+{{- end -}}
+{{- end -}}
+{{- $checks := list -}}
+{{- if not (and .Values.redis.existingSecret .Values.redis.urlKey) -}}
+{{- $checks = append $checks (dict "what" "redis.url" "urls" .Values.redis.url "ports" $np.redis.ports "hint" "networkPolicy.redis.ports or ") -}}
+{{- end -}}
+{{- $settings := .Values.worker.settings -}}
+{{- if hasKey $settings "inference_urls" -}}
+{{- $checks = append $checks (dict "what" "worker.settings.inference_urls" "urls" (toString $settings.inference_urls) "ports" (list) "hint" "") -}}
+{{- end -}}
+{{- if and $settings.otel_enabled (ne (toString $settings.otel_enabled) "false") -}}
+{{- range $field := list "otel_exporter_otlp_endpoint" "otel_exporter_otlp_metrics_endpoint" -}}
+{{- $checks = append $checks (dict "what" (printf "worker.settings.%s" $field) "urls" (toString (get $settings $field)) "ports" (ternary $np.otelCollector.ports (list) $np.otelCollector.enabled) "hint" "networkPolicy.otelCollector.ports or ") -}}
+{{- end -}}
+{{- end -}}
+{{- range $c := $checks -}}
+{{- range $e := include "modfleet.urlEndpoints" (dict "urls" $c.urls "scheme" "") | fromYamlArray -}}
+{{- $port := int $e.port -}}
+{{- $allowed := false -}}
+{{- range $c.ports }}{{ if eq (int .) $port }}{{ $allowed = true }}{{ end }}{{ end -}}
+{{- range $rule := $np.extraEgress -}}
+{{- if not $rule.ports }}{{ $allowed = true }}{{ end -}}
+{{- range $rule.ports -}}
+{{- if eq (default "TCP" .protocol) "TCP" -}}
+{{- if or (not (hasKey . "port")) (kindIs "string" .port) -}}
+{{- $allowed = true -}}
+{{- else if and (ge $port (int .port)) (le $port (int (default .port .endPort))) -}}
+{{- $allowed = true -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if not (or $allowed (not $e.host) (eq $e.host "localhost" "::1") (hasPrefix "127." $e.host)) -}}
+{{- fail (printf "%s names port %d (%s), which no egress rule of the worker NetworkPolicy allows: the workers could not reach it. Add it to %snetworkPolicy.extraEgress (with the peers), or set networkPolicy.enabled=false" $c.what $port $e.host $c.hint) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Host and port of each URL of a ';'-separated list, as a YAML list; the port defaults by scheme
+(kafka 9092, redis/rediss 6379, http 80, https 443). (dict "urls" LIST "scheme" PREFIX): PREFIX is
+put before URLs without a scheme (kafka:// for bootstrap servers). unix:// sockets are left out.
+*/}}
+{{- define "modfleet.urlEndpoints" -}}
+{{- $defaults := dict "kafka" "9092" "redis" "6379" "rediss" "6379" "http" "80" "https" "443" -}}
+{{- $out := list -}}
+{{- range (splitList ";" .urls) -}}
+{{- $u := trim . -}}
+{{- if and $u (not (contains "://" $u)) }}{{ $u = printf "%s%s" $.scheme $u }}{{ end -}}
+{{- if and $u (not (hasPrefix "unix:" $u)) -}}
+{{- $parsed := urlParse $u -}}
+{{- $port := regexFind ":[0-9]+$" $parsed.host | trimPrefix ":" -}}
+{{- $host := regexReplaceAll ":[0-9]+$" $parsed.host "" | trimPrefix "[" | trimSuffix "]" -}}
+{{- $port = default (get $defaults $parsed.scheme) $port -}}
+{{- if $port }}{{ $out = append $out (dict "host" $host "port" (int $port)) }}{{ end -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $out -}}
 {{- end -}}
 
 {{/* GPU tier combinations that cannot work. */}}
@@ -375,7 +477,12 @@ secretKeyRef:
   value: {{ .Values.worker.classifierPlugin | quote }}
 {{- end }}
 - name: MODFLEET_POLICY_PATH
+  {{- if .Values.policies.loadFolder }}
+  {{- /* A folder of packs: every *.yaml of the ConfigMap (per tenant, live and shadow). */}}
+  value: {{ .Values.policies.mountPath | quote }}
+  {{- else }}
   value: {{ printf "%s/%s" .Values.policies.mountPath .Values.policies.active | quote }}
+  {{- end }}
 {{- /* 0.0.0.0 only for the kubelet's probes and Prometheus; the NetworkPolicy narrows it. */}}
 - name: MODFLEET_WEB_HOST
   value: "0.0.0.0"
