@@ -270,3 +270,35 @@ async def test_a_record_at_the_budget_fits_the_broker_whatever_the_codec(codec: 
     assert builder.append(key=key, value=value, timestamp=None, headers=headers) is not None
     framed = builder._build()  # the bytes aiokafka sends as the record batch
     assert len(framed) <= settings.broker_max_message_bytes
+
+
+@pytest.mark.parametrize("key", [b"u_58213", b"\xff\x00k", b"k" * 5000])
+def test_the_minimal_dead_letter_says_what_key_and_timestamp_the_record_had(key: bytes) -> None:
+    # null means "had none" in dead_letter.v1: a stand-in must not claim the record had no key
+    # or no timestamp. Keyed as every dead letter is: by post id when known, else the key.
+    record = Record("posts", 0, 3, 1.7e9, key, b"x" * 10)
+    named = minimal_dead_letter(record, "undeliverable", "dl", "p-1", "acme")
+    unnamed = minimal_dead_letter(record, "undeliverable", "dl")
+    assert named.key == b"p-1"
+    assert unnamed.key == dead_letter_message(record, Rejection("not_json", "x"), "dl").key
+    for message in (named, unnamed):
+        source = orjson.loads(message.value)["source"]
+        assert source["timestamp"] == iso_time(1.7e9)
+        kept = base64.b64decode(source["key_b64"])
+        assert kept == key[:KEY_LIMIT]
+        assert source.get("key_truncated", False) is (len(key) > KEY_LIMIT)
+        assert violations("dead_letter", orjson.loads(message.value)) == []
+
+
+def test_a_dead_letter_too_large_for_its_budget_keeps_the_key_that_fits() -> None:
+    # Under a budget too small for the whole key (smaller than the settings allow, as a
+    # guard), the minimal form keeps the key's start and says it is cut, and still fits.
+    tiny = Budget(record_bytes=2048, escalation_text_bytes=1024)
+    record = Record("posts", 0, 3, 1.7e9, b"k" * 5000, b"nope")
+    message = dead_letter_message(record, Rejection("not_json", "x"), "dl", tiny)
+    body = orjson.loads(message.value)
+    assert weight(message) <= tiny.record_bytes
+    assert body["source"]["key_truncated"] is True
+    assert base64.b64decode(body["source"]["key_b64"]) != b"k" * 5000
+    assert body["source"]["timestamp"] == iso_time(1.7e9)
+    assert violations("dead_letter", body) == []

@@ -100,3 +100,41 @@ def test_a_pack_the_model_cannot_score_is_refused_at_load_not_on_a_post() -> Non
     cascade = CascadeClassifier(first, classifier, 0.2, 0.8)
     with pytest.raises(FatalError, match="maps none of Qwen3Guard's categories"):
         Backends.fixed(cascade).check([unmapped])
+
+
+# As vLLM serves a model by default: its name is the local path it was loaded from.
+SERVED_PATH = (
+    "/var/lib/kubelet/pods/3f2b9c1e-7a4d-4e2b-9c1f-8d7e6a5b4c3d/volumes/kubernetes.io~csi/"
+    "pvc-9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d/mount/hub/models--openai--gpt-oss-safeguard-120b/"
+    "snapshots/6bc4a4d0d5e2f3a1b9c8d7e6f5a4b3c2d1e0f9a8"
+)
+
+
+@pytest.mark.parametrize(
+    ("model", "words"),
+    [
+        (SERVED_PATH, r"at most 256 characters"),
+        ("openai/gpt-oss-safeguard-20b\n", r"control character"),
+    ],
+)
+def test_a_deployment_model_decisions_could_not_name_is_refused_at_start(
+    model: str, words: str
+) -> None:
+    # The cascade wraps the served model's name in about 90 characters of its own: a name
+    # that fits the server may still make a model_id no decision can carry.
+    settings = Settings(
+        classifier_backend="cascade", cascade_llm_backend="openai", inference_model=model
+    )
+    with pytest.raises(FatalError, match=rf"MODFLEET_INFERENCE_MODEL(.|\n)*{words}"):
+        Backends.from_settings(settings).check([BASE])
+
+
+def test_a_pack_model_decisions_could_not_name_is_refused_naming_the_pack_field() -> None:
+    routed = Backends.from_settings(Settings(inference_urls="http://a.test/v1"))
+    with pytest.raises(FatalError, match=r"model\.id(.|\n)*at most 256 characters"):
+        routed.check([bound("llm", "openai", "m" * 300)])
+
+
+def test_a_plugin_model_id_decisions_could_not_carry_is_refused_at_start() -> None:
+    with pytest.raises(FatalError, match=r"model_id(.|\n)*control character"):
+        Backends.fixed(Named("plugin\x00model")).check([BASE])

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -101,3 +102,19 @@ def test_validate_names_a_model_label_the_packs_model_does_not_emit(tmp_path: Pa
     assert f"{path}:{line}:" in err
     assert "categories.harassment.model_labels[0]" in err
     assert "modfleet:harassment" in err  # the closest label it does emit
+
+
+def test_validate_refuses_a_version_decisions_could_not_carry(tmp_path: Path) -> None:
+    source = default_policy_path().read_text(encoding="utf-8")
+    version = "2026.11.2-rc." + "build." * 12 + "20261124T101500Z.sha.6bc4a4d0"
+    path = tmp_path / "long_version.yaml"
+    path.write_text(
+        re.sub(r"(?m)^version:.*$", f"version: {version}", source, count=1), encoding="utf-8"
+    )
+    code, out, err = _run("validate", str(path))
+    assert code == 1
+    assert out == ""
+    [line] = err.splitlines()
+    assert line.startswith(f"{path}:")
+    assert ": version: " in line
+    assert "at most 64 characters" in line

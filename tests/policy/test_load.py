@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from modfleet.contracts.schemas import schema
 from modfleet.errors import FatalError
 from modfleet.policy import PolicyInvalid, Problem, check_policy, load_policy
 from modfleet.resources import default_policy_path
@@ -221,3 +223,26 @@ def test_a_misspelt_fallback_backend_is_a_problem_on_its_line(tmp_path: Path) ->
     typo = problems["model.fallback"]
     assert typo.line == _line(text, "fallback: embeded")
     assert "'embedded'" in typo.message
+
+
+def _with_version(version: str) -> str:
+    source = default_policy_path().read_text(encoding="utf-8")
+    return re.sub(r"(?m)^version:.*$", f"version: {version}", source, count=1)
+
+
+def test_a_version_longer_than_decisions_carry_is_a_problem_naming_the_field_and_limit(
+    tmp_path: Path,
+) -> None:
+    # Decisions and escalations carry the pack's version as policy_version: one longer than
+    # their schemas allow would make every decision of the pack invalid.
+    limit = schema("decision")["properties"]["policy_version"]["maxLength"]
+    fits = "2026.11.2-rc." + "b" * (limit - len("2026.11.2-rc."))
+    assert load_policy(_write(tmp_path, _with_version(fits), "fits.yaml")).version == fits
+    path = _write(tmp_path, _with_version(fits + "x"), "long.yaml")
+    [problem] = check_policy(path)
+    assert problem.field == "version"
+    assert problem.line == _line(path.read_text(encoding="utf-8"), "version:")
+    assert f"at most {limit} characters" in problem.message
+    assert "policy_version" in problem.message
+    with pytest.raises(PolicyInvalid, match="version"):
+        load_policy(path)

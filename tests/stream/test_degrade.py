@@ -151,3 +151,12 @@ def test_a_fallback_that_cannot_be_built_is_refused_when_the_pack_loads() -> Non
     pipe.degrade.build = build
     with pytest.raises(FatalError, match=r"pack default.*fallback.*embedded.*unknown"):
         pipe.check(pipe.policies.all())
+
+
+def test_a_fallback_whose_model_id_decisions_cannot_carry_is_refused_when_the_pack_loads() -> None:
+    # Its model_id goes on every decision it makes while the pack's model is down.
+    model = BASE.model.model_copy(update={"on_model_down": "fallback", "fallback": "openai"})
+    llm_fallback = BASE.model_copy(update={"model": model})
+    pipe = pipeline(Scores("m"), llm_fallback, fallback=Scores("guard:" + "m" * 300))
+    with pytest.raises(FatalError, match=r"MODFLEET_INFERENCE_MODEL.*fallback.*at most 256"):
+        pipe.check(pipe.policies.all())

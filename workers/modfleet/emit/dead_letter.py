@@ -65,7 +65,7 @@ def dead_letter_message(
             record.offset,
             type(exc).__name__,
         )
-        return minimal_dead_letter(record, why.code, topic)
+        return minimal_dead_letter(record, why.code, topic, why.post_id, why.tenant, budget)
 
 
 def minimal_dead_letter(
@@ -74,13 +74,32 @@ def minimal_dead_letter(
     topic: str,
     post_id: str | None = None,
     tenant: str | None = None,
+    budget: Budget = DEFAULT_BUDGET,
 ) -> Outbound:
-    """Coordinates, reason code and the value's digest: no parsing, nothing of unbounded size.
+    """Coordinates, reason code, the record's key and timestamp and the value's digest: no
+    parsing, nothing of unbounded size.
 
     ``post_id`` and ``tenant``, when the caller knows them (it stands in for a decision or an
     escalation the broker refused), name the post, so that consumers waiting on that post's
-    outcomes know it is settled; each is kept only within the post schema's bounds."""
+    outcomes know it is settled; each is kept only within the post schema's bounds. Keyed as
+    every dead letter is (:func:`dead_letter_key`).
+
+    Its size is bounded whatever the record holds: the key is kept to ``KEY_LIMIT`` bytes, the
+    post id and tenant to the post schema's bounds, the rest is fixed or the broker's (a topic
+    name is at most 249 characters). That is a few KiB, within the least record size the
+    settings allow (64 KiB); under a smaller budget the key is cut further to fit."""
     value = record.value
+    post_id, tenant = _bounded(post_id, _MAX_POST_ID), _bounded(tenant, _MAX_TENANT)
+    key = dead_letter_key(post_id, record.key)
+    source: dict[str, Any] = {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "timestamp": iso_time(record.timestamp),
+        "key_b64": None,
+        "value_bytes": 0 if value is None else len(value),
+        "value_sha256": None if value is None else hashlib.sha256(value).hexdigest(),
+    }
     body = {
         "schema_version": SCHEMA_VERSION,
         "reason": {
@@ -88,32 +107,38 @@ def minimal_dead_letter(
             "field": None,
             "message": "minimal dead-letter: read the post from its source record",
         },
-        "source": {
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "timestamp": None,
-            "key_b64": None,
-            "value_bytes": 0 if value is None else len(value),
-            "value_sha256": None if value is None else hashlib.sha256(value).hexdigest(),
-        },
+        "source": source,
         "original_b64": "",
         "original_truncated": bool(value),
         "original_omitted": bool(value),
-        "post_id": _bounded(post_id, _MAX_POST_ID),
-        "tenant": _bounded(tenant, _MAX_TENANT),
+        "post_id": post_id,
+        "tenant": tenant,
         "dead_lettered_at": now_iso(),
         "trace_id": None,
     }
+    if record.key is not None:
+        # What the rest leaves, less the key's quotes and the key_truncated flag.
+        room = budget.value_bytes(key, _JSON_HEADERS) - len(orjson.dumps(body)) - 32
+        kept = min(KEY_LIMIT, max(0, room) // 4 * 3)
+        source["key_b64"] = base64.b64encode(record.key[:kept]).decode("ascii")
+        if len(record.key) > kept:
+            source["key_truncated"] = True
     return Outbound(
         topic,
-        bounded_key(record.key),
+        key,
         orjson.dumps(body),
         _JSON_HEADERS,
         "dead_letter",
         source=record,
         code=code,
     )
+
+
+def dead_letter_key(post_id: str | None, record_key: bytes | None) -> bytes | None:
+    """The key of a dead letter: the post id when it could be read, so that a post's dead
+    letters go where its decisions do, else the record's own key; cut to a digest when large."""
+    key = post_id.encode("utf-8", "surrogatepass") if post_id else record_key
+    return bounded_key(key)
 
 
 def _full(
@@ -126,8 +151,7 @@ def _full(
 ) -> Outbound:
     value = record.value or b""
     headers = headers or carried_headers(record)
-    key = why.post_id.encode("utf-8", "surrogatepass") if why.post_id else record.key
-    key = bounded_key(key)
+    key = dead_letter_key(why.post_id, record.key)
     include = why.code in PLATFORM_CODES or budget.dead_letter_originals
     body: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -154,7 +178,7 @@ def _full(
         body["original_truncated"] = len(value) > kept
     encoded = orjson.dumps(body)
     if not budget.fits(key, encoded, headers):
-        return minimal_dead_letter(record, why.code, topic)
+        return minimal_dead_letter(record, why.code, topic, why.post_id, why.tenant, budget)
     return Outbound(
         topic, key, encoded, tuple(headers), "dead_letter", source=record, code=why.code
     )
@@ -184,4 +208,10 @@ def _pointer(pointer: str | None) -> str | None:
 
 
 def _bounded(text: object, limit: int) -> str | None:
-    return text if type(text) is str and 0 < len(text) <= limit else None
+    if type(text) is not str or not 0 < len(text) <= limit:
+        return None
+    try:
+        text.encode("utf-8")  # a lone surrogate would fail the JSON encoder: left out
+    except UnicodeEncodeError:
+        return None
+    return text

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import field
+from dataclasses import field, replace
 from typing import TYPE_CHECKING, Any
 
 from modfleet.carrier import carrier
+from modfleet.contracts.fields import problem
 from modfleet.policy.model import SCORE_PLACES
 
 if TYPE_CHECKING:
@@ -57,14 +59,74 @@ class Verdict:
         if checked is not None and checked[0] == digest:
             return checked[1]
         if self.categories is not None:
+            # Clamped as category_scores clamps the mapped ones: decisions carry 0..1.
             scores = {
-                name: round(float(score), SCORE_PLACES) for name, score in self.categories.items()
+                name: round(_unit(score, name), SCORE_PLACES)
+                for name, score in self.categories.items()
             }
         else:
             scores = policy.category_scores(self.scores)
         # Kept for the next reader under the same pack (deciding, then sealing for the cache).
         object.__setattr__(self, "checked", (digest, scores))
         return scores
+
+
+def _unit(score: float, name: str) -> float:
+    value = float(score)
+    if value != value:  # compares false with every threshold: it would quietly "allow"
+        # contract_checked turns such a verdict into an unreadable one first; should one come
+        # another way, it costs its own post (dead-lettered), not the worker.
+        raise ValueError(f"score for {name!r} is NaN")
+    return 1.0 if value > 1.0 else 0.0 if value < 0.0 else value
+
+
+def contract_checked(verdict: Verdict) -> Verdict:
+    """The verdict a backend reported, or an unreadable one in its place when what it
+    reported cannot be decided on or written: a category score that is not a number (NaN,
+    infinite), or a stage or model name decision.v1 refuses (a plugin's, say). Such an answer
+    is garbled, as one that does not parse is: a person reviews the post, and the value the
+    schema refuses is not written."""
+    categories = verdict.categories
+    stage, model_id, fallback_from = verdict.stage, verdict.model_id, verdict.fallback_from
+    if categories is None and stage is None and model_id is None and fallback_from is None:
+        return verdict  # most verdicts: nothing of the backend's own to check
+    why: list[str] = []
+    if categories is not None:
+        why += [
+            f"category {name!r} scored {score!r}, not a number from 0 to 1"
+            for name, score in categories.items()
+            if not math.isfinite(score)
+        ]
+    if stage is not None and (found := problem("stage", stage)) is not None:
+        why.append(f"the stage it reported {found}")
+        stage = None
+    named = [("model_id", model_id), ("fallback_from", fallback_from)]
+    bad = [
+        f"the {name} it reported {found}"
+        for name, value in named
+        if value is not None and (found := problem(name, value)) is not None
+    ]
+    if bad:
+        why += bad
+        model_id = fallback_from = None  # one names the other: neither is written alone
+    if not why:
+        return verdict
+    shown = verdict.raw_output
+    if shown is None and categories is not None:
+        shown = repr(dict(categories))
+    said = f"\n\nModel's rationale: {verdict.rationale}" if verdict.rationale else ""
+    return replace(
+        verdict,
+        scores={},
+        categories=None,
+        unparseable=True,
+        rationale="the model's answer cannot be used: " + "; ".join(why) + said,
+        raw_output=shown,
+        stage=stage,
+        model_id=model_id,
+        fallback_from=fallback_from,
+        checked=None,
+    )
 
 
 class Classifier(abc.ABC):

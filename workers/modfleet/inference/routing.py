@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from modfleet.contracts.fields import problem
 from modfleet.errors import FatalError, ModfleetError
 from modfleet.inference.base import Classifier
 
@@ -91,13 +92,14 @@ class Backends:
         """Build every pack's backend now: a pack whose model is not available is refused
         when it is loaded, not on its first post."""
         for policy in policies:
-            self.for_policy(policy).check_pack(policy)
+            classifier = self.for_policy(policy)
+            classifier.check_pack(policy)
+            check_model_id(classifier.model_id, self._model_source(policy))
 
     def all(self) -> list[Classifier]:
         return [self._fixed] if self._fixed is not None else list(self._built.values())
 
     def _binding(self, policy: Policy) -> tuple[str, str]:
-        backend = self._override or policy.model.backend
         if self._override and self._override != policy.model.backend:
             log.warning(
                 "pack %s is bound to %s; MODFLEET_CLASSIFIER_BACKEND=%s overrides it",
@@ -105,6 +107,22 @@ class Backends:
                 policy.model.backend,
                 self._override,
             )
+        return self._bound(policy)
+
+    def _model_source(self, policy: Policy) -> str:
+        """What names the model of ``policy``'s backend: the setting or field to change when
+        the model id it makes is one decisions cannot carry."""
+        if self._fixed is not None:
+            return "the classifier's model_id (MODFLEET_CLASSIFIER_PLUGIN's, or its own)"
+        backend, model = self._bound(policy)
+        if model and (backend == "embedded" or self._override is None):
+            return f"pack {policy.label}'s model.id"
+        if backend == "embedded":
+            return "the embedded model"
+        return f"MODFLEET_INFERENCE_MODEL (under the {backend} backend)"
+
+    def _bound(self, policy: Policy) -> tuple[str, str]:
+        backend = self._override or policy.model.backend
         # Embedded models are chosen per category by their labels; one instance serves all,
         # except a model pinned by version (modfleet-embedded@VERSION, e.g. a retrained one).
         if backend == "embedded":
@@ -125,3 +143,16 @@ class Backends:
                 f"pack {policy.label}: its model ({backend} {model or 'embedded'}) is not "
                 f"available: {exc}"
             ) from exc
+
+
+def check_model_id(model_id: str, source: str) -> None:
+    """FatalError unless ``model_id`` is one every decision and escalation can carry: a model
+    name that fits its server may still make, wrapped by its adapter and the cascade, an id
+    their schemas refuse, and then every output of the fleet would be invalid."""
+    found = problem("model_id", model_id)
+    if found is not None:
+        shown = ascii(model_id if len(model_id) <= 80 else model_id[:80] + "...")
+        raise FatalError(
+            f"{source} makes a model id that decisions cannot carry: {shown} {found}; "
+            "name the model shorter, without control characters"
+        )

@@ -22,11 +22,13 @@ from pydantic import (
     PrivateAttr,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from modfleet.contracts.fields import problem
 from modfleet.errors import FatalError
 from modfleet.settings import TENANT_NAME
 
@@ -192,6 +194,16 @@ class Policy(_Frozen):
     _judgements: dict[tuple[tuple[str, ...], tuple[Action, ...]], Judgement] = PrivateAttr(
         default_factory=dict
     )
+
+    @field_validator("id", "version")
+    @classmethod
+    def _carried_by_decisions(cls, value: str, info: ValidationInfo) -> str:
+        # Every decision and escalation carries them (policy_id, policy_version): a value their
+        # schemas refuse would make every one of the pack's outputs invalid.
+        found = problem("policy_id" if info.field_name == "id" else "policy_version", value)
+        if found is not None:
+            raise ValueError(found)
+        return value
 
     def model_post_init(self, context: object, /) -> None:
         # Computed once at load: the pack is frozen, and every post's cache key reads it.

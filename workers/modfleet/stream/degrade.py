@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from modfleet.errors import FatalError, ModfleetError
 from modfleet.inference.base import Classifier, Verdict
+from modfleet.inference.routing import check_model_id
 from modfleet.metrics import Metrics
 from modfleet.policy import Policy
 from modfleet.stream.infer import BackendDown, Inference, Results, Retry
@@ -45,6 +46,8 @@ class Degrade:
                     f"pack {policy.label}: its fallback ({name}) cannot be built: {exc}"
                 ) from exc
             fallback.check_pack(policy)  # its labels, as the pack's own model checks its own
+            named = "the embedded model" if name == "embedded" else "MODFLEET_INFERENCE_MODEL"
+            check_model_id(fallback.model_id, f"{named} (pack {policy.label}'s fallback, {name})")
 
     async def classify(
         self, inference: Inference, policy: Policy, keys: Sequence[str], texts: Sequence[str]

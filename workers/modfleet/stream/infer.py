@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from modfleet.errors import FatalError, RecoverableError, RejectedInput
-from modfleet.inference.base import Classifier, Verdict
+from modfleet.inference.base import Classifier, Verdict, contract_checked
 from modfleet.metrics import Metrics
 from modfleet.policy import Policy
 
@@ -123,7 +123,8 @@ class Inference:
         self._seconds.observe(time.perf_counter() - started)
         if len(verdicts) != len(texts):
             raise FatalError(f"backend returned {len(verdicts)} verdicts for {len(texts)} texts")
-        return verdicts
+        # What the backend reports is checked here, once, before it is cached or decided on.
+        return [contract_checked(verdict) for verdict in verdicts]
 
     async def _isolate(self, policy: Policy, keys: Sequence[str], texts: Sequence[str]) -> Results:
         """Classify one text at a time, so one poison post cannot take its batch with it."""

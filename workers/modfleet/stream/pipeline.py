@@ -232,6 +232,7 @@ class Pipeline:
             self.topics.dead_letter,
             named.get("post_id"),
             named.get("tenant"),
+            self.budget,
         )
 
     def _fitted(self, message: Outbound) -> Outbound:
