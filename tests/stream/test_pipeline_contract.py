@@ -101,6 +101,25 @@ def test_a_non_finite_category_score_is_an_unreadable_verdict_for_review(bad: fl
     assert "spam" in str(out["escalation"]["rationale"])
 
 
+def test_a_category_the_pack_does_not_have_is_an_unreadable_verdict_for_review() -> None:
+    # A policy-as-prompt model answers in category names of its own choosing; before, a name
+    # the pack lacks failed the decision and dead-lettered the post as modfleet's error, which
+    # no one reviews: a post that steered the model so went unmoderated.
+    out = bodies(run(pipeline(Verdict(scores={}, categories={"": 0.9, "spam": 0.1}))))
+    assert out.keys() == {"decision", "escalation"}
+    assert out["escalation"]["reason"] == "unparseable_verdict"
+    assert "''" in str(out["escalation"]["rationale"])
+
+
+def test_a_rationale_that_is_not_unicode_text_is_decided_with_the_bad_part_replaced() -> None:
+    # A lone surrogate (a JSON escape "\ud800" a server passed on) cannot be written as UTF-8:
+    # the decision failed and the post was dead-lettered as modfleet's error.
+    verdict = Verdict(scores={"modfleet:spam": 0.1}, rationale="fine \ud800 then")
+    out = bodies(run(pipeline(verdict)))
+    assert out.keys() == {"decision"}
+    assert out["decision"]["rationale"] == "fine \ufffd then"
+
+
 @pytest.mark.parametrize(
     ("verdict", "field"),
     [

@@ -5,7 +5,8 @@ from __future__ import annotations
 import abc
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -80,12 +81,15 @@ def _unit(score: float, name: str) -> float:
     return 1.0 if value > 1.0 else 0.0 if value < 0.0 else value
 
 
-def contract_checked(verdict: Verdict) -> Verdict:
+def contract_checked(verdict: Verdict, known: Collection[str]) -> Verdict:
     """The verdict a backend reported, or an unreadable one in its place when what it
-    reported cannot be decided on or written: a category score that is not a number (NaN,
-    infinite), or a stage or model name decision.v1 refuses (a plugin's, say). Such an answer
-    is garbled, as one that does not parse is: a person reviews the post, and the value the
-    schema refuses is not written."""
+    reported cannot be decided on or written: a category the pack (``known``) does not have, a
+    category score that is not a number (NaN, infinite), or a stage or model name decision.v1
+    refuses (a plugin's, say). Such an answer is garbled, as one that does not parse is: a
+    person reviews the post, and the value the schema refuses is not written. Text that is not
+    Unicode text (a lone surrogate a server's JSON escaped) has that part replaced."""
+    if verdict.rationale is not None or verdict.raw_output is not None:
+        verdict = _as_text(verdict)
     categories = verdict.categories
     stage, model_id, fallback_from = verdict.stage, verdict.model_id, verdict.fallback_from
     if categories is None and stage is None and model_id is None and fallback_from is None:
@@ -94,8 +98,10 @@ def contract_checked(verdict: Verdict) -> Verdict:
     if categories is not None:
         why += [
             f"category {name!r} scored {score!r}, not a number from 0 to 1"
+            if name in known
+            else f"category {name!r} is not one of the pack's"
             for name, score in categories.items()
-            if not math.isfinite(score)
+            if name not in known or not math.isfinite(score)
         ]
     if stage is not None and (found := problem("stage", stage)) is not None:
         why.append(f"the stage it reported {found}")
@@ -127,6 +133,28 @@ def contract_checked(verdict: Verdict) -> Verdict:
         fallback_from=fallback_from,
         checked=None,
     )
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _as_text(verdict: Verdict) -> Verdict:
+    """``verdict`` with its rationale and raw output writable as UTF-8 (orjson refuses a lone
+    surrogate, and the post would fail as modfleet's error, reviewed by no one)."""
+    rationale, raw = _text(verdict.rationale), _text(verdict.raw_output)
+    if rationale is verdict.rationale and raw is verdict.raw_output:
+        return verdict
+    return replace(verdict, rationale=rationale, raw_output=raw)
+
+
+def _text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", value)
+    return value
 
 
 class Classifier(abc.ABC):

@@ -124,7 +124,8 @@ class Inference:
         if len(verdicts) != len(texts):
             raise FatalError(f"backend returned {len(verdicts)} verdicts for {len(texts)} texts")
         # What the backend reports is checked here, once, before it is cached or decided on.
-        return [contract_checked(verdict) for verdict in verdicts]
+        known = policy.categories
+        return [contract_checked(verdict, known) for verdict in verdicts]
 
     async def _isolate(self, policy: Policy, keys: Sequence[str], texts: Sequence[str]) -> Results:
         """Classify one text at a time, so one poison post cannot take its batch with it."""
