@@ -126,19 +126,21 @@ async def test_cache_salt_keeps_one_tenants_prefix_cache_from_another(
     assert hits == 0, "b's identical prefix must not hit a's cache blocks"
 
 
-async def test_a_prompt_over_the_context_length_costs_that_post_alone(
+async def test_a_prompt_over_the_context_length_is_scored_on_the_part_that_fits(
     classifier: VLLMClassifier, small_policy: Policy
 ) -> None:
     # Under the pack's 20,000 characters, and far over this engine's 4,096 tokens.
     endless = "\U0001f4a3 " * 4_000
     with pytest.raises(RejectedInput, match="vLLM refused the request"):
         await classifier.classify([TEXTS[0], endless], small_policy)
-    # Through the worker's inference step: the batch is isolated, the other post scored.
+    # Through the worker's inference step: the batch is isolated, the other post scored, and
+    # the refused one scored on the first part the model takes (it used to go unmoderated).
     inference = Inference(classifier, Retry(3, 0.0, timeout_s=240), Metrics())
     results = await inference.classify(small_policy, ["ok", "endless"], [TEXTS[0], endless])
-    assert set(results.found) == {"ok"}
-    assert set(results.failed) == {"endless"}
-    assert results.failed["endless"].startswith("RejectedInput: vLLM refused the request")
+    assert not results.failed
+    assert set(results.found) == {"ok", "endless"}
+    assert results.found["endless"].cut, "the decision will say the model saw a part"
+    assert not results.found["ok"].cut
 
 
 async def test_a_dead_engine_is_fatal_not_retried(

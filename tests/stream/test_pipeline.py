@@ -215,23 +215,28 @@ async def test_a_text_the_backend_hangs_on_costs_that_post_after_the_timeout(
 
 class Refusing(Wrapped):
     """The embedded model, behind a server that refuses any request holding a text as long as
-    ``limit`` or longer, as vLLM refuses a prompt over its context length."""
+    ``limit`` or longer, as vLLM refuses a prompt over its context length (or holding ``word``
+    at all)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, word: str | None = None) -> None:
         super().__init__()
         self.limit = limit
+        self.word = word  # refused at any length (a server's filter, not its context)
         self.calls = 0
 
     async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
         self.calls += 1
-        if any(len(t) >= self.limit for t in texts):
+        if any(len(t) >= self.limit or (self.word and self.word in t) for t in texts):
             raise RejectedInput("HTTP 400: This model's maximum context length is 4096 tokens")
         return await self.inner.classify(texts, policy)
 
 
-async def test_a_post_the_model_refuses_costs_that_post_alone(
+async def test_a_post_over_the_models_context_is_decided_on_its_first_part_and_says_so(
     make_settings: Callable[..., Settings],
 ) -> None:
+    # Emoji and rare scripts cost several tokens a character: a post under the pack's 20,000
+    # characters can be over the model's context. Dead-lettered (as before), such a post was
+    # never moderated; a poster could write past any model that way.
     s = make_settings(cache_enabled=False)
     model = Refusing(limit=5_000)
     pipe = pipeline(s, model, Retry(3, 0.0))
@@ -240,13 +245,53 @@ async def test_a_post_the_model_refuses_costs_that_post_alone(
     out = await pipe.process(records(values))
     by_post = {m.key: m for m in out}
     assert by_post[b"r-1"].kind == "decision"
+    assert orjson.loads(by_post[b"r-1"].value)["truncated"] is False
+    assert by_post[b"r-2"].kind == "decision"
+    decided = orjson.loads(by_post[b"r-2"].value)
+    assert decided["truncated"] is True, "the decision says the model saw only a part"
+    # No retry of the refused batch: the batch once, the probe, each post once, then the
+    # refused one's first half.
+    assert model.calls == 5
+
+
+async def test_a_post_the_model_refuses_however_short_is_dead_lettered_alone(
+    make_settings: Callable[..., Settings],
+) -> None:
+    s = make_settings(cache_enabled=False)
+    model = Refusing(limit=5_000, word="\U0001f4a3")
+    pipe = pipeline(s, model, Retry(3, 0.0))
+    values = [encode(post("r-1", "hello there")), encode(post("r-2", "\U0001f4a3 " * 4_000))]
+    out = await pipe.process(records(values))
+    by_post = {m.key: m for m in out}
+    assert by_post[b"r-1"].kind == "decision"
     assert by_post[b"r-2"].kind == "dead_letter"
     lost = orjson.loads(by_post[b"r-2"].value)
     assert lost["reason"]["code"] == "inference_failed"
     assert "RejectedInput" in lost["reason"]["message"]
     assert "context length" in lost["reason"]["message"]
-    # No retry of the refused batch: the batch once, the probe, then each post once.
-    assert model.calls == 4
+    assert model.calls <= 4 + 6, "a few halvings, not one request a character"
+
+
+class RefusingThenFailing(Refusing):
+    """Refuses a long text, then fails on any part of it: a server that falls over."""
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        if len(texts) == 1 and "\U0001f4a3" in texts[0] and len(texts[0]) < self.limit:
+            self.calls += 1
+            raise ConnectionResetError("the server closed the connection")
+        return await super().classify(texts, policy)
+
+
+async def test_a_failure_while_asking_again_on_a_part_costs_that_post_alone(
+    make_settings: Callable[..., Settings],
+) -> None:
+    s = make_settings(cache_enabled=False)
+    pipe = pipeline(s, RefusingThenFailing(limit=5_000), Retry(3, 0.0))
+    values = [encode(post("r-1", "hello there")), encode(post("r-2", "\U0001f4a3 " * 4_000))]
+    by_post = {m.key: m for m in await pipe.process(records(values))}
+    assert by_post[b"r-1"].kind == "decision"
+    assert by_post[b"r-2"].kind == "dead_letter"
+    assert "context length" in orjson.loads(by_post[b"r-2"].value)["reason"]["message"]
 
 
 async def test_a_model_that_refuses_even_the_probe_stops_the_worker(

@@ -42,6 +42,10 @@ class Verdict:
     model_id: str | None = None
     fallback_from: str | None = None
     model_down: bool = False
+    # Set when the model refused the post's text (over its context: emoji and rare scripts
+    # cost several tokens a character) and scored its first part instead: the decision says
+    # it was truncated, and such a verdict is not cached.
+    cut: bool = False
     # (pack digest, its category scores): the last pack's scores, kept by policy_scores (and
     # by the cache, whose entries hold them), so that deciding and sealing map the scores
     # once. Not part of the verdict's value.

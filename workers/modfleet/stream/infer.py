@@ -6,8 +6,10 @@ does not answer at all, that is an outage, not a property of the posts: ``Backen
 to the agent, which stops taking records until the backend is back (or the pack's
 ``on_model_down`` says otherwise). A ``FatalError`` (a dead engine) is never retried. A
 ``RejectedInput`` (a prompt over the model's context length) is not retried either: the batch
-is isolated at once, and only the refused posts are dead-lettered, unless the model refuses
-the probe's plain text too, which makes the refusal the configuration's (``FatalError``).
+is isolated at once, and a post the model refuses alone is asked again on its first half, and
+so on (``CUTS`` times at most), so that a post over the model's context is still moderated on
+what fits (its verdict says ``cut``); only a post refused however short is dead-lettered.
+A model that refuses the probe's plain text too is misconfigured (``FatalError``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from modfleet.errors import FatalError, RecoverableError, RejectedInput
 from modfleet.inference.base import Classifier, Verdict, contract_checked
@@ -39,6 +41,9 @@ class Retry:
 # A text any healthy backend can score: asked when posts fail one by one, to tell a poison
 # post from a backend that is down.
 PROBE_TEXT = "hello, how was your day?"
+# Halvings of a refused post's text: a twentieth of the pack's default 20,000 characters is
+# still a post, and a refusal that outlives them is not about its length.
+CUTS = 5
 
 
 class BackendDown(RecoverableError):
@@ -135,6 +140,30 @@ class Inference:
                 results.found[key] = (await self._call(policy, [text]))[0]
             except FatalError:
                 raise
+            except RejectedInput as exc:
+                cut = await self._first_part(policy, text)
+                if cut is None:
+                    results.failed[key] = f"{type(exc).__name__}: {exc}"
+                else:
+                    results.found[key] = cut
             except Exception as exc:  # noqa: BLE001 - recorded as the post's dead-letter reason
                 results.failed[key] = f"{type(exc).__name__}: {exc}"
         return results
+
+    async def _first_part(self, policy: Policy, text: str) -> Verdict | None:
+        """The verdict on the longest first half, quarter, ... of ``text`` the model takes."""
+        for _ in range(CUTS):
+            text = text[: len(text) // 2]
+            if not text:
+                return None
+            try:
+                (verdict,) = await self._call(policy, [text])
+            except FatalError:
+                raise
+            except RejectedInput:
+                continue
+            except Exception:  # noqa: BLE001 - the post is dead-lettered with its refusal
+                return None
+            log.warning("a post the model refused was scored on its first %d characters", len(text))
+            return replace(verdict, cut=True)
+        return None

@@ -376,7 +376,7 @@ class Pipeline:
             post.tenant,
             post.text,
             norm.content_hash,
-            norm.truncated,
+            norm.truncated or verdict.cut,
             verdict,
             scores,
             judgement,
@@ -409,7 +409,7 @@ class Pipeline:
 
 
 def _cacheable(verdict: Verdict) -> bool:
-    return not (verdict.unparseable or verdict.model_down or verdict.fallback_from)
+    return not (verdict.unparseable or verdict.model_down or verdict.fallback_from or verdict.cut)
 
 
 def _escalation_reason(verdict: Verdict) -> str:
