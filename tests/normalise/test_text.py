@@ -99,3 +99,36 @@ def test_a_long_text_reads_as_if_it_had_been_folded_whole(text: str, max_chars: 
     assert result.truncated == (
         len(whole) > max_chars or len(_KEPT_CHAR.findall(text)) > 4 * max_chars
     )
+
+
+def _default_ignorables() -> list[str]:
+    """Every Default_Ignorable_Code_Point, as the regex library's Unicode data has them."""
+    import regex  # the dev extra's
+
+    ignorable = regex.compile(r"\p{Default_Ignorable_Code_Point}")
+    return [chr(cp) for cp in range(0x110000) if ignorable.match(chr(cp))]
+
+
+def test_every_character_unicode_calls_ignorable_is_dropped_between_letters() -> None:
+    # They render as nothing, so a reader sees "idiot" where the model read "i\ufe0fd\ufe0f...":
+    # variation selectors, tag characters, U+180E, U+115F and the like after each letter took
+    # 40 of the golden set's 52 abusive posts to 0 flagged, in the cascade too.
+    plain = normalise("you idiot", 100)
+    for char in _default_ignorables():
+        hidden = normalise(char.join("you idiot"), 100)
+        assert hidden.text == plain.text, f"U+{ord(char):04X} kept"
+        assert hidden.content_hash == plain.content_hash
+
+
+def test_ignorable_filler_cannot_push_words_past_the_cut() -> None:
+    # A reader sees only the insult; 20,000 U+FE0F before it used to leave it out of view.
+    found = normalise("\ufe0f" * 90_000 + "you idiot", 20_000)
+    assert found.text == "you idiot"
+    assert not found.truncated
+
+
+def test_struck_through_letters_read_as_the_letters() -> None:
+    # U+0336 after each letter draws a line through the word, which stays readable: the model
+    # read other words (21 of the golden set's 52 abusive posts still flagged, against 40).
+    for overlay in ("\u0334", "\u0336", "\u0338", "\u20d2"):
+        assert normalise(overlay.join("you idiot") + overlay, 100).text == "you idiot"

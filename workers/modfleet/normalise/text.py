@@ -13,9 +13,21 @@ import unicodedata
 
 from modfleet.carrier import carrier
 
-# Zero-width and bidi-control characters are invisible to a reader; spammers insert them to dodge
-# exact-match filters, so they must not make two identical-looking posts hash differently.
-_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+# Unicode's Default_Ignorable_Code_Point: zero-width and bidi controls, variation selectors, tag
+# characters, fillers. They render as nothing, so a reader sees "idiot" in "i\ufe0fd\ufe0fiot"
+# while the model saw other words, and two identical-looking posts hashed apart. The ranges are
+# Unicode's (tests check them against the regex library's data).
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
+# Overlay marks (canonical combining class 1) strike through or slash the letter before them:
+# "y\u0336o\u0336u\u0336" reads as a struck-out "you", which the model saw as other words. Derived
+# from the running Python's Unicode data (all such marks lie below U+20000).
+_OVERLAY = re.compile(
+    "[" + "".join(c for c in map(chr, range(0x20000)) if unicodedata.combining(c) == 1) + "]"
+)
 # Remaining C0/C1 controls (tab, newline and CR become spaces below).
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SPACE = re.compile(r"\s+")
@@ -32,8 +44,8 @@ class Normalised:
 
 
 def normalise(text: str, max_chars: int) -> Normalised:
-    """NFKC-fold, undo RTL overrides, strip invisible and control characters, collapse whitespace,
-    cut to max_chars."""
+    """NFKC-fold, undo RTL overrides, strip invisible, overlay and control characters, collapse
+    whitespace, cut to max_chars."""
     long = len(text) > 4 * max_chars
     if not long and text.isascii() and text.isprintable():
         # Most posts: NFKC leaves printable ASCII as it is, and it holds no override, invisible
@@ -62,8 +74,9 @@ def _raw_cut(text: str, max_chars: int) -> int:
     return len(text) if found is None else found.end()
 
 
-# Characters folding removes or collapses: whitespace, and _CONTROL's and _INVISIBLE's classes.
-_DROPPED = r"\s" + _CONTROL.pattern[1:-1] + _INVISIBLE.pattern[1:-1]
+# Characters folding removes or collapses: whitespace, and the classes of _CONTROL, _INVISIBLE
+# and _OVERLAY.
+_DROPPED = r"\s" + _CONTROL.pattern[1:-1] + _INVISIBLE.pattern[1:-1] + _OVERLAY.pattern[1:-1]
 
 
 @functools.lru_cache(maxsize=16)
@@ -76,5 +89,6 @@ def _folded(text: str) -> str:
     canon = unicodedata.normalize("NFKC", text)
     canon = _OVERRIDE.sub(lambda m: m.group(1)[::-1], canon)
     canon = _INVISIBLE.sub("", canon)
+    canon = _OVERLAY.sub("", canon)
     canon = _CONTROL.sub("", canon)
     return _SPACE.sub(" ", canon).strip()
