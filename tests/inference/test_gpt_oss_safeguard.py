@@ -69,6 +69,18 @@ def test_violation_scores_its_category_with_the_confidence(policy: Policy) -> No
     assert verdict.rationale == "slur"  # the reasoning stays out of the decision
 
 
+@pytest.mark.parametrize("confidence", [0.0, 0.05, 0.4])
+def test_a_violation_is_never_allowed_however_unsure(policy: Policy, confidence: float) -> None:
+    # "violation: 1" at confidence 0.4 read as 0.4, under the category's lowest threshold: the
+    # model said the post breaks the policy, and the post was allowed. Llama Guard's "unsafe"
+    # gets at least the lowest threshold; so does this.
+    verdict = GptOssSafeguardAdapter().parse(
+        final(violation=1, category="hate", confidence=confidence, rationale="slur"), policy
+    )
+    assert not verdict.unparseable
+    assert policy.decide(verdict.policy_scores(policy)).action != "allow"
+
+
 def test_no_violation_scores_every_category_low(policy: Policy) -> None:
     verdict = GptOssSafeguardAdapter().parse(
         final(violation=0, category=None, confidence=0.95, rationale="fine"), policy
@@ -135,6 +147,11 @@ def test_an_answer_padded_with_whitespace_costs_its_length_not_its_cube(
         '{"violation": 0, "category": null, "confidence": 0.9}',
         "[0]",
         "safe",
+        # A post can steer the answer into two readings: both keys kept, the last one read.
+        '{"violation": 1, "category": "hate", "confidence": 0.9, "rationale": "x", "violation": 0}',
+        # Or into saying no violation while naming one, or into keys of its own.
+        '{"violation": 0, "category": "hate", "confidence": 0.9, "rationale": "x"}',
+        '{"violation": 0, "category": null, "confidence": 0.9, "rationale": "x", "verdict": 1}',
         "[" * 5_000,  # nested past any parser's depth: an answer, not an exception
         '{"violation": ' * 5_000,
     ],

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from modfleet.errors import ModfleetError
+from modfleet.policy.model import SCORE_PLACES
 
 if TYPE_CHECKING:
     from modfleet.inference.base import Verdict
@@ -138,6 +139,13 @@ def neutralise(text: str) -> str:
 def category_codes(policy: Policy) -> dict[str, str]:
     """``S1``, ``S2``, ... for the policy's categories, in the pack's order (stable)."""
     return {f"S{i}": name for i, name in enumerate(policy.categories, start=1)}
+
+
+def reaching(threshold: float) -> float:
+    """The least score that reaches ``threshold`` as decisions round scores
+    (``SCORE_PLACES``): what an answer that names a category scores at least."""
+    score = round(threshold, SCORE_PLACES)
+    return score if score >= threshold else round(score + 10.0**-SCORE_PLACES, SCORE_PLACES)
 
 
 def clamp(score: float) -> float:

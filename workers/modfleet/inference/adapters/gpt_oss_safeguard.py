@@ -10,6 +10,7 @@ decision unless ``keep_reasoning`` is set.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from modfleet.inference.adapters.base import (
     Request,
     clamp,
     neutralise,
+    reaching,
 )
 from modfleet.inference.base import Verdict
 
@@ -50,6 +52,10 @@ _HARMONY_SYSTEM = (
 _WORD_CONFIDENCE = {"low": 0.5, "medium": 0.75, "high": 0.95}
 _FENCE = "```"
 _RATIONALE_MAX = 300  # one or two sentences; bounds the answer's tokens
+_FIELDS = frozenset(("violation", "category", "confidence", "rationale"))
+# A key of the answer's object: a quote no backslash escapes, a name, a quote, a colon. Inside a
+# JSON string every quote is escaped, so text in the rationale cannot read as a key.
+_KEY = re.compile(r'(?<!\\)"(violation|category|confidence|rationale)"\s*:')
 
 
 class GptOssSafeguardAdapter(Adapter):
@@ -94,9 +100,12 @@ class GptOssSafeguardAdapter(Adapter):
         if isinstance(fields, str):
             return Verdict.unreadable(completion.text, fields)
         violation, category, confidence, rationale = fields
-        if violation:
+        if violation and category is not None:
             categories = {name: 0.0 for name in policy.categories}
-            categories[category or ""] = confidence
+            # The model says the post breaks the policy: never "allow", however unsure it is
+            # (a post can talk a model down), as Llama Guard's "unsafe" is never allowed.
+            lowest = policy.categories[category].thresholds[-1].min_score  # highest first
+            categories[category] = max(confidence, reaching(lowest))
         else:
             categories = {name: clamp(1.0 - confidence) for name in policy.categories}
         if self.keep_reasoning and completion.reasoning:
@@ -140,6 +149,9 @@ def answer_schema(policy: Policy) -> dict[str, Any]:
 
 def _json_object(text: str) -> Mapping[str, Any] | None:
     body = _unfenced(text.strip())
+    keys = _KEY.findall(body)
+    if len(keys) != len(set(keys)):
+        return None  # a key twice: two readings, and the parser would keep the last
     try:
         # orjson stops at 1,024 levels of nesting with an error; the json module recurses until
         # Python's recursion limit ("[[[[..." from a model asked for it: RecursionError).
@@ -151,6 +163,9 @@ def _json_object(text: str) -> Mapping[str, Any] | None:
 
 def _fields(answer: Mapping[str, Any], policy: Policy) -> tuple[bool, str | None, float, str] | str:
     """The checked fields, or why they are not usable."""
+    extra = set(answer) - _FIELDS
+    if extra:
+        return f"keys the answer format has not: {sorted(extra)!r}"
     violation = answer.get("violation")
     if violation not in (0, 1) or isinstance(violation, float):
         return f"violation is {violation!r}, not 0 or 1"
@@ -161,6 +176,8 @@ def _fields(answer: Mapping[str, Any], policy: Policy) -> tuple[bool, str | None
     # A list or an object is no category (and no key to look up: it is unhashable).
     if violation and (not isinstance(category, str) or category not in policy.categories):
         return f"violation without a category of the policy ({category!r})"
+    if not violation and category is not None:
+        return f"no violation, yet a category ({category!r})"
     rationale = answer.get("rationale")
     if not isinstance(rationale, str):
         return "rationale missing"

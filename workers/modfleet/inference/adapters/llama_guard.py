@@ -31,6 +31,7 @@ from modfleet.inference.adapters.base import (
     Request,
     category_codes,
     neutralise,
+    reaching,
 )
 from modfleet.inference.adapters.labels import check_labels
 from modfleet.inference.base import Verdict
@@ -195,13 +196,8 @@ class LlamaGuardAdapter(Adapter):
         for code, categories in scored.items():
             if categories:
                 mins = [c.thresholds[-1].min_score for c in categories]  # listed highest first
-                bounds[code] = (max(map(_reaching, mins)), min(map(_below, mins)))
+                bounds[code] = (max(map(reaching, mins)), min(map(_below, mins)))
         return bounds
-
-
-def _reaching(threshold: float) -> float:
-    score = round(threshold, SCORE_PLACES)
-    return score if score >= threshold else round(score + _STEP, SCORE_PLACES)
 
 
 def _below(threshold: float) -> float:
