@@ -250,8 +250,22 @@ async def test_a_post_over_the_models_context_is_decided_on_its_first_part_and_s
     decided = orjson.loads(by_post[b"r-2"].value)
     assert decided["truncated"] is True, "the decision says the model saw only a part"
     # No retry of the refused batch: the batch once, the probe, each post once, then the
-    # refused one's first half.
-    assert model.calls == 5
+    # refused one's first half and its last half.
+    assert model.calls == 6
+
+
+async def test_filler_before_the_abuse_does_not_hide_it_from_a_model_that_refused_the_whole(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # Judged on its first half alone, "lol lol ... you are a useless idiot" was allowed: the
+    # model saw only the filler. Its last part is judged too, and the worse verdict stands.
+    s = make_settings(cache_enabled=False)
+    pipe = pipeline(s, Refusing(limit=5_000), Retry(3, 0.0))
+    text = "lol " * 2_000 + "@jamie you are a useless idiot and everyone at work knows it"
+    out = await pipe.process(records([encode(post("r-5", text))]))
+    (decided,) = [orjson.loads(m.value) for m in out if m.kind == "decision"]
+    assert decided["truncated"] is True
+    assert decided["action"] != "allow", decided["scores"]
 
 
 async def test_a_post_the_model_refuses_however_short_is_dead_lettered_alone(

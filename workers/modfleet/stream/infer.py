@@ -7,8 +7,9 @@ to the agent, which stops taking records until the backend is back (or the pack'
 ``on_model_down`` says otherwise). A ``FatalError`` (a dead engine) is never retried. A
 ``RejectedInput`` (a prompt over the model's context length) is not retried either: the batch
 is isolated at once, and a post the model refuses alone is asked again on its first half, and
-so on (``CUTS`` times at most), so that a post over the model's context is still moderated on
-what fits (its verdict says ``cut``); only a post refused however short is dead-lettered.
+so on (``CUTS`` times at most), then on its last part of the size taken, so that a post over the
+model's context is still moderated on what fits, on the worse of the two (its verdict says
+``cut``); only a post refused however short is dead-lettered.
 A model that refuses the probe's plain text too is misconfigured (``FatalError``).
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from modfleet.errors import FatalError, RecoverableError, RejectedInput
@@ -151,19 +152,43 @@ class Inference:
         return results
 
     async def _first_part(self, policy: Policy, text: str) -> Verdict | None:
-        """The verdict on the longest first half, quarter, ... of ``text`` the model takes."""
+        """The worse verdict on the longest first and last halves, quarters, ... of ``text``
+        that the model takes: filler before (or after) the abuse must not hide it."""
+        head = await self._fitting(policy, lambda size: text[:size], len(text))
+        if head is None:
+            return None
+        size, first = head
+        tail = await self._fitting(policy, lambda n: text[len(text) - n :], 2 * size)
+        last = None if tail is None else tail[1]
+        log.warning("a post the model refused was scored on parts of %d characters", size)
+        return replace(_worse(first, last, policy), cut=True)
+
+    async def _fitting(
+        self, policy: Policy, part: Callable[[int], str], size: int
+    ) -> tuple[int, Verdict] | None:
+        """(size, verdict) of the longest ``part(size // 2)``, ``part(size // 4)``, ... the
+        model takes, within ``CUTS`` halvings; None if it takes none (or fails otherwise)."""
         for _ in range(CUTS):
-            text = text[: len(text) // 2]
-            if not text:
+            size //= 2
+            if not size:
                 return None
             try:
-                (verdict,) = await self._call(policy, [text])
+                (verdict,) = await self._call(policy, [part(size)])
             except FatalError:
                 raise
             except RejectedInput:
                 continue
             except Exception:  # noqa: BLE001 - the post is dead-lettered with its refusal
                 return None
-            log.warning("a post the model refused was scored on its first %d characters", len(text))
-            return replace(verdict, cut=True)
+            return size, verdict
         return None
+
+
+def _worse(first: Verdict, last: Verdict | None, policy: Policy) -> Verdict:
+    """The verdict to act on: an unreadable one, else the one with the higher top score."""
+    if last is None or first.unparseable:
+        return first
+    if last.unparseable:
+        return last
+    top = max(first.policy_scores(policy).values(), default=0.0)
+    return last if max(last.policy_scores(policy).values(), default=0.0) > top else first
