@@ -147,3 +147,34 @@ def test_a_duplicate_key_in_a_nested_array_is_named_where_it_is() -> None:
     result = decode(record(b'[{"k": 1}, {"k": 1, "k": 2}]'))
     assert isinstance(result, Rejection)
     assert (result.code, result.field) == ("schema_invalid", "/1/k")
+
+
+@pytest.mark.parametrize(
+    "escaped",
+    [
+        "\\ud83d",  # the first half of an emoji: a JavaScript platform cut its text mid-pair
+        "\\ude00",
+        "\\ud83d\\u0041",
+    ],
+)
+def test_a_lone_surrogate_escape_is_read_as_a_replacement_character_and_the_post_decided(
+    escaped: str,
+) -> None:
+    # JSON allows it (RFC 8259) and JavaScript writes it when a cut at N UTF-16 units splits an
+    # emoji; orjson refuses it, and the post was dead-lettered not_json, moderated by no one.
+    value = (
+        '{"schema_version": 1, "post_id": "s-1", "tenant": "acme", "text": "you idiot '
+        + escaped
+        + '"}'
+    ).encode()
+    found = decode(Record("posts", 0, 0, None, None, value))
+    assert isinstance(found, Post), found
+    assert found.text.startswith("you idiot \ufffd")
+    found.text.encode("utf-8")  # writable: no surrogate is left
+
+
+def test_a_lone_surrogate_escape_in_a_nested_bomb_is_still_not_json() -> None:
+    value = b'{"text": "\\ud800", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    found = decode(Record("posts", 0, 0, None, None, value))
+    assert isinstance(found, Rejection)
+    assert found.code in ("not_json", "schema_invalid")

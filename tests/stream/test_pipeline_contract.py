@@ -206,3 +206,11 @@ def test_a_stand_in_fits_the_smallest_budget_whatever_the_post_and_key() -> None
     body = bodies([stand_in])["dead_letter"]
     assert body["post_id"] == post_id
     assert weight(stand_in) <= smallest.record_bytes
+
+
+def test_a_post_with_a_lone_surrogate_escape_is_decided_and_its_escalation_written() -> None:
+    value = b'{"schema_version": 1, "post_id": "s-1", "tenant": "acme", "text": "hi \\ud83d"}'
+    pipe = pipeline(Verdict.unreadable("?", "steered"))
+    out = bodies(asyncio.run(pipe.process([Record("posts", 0, 7, STAMP, b"s-1", value)])))
+    assert out.keys() == {"decision", "escalation"}
+    assert out["escalation"]["text"] == "hi \ufffd"

@@ -79,6 +79,7 @@ _MAX_MEMBERS = 256
 # Where a key ends: its closing quote, optional whitespace, a colon. Each key of the raw text
 # ends so once (strings may add more), so fewer parsed keys than these means a possible duplicate.
 _KEY_END = re.compile(rb'"[ \t\r\n]*:')
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def decode(record: Record, max_bytes: int = DEFAULT_MAX_POST_BYTES) -> Post | Rejection:
@@ -95,7 +96,9 @@ def decode(record: Record, max_bytes: int = DEFAULT_MAX_POST_BYTES) -> Post | Re
         # orjson reads the bytes and checks their UTF-8 itself: no decoded copy for valid posts.
         data = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
-        return _unreadable(value, exc)
+        data = _with_lone_surrogates(value, exc)
+        if data is None:
+            return _unreadable(value, exc)
     shape = _shape(data)
     if isinstance(shape, Rejection):
         return _named(shape, data)
@@ -109,6 +112,38 @@ def decode(record: Record, max_bytes: int = DEFAULT_MAX_POST_BYTES) -> Post | Re
     if violation is not None:
         return _named(Rejection("schema_invalid", violation.message, violation.pointer), data)
     return _post(data)
+
+
+def _with_lone_surrogates(value: bytes, exc: orjson.JSONDecodeError) -> object | None:
+    """The document, if its one fault for orjson is a lone surrogate escape ("\\ud83d"), with
+    U+FFFD in its place; else None.
+
+    JSON allows such an escape (RFC 8259), and JavaScript writes one when a cut at N UTF-16
+    units splits an emoji: a post must not go unmoderated for it. Only this path pays for the
+    json module, and only a document of a post's shape (bounded depth and members) is walked."""
+    if "surrogate" not in exc.msg:
+        return None
+    try:
+        data: object = json.loads(value.decode("utf-8"))
+    except (ValueError, RecursionError):  # not JSON after all, or nested past the stack
+        return None
+    if isinstance(_shape(data), Rejection):
+        return data  # rejected for its shape as any other document
+    return _replaced(data)
+
+
+def _replaced(data: object) -> object:
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            return _LONE_SURROGATE.sub("\ufffd", data)
+        return data
+    if isinstance(data, dict):
+        return {_replaced(key): _replaced(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_replaced(value) for value in data]
+    return data
 
 
 def _unreadable(value: bytes, exc: orjson.JSONDecodeError) -> Rejection:
