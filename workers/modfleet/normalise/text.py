@@ -17,17 +17,22 @@ from modfleet.carrier import carrier
 # characters, fillers. They render as nothing, so a reader sees "idiot" in "i\ufe0fd\ufe0fiot"
 # while the model saw other words, and two identical-looking posts hashed apart. The ranges are
 # Unicode's (tests check them against the regex library's data).
-_INVISIBLE = re.compile(
-    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
-    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
-    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+_IGNORABLE = (
+    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
 )
+_IGNORABLE_ASTRAL = "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
 # Overlay marks (canonical combining class 1) strike through or slash the letter before them:
-# "y\u0336o\u0336u\u0336" reads as a struck-out "you", which the model saw as other words. Derived
-# from the running Python's Unicode data (all such marks lie below U+20000).
-_OVERLAY = re.compile(
-    "[" + "".join(c for c in map(chr, range(0x20000)) if unicodedata.combining(c) == 1) + "]"
+# "y\u0336o\u0336u\u0336" reads as a struck-out "you", which the model saw as other words. From
+# the running Python's Unicode data (all such marks lie below U+20000).
+_OVERLAYS = [c for c in map(chr, range(0x20000)) if unicodedata.combining(c) == 1]
+# Split at U+10000: a class holding astral characters costs re twice as much on every text,
+# and astral ones are checked only in texts that hold an astral character (emoji, mostly).
+_INVISIBLE = re.compile("[" + _IGNORABLE + "".join(c for c in _OVERLAYS if c < "\U00010000") + "]")
+_INVISIBLE_ASTRAL = re.compile(
+    "[" + _IGNORABLE_ASTRAL + "".join(c for c in _OVERLAYS if c >= "\U00010000") + "]"
 )
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 # Remaining C0/C1 controls (tab, newline and CR become spaces below).
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SPACE = re.compile(r"\s+")
@@ -75,8 +80,10 @@ def _raw_cut(text: str, max_chars: int) -> int:
 
 
 # Characters folding removes or collapses: whitespace, and the classes of _CONTROL, _INVISIBLE
-# and _OVERLAY.
-_DROPPED = r"\s" + _CONTROL.pattern[1:-1] + _INVISIBLE.pattern[1:-1] + _OVERLAY.pattern[1:-1]
+# and _INVISIBLE_ASTRAL.
+_DROPPED = (
+    r"\s" + _CONTROL.pattern[1:-1] + _INVISIBLE.pattern[1:-1] + _INVISIBLE_ASTRAL.pattern[1:-1]
+)
 
 
 @functools.lru_cache(maxsize=16)
@@ -89,6 +96,7 @@ def _folded(text: str) -> str:
     canon = unicodedata.normalize("NFKC", text)
     canon = _OVERRIDE.sub(lambda m: m.group(1)[::-1], canon)
     canon = _INVISIBLE.sub("", canon)
-    canon = _OVERLAY.sub("", canon)
+    if _ASTRAL.search(canon):
+        canon = _INVISIBLE_ASTRAL.sub("", canon)
     canon = _CONTROL.sub("", canon)
     return _SPACE.sub(" ", canon).strip()
