@@ -142,7 +142,7 @@ class Inference:
             except FatalError:
                 raise
             except RejectedInput as exc:
-                cut = await self._first_part(policy, text)
+                cut = await self._parts(policy, text)
                 if cut is None:
                     results.failed[key] = f"{type(exc).__name__}: {exc}"
                 else:
@@ -151,7 +151,7 @@ class Inference:
                 results.failed[key] = f"{type(exc).__name__}: {exc}"
         return results
 
-    async def _first_part(self, policy: Policy, text: str) -> Verdict | None:
+    async def _parts(self, policy: Policy, text: str) -> Verdict | None:
         """The worse verdict on the longest first and last halves, quarters, ... of ``text``
         that the model takes: filler before (or after) the abuse must not hide it."""
         head = await self._fitting(policy, lambda size: text[:size], len(text))
@@ -190,5 +190,11 @@ def _worse(first: Verdict, last: Verdict | None, policy: Policy) -> Verdict:
         return first
     if last.unparseable:
         return last
-    top = max(first.policy_scores(policy).values(), default=0.0)
-    return last if max(last.policy_scores(policy).values(), default=0.0) > top else first
+    return last if _top(last, policy) > _top(first, policy) else first
+
+
+def _top(verdict: Verdict, policy: Policy) -> float:
+    try:
+        return max(verdict.policy_scores(policy).values(), default=0.0)
+    except Exception:  # noqa: BLE001 - a verdict that cannot be decided: the other part's stands
+        return -1.0
