@@ -132,3 +132,21 @@ def test_struck_through_letters_read_as_the_letters() -> None:
     # read other words (21 of the golden set's 52 abusive posts still flagged, against 40).
     for overlay in ("\u0334", "\u0336", "\u0338", "\u20d2"):
         assert normalise(overlay.join("you idiot") + overlay, 100).text == "you idiot"
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        # An override ends where a reader's display ends it: at PDF, at the next embedding,
+        # override or isolate control, or at a paragraph's end. Only PDF and a newline ended
+        # it here, so the model read these reversed (0 of the golden set's 52 flagged).
+        ("\u202etoidi na era uoy\u202d", "you are an idiot"),
+        ("\u202etoidi na era uoy\u202d ok", "you are an idiot ok"),
+        ("\u202etoidi na era uoy\u202a ok", "you are an idiot ok"),
+        ("\u202etoidi\u202b", "idiot"),
+        ("\u2067\u202etoidi na era uoy\u2069 ok", "you are an idiot ok"),
+        ("\u202eko\u2029you are an idiot", "ok you are an idiot"),
+    ],
+)
+def test_a_right_to_left_override_ends_where_the_display_ends_it(written: str, read: str) -> None:
+    assert normalise(written, 1000).text == read

@@ -36,9 +36,12 @@ _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 # Remaining C0/C1 controls (tab, newline and CR become spaces below).
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SPACE = re.compile(r"\s+")
-# A right-to-left override displays the characters after it in reverse, up to a pop (PDF) or the
-# end of the line: "\u202etoidi" reads as "idiot". The canonical text is what a reader sees.
-_OVERRIDE = re.compile("\u202e([^\u202a-\u202e\n]*)(?:\u202c|$)", re.MULTILINE)
+# A right-to-left override displays the characters after it in reverse, up to where a display
+# ends it: a pop (PDF), the next embedding, override or isolate control, or a paragraph's end
+# (Unicode's paragraph separators): "\u202etoidi" reads as "idiot". The canonical text is what
+# a reader sees. An override a nested embedding interrupts (RLO ... LRE PDF ...) is read only
+# up to the embedding.
+_OVERRIDE = re.compile("\u202e([^\u202a-\u202e\u2066-\u2069\n\r\x1c-\x1e\x85\u2029]*)\u202c?")
 
 
 @carrier
