@@ -5,13 +5,13 @@ from __future__ import annotations
 import abc
 import hashlib
 import math
-import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import field, replace
 from typing import TYPE_CHECKING, Any
 
 from modfleet.carrier import carrier
 from modfleet.contracts.fields import problem
+from modfleet.normalise import writable
 from modfleet.policy.model import SCORE_PLACES
 
 if TYPE_CHECKING:
@@ -139,9 +139,6 @@ def contract_checked(verdict: Verdict, known: Collection[str]) -> Verdict:
     )
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _as_text(verdict: Verdict) -> Verdict:
     """``verdict`` with its rationale and raw output writable as UTF-8 (orjson refuses a lone
     surrogate, and the post would fail as modfleet's error, reviewed by no one)."""
@@ -152,13 +149,7 @@ def _as_text(verdict: Verdict) -> Verdict:
 
 
 def _text(value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return _SURROGATE.sub("\ufffd", value)
-    return value
+    return None if value is None else writable(value)
 
 
 class Classifier(abc.ABC):

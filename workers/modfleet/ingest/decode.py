@@ -13,6 +13,7 @@ import orjson
 
 from modfleet.carrier import carrier
 from modfleet.contracts.schemas import fast_violation
+from modfleet.normalise import writable
 
 
 @carrier
@@ -79,7 +80,6 @@ _MAX_MEMBERS = 256
 # Where a key ends: its closing quote, optional whitespace, a colon. Each key of the raw text
 # ends so once (strings may add more), so fewer parsed keys than these means a possible duplicate.
 _KEY_END = re.compile(rb'"[ \t\r\n]*:')
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def decode(record: Record, max_bytes: int = DEFAULT_MAX_POST_BYTES) -> Post | Rejection:
@@ -134,11 +134,7 @@ def _with_lone_surrogates(value: bytes, exc: orjson.JSONDecodeError) -> object |
 
 def _replaced(data: object) -> object:
     if isinstance(data, str):
-        try:
-            data.encode("utf-8")
-        except UnicodeEncodeError:
-            return _LONE_SURROGATE.sub("\ufffd", data)
-        return data
+        return writable(data)
     if isinstance(data, dict):
         return {_replaced(key): _replaced(value) for key, value in data.items()}
     if isinstance(data, list):

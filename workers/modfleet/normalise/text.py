@@ -33,6 +33,7 @@ _INVISIBLE_ASTRAL = re.compile(
     "[" + _IGNORABLE_ASTRAL + "".join(c for c in _OVERLAYS if c >= "\U00010000") + "]"
 )
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # Remaining C0/C1 controls (tab, newline and CR become spaces below).
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SPACE = re.compile(r"\s+")
@@ -70,6 +71,16 @@ def normalise(text: str, max_chars: int) -> Normalised:
         canon = canon[:max_chars]
     digest = hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest()
     return Normalised(text=canon, content_hash=digest, truncated=truncated)
+
+
+def writable(text: str) -> str:
+    """``text`` with U+FFFD for each lone surrogate (a JSON escape such as "\\ud83d" read from a
+    platform or a model server): UTF-8 cannot encode one, and orjson refuses to write it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _LONE_SURROGATE.sub("\ufffd", text)
+    return text
 
 
 def _raw_cut(text: str, max_chars: int) -> int:
