@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
+from cli_runs import with_broker_down
 from posts import encode, post
 
 from modfleet.errors import FatalError
 from modfleet.replay.rows import BadRow, FieldMap, PostRow, Row, from_json
 from modfleet.replay.sources import detect_format, open_file
 from modfleet.replay.topic_source import Offsets
-from modfleet.stack.services import free_port
 
 FIELDS = FieldMap()
 
@@ -233,11 +230,5 @@ async def test_a_parquet_file_corrupt_inside_names_the_file_and_the_row(tmp_path
 def test_a_replay_with_the_broker_down_is_one_line_naming_it(tmp_path: Path) -> None:
     rows = tmp_path / "rows.jsonl"
     rows.write_text('{"post_id": "1", "tenant": "acme", "text": "hi"}\n')
-    port = free_port()  # nothing listens there
-    env = {**os.environ, "MODFLEET_BROKER_URL": f"kafka://127.0.0.1:{port}"}
-    cmd = [sys.executable, "-m", "modfleet", "replay", str(rows), "--timeout", "5"]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=90, check=False)
-    assert done.returncode == 1, done.stderr[-2000:]
-    assert "Traceback" not in done.stderr, done.stderr[-2000:]
-    last = done.stderr.strip().splitlines()[-1]
+    last, port = with_broker_down("replay", str(rows), "--timeout", "5")
     assert last.startswith(f"modfleet: cannot reach the broker at 127.0.0.1:{port}: "), last

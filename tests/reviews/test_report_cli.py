@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from modfleet.stack.services import free_port
+from cli_runs import with_broker_down
 
 
 def test_report_with_the_broker_down_is_one_line_and_a_failure(tmp_path: Path) -> None:
-    port = free_port()  # nothing listens there
-    env = {**os.environ, "MODFLEET_BROKER_URL": f"kafka://127.0.0.1:{port}"}
     out = tmp_path / "report.json"
-    cmd = [sys.executable, "-m", "modfleet", "reviews", "report", "--idle", "1", "--json", str(out)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=90, check=False)
-    assert done.returncode == 1, done.stderr[-2000:]
-    assert "Traceback" not in done.stderr, done.stderr[-2000:]
-    assert "Unclosed" not in done.stderr, "the consumer that failed to start is closed"
-    # aiokafka logs its own line about the connection; ours is the last, naming the broker.
-    last = done.stderr.strip().splitlines()[-1]
+    last, port = with_broker_down("reviews", "report", "--idle", "1", "--json", str(out))
     assert last.startswith("modfleet: cannot read from the broker at 127.0.0.1:"), last
     assert str(port) in last
     assert not out.exists(), "no report without the data"

@@ -45,18 +45,18 @@ def _fetch() -> str | None:
 
 
 def _readers() -> str | None:
-    v2_readers = {default_records.DefaultRecordBatch, default_records._DefaultRecordBatchPy}
-    for codec, name in _V2.items():
-        for reader in v2_readers:
-            failure = _check(name, reader.__name__, lambda v, c=codec, r=reader: _v2(r, c, v))
-            if failure:
-                return failure
-    legacy_readers = {legacy_records.LegacyRecordBatch, legacy_records._LegacyRecordBatchPy}
-    for codec, name in _LEGACY.items():
-        for reader in legacy_readers:
-            failure = _check(name, reader.__name__, lambda v, c=codec, r=reader: _legacy(r, c, v))
-            if failure:
-                return failure
+    kinds = (
+        (_V2, _v2, {default_records.DefaultRecordBatch, default_records._DefaultRecordBatchPy}),
+        (_LEGACY, _legacy, {legacy_records.LegacyRecordBatch, legacy_records._LegacyRecordBatchPy}),
+    )
+    for codecs, read, readers in kinds:
+        for codec, name in codecs.items():
+            for reader in readers:
+                failure = _check(
+                    name, reader.__name__, lambda v, c=codec, r=reader, f=read: f(r, c, v)
+                )
+                if failure:
+                    return failure
     return None
 
 
