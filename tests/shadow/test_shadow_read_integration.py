@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from raw_batches import produce_raw, zstd_bomb
+from raw_batches import batch, produce_raw, zstd_bomb
 from review_messages import decision
 
 from modfleet.contracts.admin import create_topics
@@ -52,3 +52,23 @@ def test_records_that_are_not_decisions_cost_only_themselves(
     assert [d["policy_id"] for d in shadows] == ["candidate"]
     [c] = compare(lives, shadows)
     assert (c.compared, c.agreed) == (1, 0)
+
+
+def test_a_decision_whose_header_key_is_not_utf8_is_read(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # aiokafka's C reader raised on such a key inside its fetcher: the report ended there.
+    settings = make_settings()
+    live = decision("h-1", "remove", ("hate",))
+    shadow: dict[str, Any] = {**live, "action": "allow", "labels": [], "policy_id": "candidate"}
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        await create_topics(settings, replication_factor=1, partitions=1)
+        hostile = batch(0, 1, {0}, values=[orjson.dumps(live)])
+        await produce_raw(settings, settings.decisions_topic, hostile)
+        await _send(settings, settings.shadow_decisions_topic, [orjson.dumps(shadow)])
+        return await read_decisions(settings, idle_s=2.0)
+
+    lives, shadows = asyncio.run(scenario())
+    assert [d["post_id"] for d in lives] == ["h-1"]
+    assert [d["policy_id"] for d in shadows] == ["candidate"]

@@ -24,7 +24,8 @@ from aiokafka import codec as codecs
 from aiokafka.record import default_records, legacy_records, memory_records
 from aiokafka.record.util import calc_crc32c
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from test_header_keys import TP, batch, fetched, header_names, value
+from raw_batches import batch, value
+from test_header_keys import TP, fetched, header_names
 
 from modfleet.contracts.schemas import check
 from modfleet.emit.dead_letter import dead_letter_message

@@ -18,8 +18,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from posts import encode, post, unique_texts
-from raw_batches import produce_raw
-from test_header_keys import batch
+from raw_batches import batch, produce_raw
 
 from modfleet.contracts.admin import create_topics
 from modfleet.kafka import client_options
