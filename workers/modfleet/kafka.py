@@ -75,10 +75,9 @@ def consumer(settings: Settings, *topics: str, **options: Any) -> AIOKafkaConsum
     For `reviews run`, `reviews report`, `export`, `replay` and `shadow report`: the reviews and
     posts topics take writes from outside the fleet, and a bomb there would otherwise end the
     command, after each restart, at the same offset."""
-    from modfleet.stream import inflate, lenient  # process-wide, as aiokafka's modules are
+    from modfleet.stream.transport import install_readers  # the stream's, loaded on use
 
-    lenient.install()
-    inflate.install(settings.max_batch_inflated_bytes)
+    install_readers(settings.max_batch_inflated_bytes)
     return AIOKafkaConsumer(*topics, **client_options(settings), **options)
 
 

@@ -42,8 +42,7 @@ def use_consumer(
     # where a failure would be far from its cause.
     if _FETCH_WAIT_ATTRIBUTE not in aiokafka.AIOKafkaConsumer.__init__.__code__.co_names:
         raise FatalError(_no_attribute())
-    lenient.install()
-    inflate.install(max_batch_inflated_bytes)
+    install_readers(max_batch_inflated_bytes)
 
     class _Thread(faust_aiokafka.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
@@ -59,6 +58,14 @@ def use_consumer(
         Consumer = _Consumer
 
     app.transport = _Transport(app.conf.broker_consumer, app)
+
+
+def install_readers(max_batch_inflated_bytes: int) -> None:
+    """Make every aiokafka consumer of this process read header keys that are not UTF-8 and
+    inflate no compressed batch past ``max_batch_inflated_bytes`` (process-wide, as aiokafka's
+    module names are): the worker's consumer and the commands' (``modfleet.kafka.consumer``)."""
+    lenient.install()
+    inflate.install(max_batch_inflated_bytes)
 
 
 def set_fetch_wait(consumer: aiokafka.AIOKafkaConsumer, fetch_max_wait_ms: int) -> None:
