@@ -213,6 +213,76 @@ async def test_a_text_the_backend_hangs_on_costs_that_post_after_the_timeout(
     assert "took over 0.2 s" in lost["reason"]["message"]
 
 
+class HangingOnMany(Wrapped):
+    """The embedded model, except that any call holding a text that starts with ``trap`` never
+    comes back; it counts the calls in flight."""
+
+    def __init__(self, trap: str) -> None:
+        super().__init__()
+        self.trap = trap
+        self.in_flight = self.most_in_flight = 0
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if any(text.startswith(self.trap) for text in texts):
+                await asyncio.Event().wait()
+            return await self.inner.classify(texts, policy)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_posts_the_backend_hangs_on_are_asked_side_by_side_not_one_timeout_after_another(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # Asked one at a time, a batch holding n such posts took n timeouts (30 s each by default)
+    # before any of its posts was decided: a poster could stall a partition for minutes.
+    s = make_settings(cache_enabled=False)
+    model = HangingOnMany("never answered")
+    pipe = pipeline(s, model, Retry(1, 0.0, timeout_s=0.3))
+    traps = [encode(post(f"t-{i}", f"never answered {i}")) for i in range(6)]
+    fine = [encode(post(f"f-{i}", f"hello there {i}")) for i in range(6)]
+    out = await asyncio.wait_for(pipe.process(records(traps + fine)), timeout=30)
+    by_post = {m.key: m for m in out}
+    for i in range(6):
+        assert by_post[f"f-{i}".encode()].kind == "decision"
+        lost = orjson.loads(by_post[f"t-{i}".encode()].value)
+        assert lost["reason"]["code"] == "inference_failed"
+        assert "took over 0.3 s" in lost["reason"]["message"]
+    assert model.most_in_flight >= 6, "the hanging posts were asked one after another"
+    assert model.in_flight == 0, "a call was left running"
+
+
+class DyingOnOne(Wrapped):
+    """Fails any batch of more than one text; asked about ``word`` alone, its engine dies."""
+
+    def __init__(self, word: str) -> None:
+        super().__init__()
+        self.word = word
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        if len(texts) > 1:
+            raise ConnectionResetError("the server closed the connection")
+        if self.word in texts[0]:
+            raise FatalError("the engine died")
+        await asyncio.sleep(0.01)
+        return await self.inner.classify(texts, policy)
+
+
+async def test_an_engine_that_dies_while_posts_are_asked_alone_stops_the_worker(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # Asked side by side, the posts' calls run in a task group: the engine's death must still
+    # reach the agent as itself (which stops the worker), not wrapped in an ExceptionGroup.
+    s = make_settings(cache_enabled=False)
+    pipe = pipeline(s, DyingOnOne("fatal"), Retry(1, 0.0))
+    values = [encode(post(f"d-{i}", f"hello {i}")) for i in range(5)]
+    values.append(encode(post("d-x", "fatal text")))
+    with pytest.raises(FatalError, match="the engine died"):
+        await pipe.process(records(values))
+
+
 class Refusing(Wrapped):
     """The embedded model, behind a server that refuses any request holding a text as long as
     ``limit`` or longer, as vLLM refuses a prompt over its context length (or holding ``word``

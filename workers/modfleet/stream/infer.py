@@ -45,6 +45,10 @@ PROBE_TEXT = "hello, how was your day?"
 # Halvings of a refused post's text: a twentieth of the pack's default 20,000 characters is
 # still a post, and a refusal that outlives them is not about its length.
 CUTS = 5
+# Isolated posts asked at once: below the LLM backends' own bounds on requests in flight (64 and
+# 256 by default), so that an isolated post's deadline runs while it is asked, not while it
+# queues behind neighbours the backend hangs on.
+ISOLATED_AT_ONCE = 16
 
 
 class BackendDown(RecoverableError):
@@ -134,22 +138,39 @@ class Inference:
         return [contract_checked(verdict, known) for verdict in verdicts]
 
     async def _isolate(self, policy: Policy, keys: Sequence[str], texts: Sequence[str]) -> Results:
-        """Classify one text at a time, so one poison post cannot take its batch with it."""
+        """Classify one text at a time, so one poison post cannot take its batch with it; side
+        by side, so that n posts the backend hangs on cost the batch about one deadline, not n."""
         results = Results({}, {})
-        for key, text in zip(keys, texts, strict=True):
-            try:
-                results.found[key] = (await self._call(policy, [text]))[0]
-            except FatalError:
-                raise
-            except RejectedInput as exc:
-                cut = await self._parts(policy, text)
-                if cut is None:
-                    results.failed[key] = f"{type(exc).__name__}: {exc}"
-                else:
-                    results.found[key] = cut
-            except Exception as exc:  # noqa: BLE001 - recorded as the post's dead-letter reason
-                results.failed[key] = f"{type(exc).__name__}: {exc}"
+        at_once = asyncio.Semaphore(ISOLATED_AT_ONCE)
+
+        async def alone(key: str, text: str) -> None:
+            async with at_once:
+                verdict, why = await self._alone(policy, text)
+            if verdict is None:
+                results.failed[key] = why
+            else:
+                results.found[key] = verdict
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for key, text in zip(keys, texts, strict=True):
+                    group.create_task(alone(key, text))
+        except ExceptionGroup as failed:
+            # Only a FatalError leaves alone(); the group cancelled the other posts' calls.
+            raise failed.exceptions[0] from None
         return results
+
+    async def _alone(self, policy: Policy, text: str) -> tuple[Verdict | None, str]:
+        """The verdict on one text, or None and why inference gave up on it."""
+        try:
+            return (await self._call(policy, [text]))[0], ""
+        except FatalError:
+            raise
+        except RejectedInput as exc:
+            cut = await self._parts(policy, text)
+            return cut, ("" if cut is not None else f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - recorded as the post's dead-letter reason
+            return None, f"{type(exc).__name__}: {exc}"
 
     async def _parts(self, policy: Policy, text: str) -> Verdict | None:
         """The worse verdict on the longest first and last halves, quarters, ... of ``text``
