@@ -20,6 +20,7 @@ from modfleet.policy import Policy, load_policy
 from modfleet.policy.packs import PolicySet
 from modfleet.settings import Settings
 from modfleet.stream import Pipeline, Retry
+from modfleet.stream.deliver import count_delivered
 from modfleet.stream.infer import PROBE_TEXT, BackendDown
 
 BASE = load_policy(Settings().policy_path)
@@ -122,7 +123,7 @@ async def test_metrics_count_a_batch_once_however_often_it_was_tried() -> None:
     for _ in range(3):  # as the agent's retries would
         out = await pipe.process(batch)
     assert pipe.metrics.posts_consumed._value.get() == 0, "nothing counted before delivery"
-    pipe.count(out, len(batch))
+    count_delivered(pipe.metrics, out, len(batch))
     assert pipe.metrics.posts_consumed._value.get() == 3
     assert pipe.metrics.dead_letters.labels(reason="not_json")._value.get() == 1
     assert pipe.metrics.decisions.labels(action="remove")._value.get() == 2

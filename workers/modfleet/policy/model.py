@@ -30,6 +30,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from modfleet.contracts.fields import problem
 from modfleet.errors import FatalError
+from modfleet.policy.prompt import policy_prompt
 from modfleet.settings import TENANT_NAME
 
 Action = Literal["allow", "label", "restrict", "escalate", "remove"]
@@ -340,11 +341,7 @@ class Policy(_Frozen):
         Byte-identical for the same pack (no dates, no set ordering) so that serving stacks can
         cache it as a prompt prefix.
         """
-        lines = [f"# {self.title}", "", f"Policy `{self.id}`, version {self.version}.", ""]
-        lines += [self.description, ""]
-        for name, category in self.categories.items():
-            lines += _render_category(name, category)
-        return "\n".join(lines).rstrip("\n") + "\n"
+        return policy_prompt(self)
 
 
 def _unknown_baselines(title: str, unknown: list[str], known: list[str]) -> ValidationError:
@@ -382,23 +379,3 @@ def _finite(score: float, name: str) -> float:
     if math.isnan(score):
         raise FatalError(f"score for {name!r} is NaN")
     return float(score)
-
-
-def _render_category(name: str, category: Category) -> list[str]:
-    lines = [f"## {category.title} (`{name}`)", "", "### Definition", "", category.definition, ""]
-    if category.key_terms:
-        lines += ["### Key Terms", ""]
-        lines += [f"- **{term}**: {meaning}" for term, meaning in category.key_terms.items()]
-        lines.append("")
-    lines += ["### VIOLATES", ""]
-    lines += [f"- {item}" for item in category.violates]
-    lines += ["", "### DOES NOT VIOLATE", ""]
-    lines += [f"- {item}" for item in category.does_not_violate]
-    lines += ["", "### Examples", ""]
-    for example in category.examples:
-        verdict = "VIOLATES" if example.violates else "DOES NOT VIOLATE"
-        note = f". {example.note}" if example.note else ""
-        # JSON quoting keeps a multi-line example on one line and its quotes unambiguous.
-        lines.append(f"- {json.dumps(example.text, ensure_ascii=False)}: {verdict}{note}")
-    lines.append("")
-    return lines

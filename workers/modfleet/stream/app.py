@@ -28,7 +28,7 @@ from modfleet.metrics import Metrics
 from modfleet.policy import Policy
 from modfleet.policy.packs import PolicySet, load_policy_set
 from modfleet.settings import Settings
-from modfleet.stream.deliver import deliver, exit_unacked
+from modfleet.stream.deliver import count_delivered, deliver, exit_unacked
 from modfleet.stream.faust_app import faust_app
 from modfleet.stream.held import HeldGate, HeldPosts
 from modfleet.stream.infer import BackendDown, Retry
@@ -164,7 +164,7 @@ class StreamWorker:
             # Off the decisions' path, under the delivery: done before the batch is acked, so
             # that a post decided and acked is a cache hit for the batches after it.
             await asyncio.gather(*writes)
-        self.pipeline.count(delivered, len(records))
+        count_delivered(self.metrics, delivered, len(records))
         trace.finish()
         self.observer.batch_done(records)
 

@@ -8,7 +8,6 @@ dead-letter), so that no post is lost however a step fails.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -146,8 +145,8 @@ class Pipeline:
         writes: list[asyncio.Task[None]] | None = None,
     ) -> list[Outbound]:
         """Exactly one outcome per record (a decision, maybe with an escalation, or a
-        dead-letter), each within the byte budget. Metrics are counted by ``count`` once the
-        outcomes are delivered, so that a retried batch is not counted twice.
+        dead-letter), each within the byte budget. Metrics are counted by ``count_delivered``
+        once the outcomes are delivered, so that a retried batch is not counted twice.
 
         With ``writes``, the new verdicts' cache write is started and added there rather than
         awaited, so that the decisions do not wait for it: the caller awaits it (before it
@@ -194,26 +193,6 @@ class Pipeline:
             except Exception as exc:  # noqa: BLE001 - that record alone is dead-lettered
                 out.append(self._internal_error(record, "processing the post", exc))
         return out
-
-    def count(self, delivered: Sequence[Outbound], records: int) -> None:
-        """Metrics of one delivered batch: counted here, once, however often it was tried; one
-        ``inc(n)`` per label set rather than a label lookup per message."""
-        m = self.metrics
-        m.posts_consumed.inc(records)
-        m.batch_size.observe(records)
-        # Counted by what the metrics tell apart, in C; then one inc(n) per distinct outcome.
-        outcomes = collections.Counter((o.kind, o.code, o.action, o.labels) for o in delivered)
-        for (kind, code, action, labels), n in outcomes.items():
-            if kind == "decision":
-                m.decisions.labels(action=action or "").inc(n)
-                for category in labels:
-                    m.decision_labels.labels(category=category).inc(n)
-            elif kind == "shadow_decision":
-                m.shadow_decisions.labels(policy=code or "", action=action or "").inc(n)
-            elif kind == "escalation":
-                m.escalations.labels(reason=code or "").inc(n)
-            elif kind == "dead_letter":
-                m.dead_letters.labels(reason=code or "").inc(n)
 
     def undeliverable(self, message: Outbound) -> Outbound | None:
         """The minimal dead-letter that stands for a message the broker refused for good."""
