@@ -85,13 +85,13 @@ def _install_batch_fault(step: str, once: Any, app: Any) -> None:
 
         worker._deliver = deliver
     elif step == "count":
-        real_count = app.Pipeline.count
+        real_count = app.count_delivered
 
-        def count(self: Any, delivered: Any, records: int) -> None:
+        def count(metrics: Any, delivered: Any, records: int) -> None:
             once([m.source for m in delivered if m.source is not None])
-            real_count(self, delivered, records)
+            real_count(metrics, delivered, records)
 
-        app.Pipeline.count = count
+        app.count_delivered = count
     elif step == "observe":
         real_done = app.BatchObserver.batch_done
 
