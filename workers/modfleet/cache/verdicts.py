@@ -28,6 +28,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from modfleet.cache.packing import packed_by_hiredis
 from modfleet.cache.seal import Opened, Rejected, Sealer
 from modfleet.errors import FatalError
 from modfleet.inference.base import Verdict, audience
@@ -308,7 +309,9 @@ def connect_cache(settings: Settings, metrics: Metrics) -> VerdictCache:
         options["password"] = settings.redis_password.get_secret_value()
     if settings.redis_ssl_ca_certs is not None:  # only rediss:// connections accept it
         options["ssl_ca_certs"] = str(settings.redis_ssl_ca_certs)
-    client = aioredis.Redis.from_url(settings.redis_url.get_secret_value(), **options)
+    client = packed_by_hiredis(
+        aioredis.Redis.from_url(settings.redis_url.get_secret_value(), **options)
+    )
     return VerdictCache(
         client,
         settings.cache_ttl_s,
