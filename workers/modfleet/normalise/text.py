@@ -1,48 +1,18 @@
 """Canonical form of a post's text, and the hash that keys the verdict cache.
 
 The model sees exactly the canonical text, and the hash is taken over exactly that text, so a
-cached verdict is always the verdict for the text it is served for.
+cached verdict is always the verdict for the text it is served for. The canonical text is what a
+reader sees: bidi overrides read in the order a display shows their text, one compatibility
+form, no invisible characters; and of a text over the pack's limit, its beginning and its end.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import re
 import unicodedata
 
 from modfleet.carrier import carrier
-
-# Unicode's Default_Ignorable_Code_Point: zero-width and bidi controls, variation selectors, tag
-# characters, fillers. They render as nothing, so a reader sees "idiot" in "i\ufe0fd\ufe0fiot"
-# while the model saw other words, and two identical-looking posts hashed apart. The ranges are
-# Unicode's (tests check them against the regex library's data).
-_IGNORABLE = (
-    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
-    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
-)
-_IGNORABLE_ASTRAL = "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
-# Overlay marks (canonical combining class 1) strike through or slash the letter before them:
-# "y\u0336o\u0336u\u0336" reads as a struck-out "you", which the model saw as other words. From
-# the running Python's Unicode data (all such marks lie below U+20000).
-_OVERLAYS = [c for c in map(chr, range(0x20000)) if unicodedata.combining(c) == 1]
-# Split at U+10000: a class holding astral characters costs re twice as much on every text,
-# and astral ones are checked only in texts that hold an astral character (emoji, mostly).
-_INVISIBLE = re.compile("[" + _IGNORABLE + "".join(c for c in _OVERLAYS if c < "\U00010000") + "]")
-_INVISIBLE_ASTRAL = re.compile(
-    "[" + _IGNORABLE_ASTRAL + "".join(c for c in _OVERLAYS if c >= "\U00010000") + "]"
-)
-_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-# Remaining C0/C1 controls (tab, newline and CR become spaces below).
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_SPACE = re.compile(r"\s+")
-# A right-to-left override displays the characters after it in reverse, up to where a display
-# ends it: a pop (PDF), the next embedding, override or isolate control, or a paragraph's end
-# (Unicode's paragraph separators): "\u202etoidi" reads as "idiot". The canonical text is what
-# a reader sees. An override a nested embedding interrupts (RLO ... LRE PDF ...) is read only
-# up to the embedding.
-_OVERRIDE = re.compile("\u202e([^\u202a-\u202e\u2066-\u2069\n\r\x1c-\x1e\x85\u2029]*)\u202c?")
+from modfleet.normalise import bidi, chars
 
 
 @carrier
@@ -53,8 +23,8 @@ class Normalised:
 
 
 def normalise(text: str, max_chars: int) -> Normalised:
-    """NFKC-fold, undo RTL overrides, strip invisible, overlay and control characters, collapse
-    whitespace, cut to max_chars."""
+    """Read bidi overrides as displayed, NFKC-fold, strip invisible, overlay and control
+    characters, collapse whitespace; of a text over max_chars, keep its beginning and its end."""
     long = len(text) > 4 * max_chars
     if not long and text.isascii() and text.isprintable():
         # Most posts: NFKC leaves printable ASCII as it is, and it holds no override, invisible
@@ -63,14 +33,33 @@ def normalise(text: str, max_chars: int) -> Normalised:
         canon = " ".join(text.split())
         raw_cut = False
     else:
-        cut = _raw_cut(text, max_chars) if long else len(text)
-        raw_cut = cut < len(text)
-        canon = _folded(text[:cut])
+        # Each end read must fold to its share of the cut: half, or all where only one is kept.
+        count = 2 * max_chars if max_chars >= len(_ELLIPSIS) + 2 else 4 * max_chars
+        bounded, raw_cut = _bounded(text, count) if long else (text, False)
+        canon = _folded(bidi.displayed(bounded))
     truncated = raw_cut or len(canon) > max_chars
     if truncated:
-        canon = canon[:max_chars]
+        canon = _cut(canon, max_chars)
     digest = hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest()
     return Normalised(text=canon, content_hash=digest, truncated=truncated)
+
+
+# Folding would turn U+2026 into "...": a poster's own " … " never reads as the cut.
+_ELLIPSIS = " \u2026 "
+
+
+def _cut(canon: str, max_chars: int) -> str:
+    """``canon``'s first half and its end, either side of " … ", in max_chars at most: abuse
+    written after 20,000 characters of filler is read all the same. Under 5 characters (no
+    room for both), its first part only."""
+    if len(canon) <= max_chars:
+        return canon
+    if max_chars < len(_ELLIPSIS) + 2:
+        return canon[:max_chars]
+    head = min(max_chars // 2, max_chars - len(_ELLIPSIS) - 1)
+    tail = max_chars - head - len(_ELLIPSIS)
+    # Stripped: a canonical text never holds two spaces in a row, a cut one included.
+    return canon[:head].rstrip() + _ELLIPSIS + canon[-tail:].lstrip()
 
 
 def writable(text: str) -> str:
@@ -79,38 +68,35 @@ def writable(text: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return _LONE_SURROGATE.sub("\ufffd", text)
+        return chars.LONE_SURROGATE.sub("\ufffd", text)
     return text
 
 
-def _raw_cut(text: str, max_chars: int) -> int:
-    """Where to cut a long text before folding it: after 4x max_chars characters that folding
-    keeps, so that the work on a multi-megabyte body stays bounded, and no run of characters
-    that folding removes (spaces, invisible, control) can push the words after it out of what
-    the model reads. Folding keeps each such character as at least one, bar a few compositions
-    (3 to 1 at most), so every character past the cut would be past max_chars anyway."""
-    found = _kept_run(4 * max_chars).match(text)
-    return len(text) if found is None else found.end()
-
-
-# Characters folding removes or collapses: whitespace, and the classes of _CONTROL, _INVISIBLE
-# and _INVISIBLE_ASTRAL.
-_DROPPED = (
-    r"\s" + _CONTROL.pattern[1:-1] + _INVISIBLE.pattern[1:-1] + _INVISIBLE_ASTRAL.pattern[1:-1]
-)
-
-
-@functools.lru_cache(maxsize=16)
-def _kept_run(count: int) -> re.Pattern[str]:
-    """Matches a text's start up to and including its ``count``-th kept character."""
-    return re.compile(f"(?:[{_DROPPED}]*[^{_DROPPED}]){{{count}}}")
+def _bounded(text: str, count: int) -> tuple[str, bool]:
+    """What is read of a long text: up to its ``count``-th character that folding keeps, and
+    from its ``count``-th last, so that the work on a multi-megabyte body stays bounded, and no
+    run of characters that folding removes (spaces, invisible, control) can push words out of
+    what the model reads. Folding keeps each such character as at least one, bar a few
+    compositions (4 to 1 at most, Greek's U+1F84), so what is left out is past a quarter of
+    ``count`` from either end. Also whether anything is left out."""
+    found = chars.kept_run(count).match(text)
+    if found is None:
+        return text, False
+    rest = text[found.end() :]
+    last = chars.kept_run(count).match(rest[::-1])
+    if last is None or chars.BLANK.fullmatch(rest, 0, len(rest) - last.end()):
+        return text, False
+    start = len(rest) - last.end()
+    marks = chars.scripts().marks.match(rest, start)  # a letter left out leaves its marks no base
+    start = marks.end() if marks else start
+    middle = bidi.left_out(rest[:start]) if chars.OVERRIDES.search(text) else " "
+    return text[: found.end()] + middle + rest[start:], True
 
 
 def _folded(text: str) -> str:
     canon = unicodedata.normalize("NFKC", text)
-    canon = _OVERRIDE.sub(lambda m: m.group(1)[::-1], canon)
-    canon = _INVISIBLE.sub("", canon)
-    if _ASTRAL.search(canon):
-        canon = _INVISIBLE_ASTRAL.sub("", canon)
-    canon = _CONTROL.sub("", canon)
-    return _SPACE.sub(" ", canon).strip()
+    canon = chars.INVISIBLE.sub("", canon)
+    if chars.ASTRAL.search(canon):
+        canon = chars.INVISIBLE_ASTRAL.sub("", canon)
+    canon = chars.CONTROL.sub("", canon)
+    return chars.SPACE.sub(" ", canon).strip()
