@@ -222,6 +222,13 @@ def test_workers_filling_every_partition_roll_without_surging(
 
 # --- refusals -----------------------------------------------------------------------------------
 
+VLLM_PACK = "id: gpu\nversion: 1.0.0\nmodel:\n  backend: vllm\n"
+VLLM_FALLBACK_PACK = (
+    "id: shadow\nversion: 1.0.0\nmode: shadow\n"
+    "model:\n  backend: openai\n  on_model_down: fallback\n  fallback: vllm\n"
+)
+
+
 REFUSALS: dict[str, tuple[dict[str, Any], str]] = {
     "rwo-cache-two-replicas": (
         {"inference": {"enabled": True, "modelCache": {"accessModes": ["ReadWriteOnce"]}}},
@@ -378,6 +385,15 @@ REFUSALS: dict[str, tuple[dict[str, Any], str]] = {
         {"worker": {"settings": {"shutdown_grace_s": 60}}},
         "worker.settings.shutdown_grace_s 60 is not below worker.terminationGracePeriodSeconds 60",
     ),
+    # a pack that runs vLLM in the worker process crash-loops on the image, which has no vLLM
+    "active-pack-backend-vllm": (
+        {"policies": {"active": "gpu.yaml", "extraFiles": {"gpu.yaml": VLLM_PACK}}},
+        "policy pack gpu.yaml: model.backend vllm runs the vLLM engine inside the worker",
+    ),
+    "folder-pack-fallback-vllm": (
+        {"policies": {"loadFolder": True, "extraFiles": {"shadow.yml": VLLM_FALLBACK_PACK}}},
+        "policy pack shadow.yml: model.fallback vllm runs the vLLM engine inside the worker",
+    ),
     "default-shutdown-grace-not-below-termination-grace": (
         {"worker": {"terminationGracePeriodSeconds": 30}},
         "worker.settings.shutdown_grace_s 30 (the default) is not below "
@@ -392,6 +408,16 @@ def test_combinations_that_cannot_work_are_refused_with_a_reason(helm: Helm, cas
     (result,) = helm.run(render_op(values))
     assert "error" in result, f"{case} rendered"
     assert message in result["error"]
+
+
+def test_only_the_packs_the_workers_load_are_held_to_the_images_backends(helm: Helm) -> None:
+    openai_pack = VLLM_PACK.replace("vllm", "openai")
+    not_loaded, openai_in_folder = helm.run(
+        render_op({"policies": {"extraFiles": {"gpu.yaml": VLLM_PACK}}}),  # active: default.yaml
+        render_op({"policies": {"loadFolder": True, "extraFiles": {"llm.yaml": openai_pack}}}),
+    )
+    assert "error" not in not_loaded, not_loaded.get("error")
+    assert "error" not in openai_in_folder, openai_in_folder.get("error")
 
 
 def test_the_termination_grace_check_uses_the_settings_default(helm: Helm) -> None:

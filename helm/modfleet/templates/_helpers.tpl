@@ -141,6 +141,21 @@ secretKeyRef:
 {{- if and (not .Values.policies.loadFolder) (not (hasKey $files .Values.policies.active)) -}}
 {{- fail (printf "policies.active %q is not among the policy files: %s" .Values.policies.active (keys $files | sortAlpha | join ", ")) -}}
 {{- end -}}
+{{- /* The worker image has no vLLM ([gpu] extra): a pack it loads that runs the engine in the
+worker process would crash-loop every worker. Packs are read as the workers read them: the
+active one, or every *.yaml/*.yml with loadFolder. */ -}}
+{{- range $name, $content := $files -}}
+{{- if and (regexMatch "\\.ya?ml$" $name) (or $.Values.policies.loadFolder (eq $name $.Values.policies.active)) -}}
+{{- $model := get (fromYaml $content) "model" -}}
+{{- if kindIs "map" $model -}}
+{{- range $field := list "backend" "fallback" -}}
+{{- if eq (toString (get $model $field)) "vllm" -}}
+{{- fail (printf "policy pack %s: model.%s vllm runs the vLLM engine inside the worker, which the worker image does not hold (no [gpu] extra): serve the model from vLLM pods (inference.enabled) and name backend openai" $name $field) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- if eq (include "modfleet.kafkaSasl" .) "true" -}}
 {{- if not (and .Values.kafka.sasl.username .Values.kafka.sasl.existingSecret) -}}
 {{- fail "kafka.securityProtocol is SASL_*: set kafka.sasl.username and kafka.sasl.existingSecret (the Secret holding the password)" -}}
