@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import faulthandler
 import gc
+import sys
 
 import faust
 
@@ -16,6 +18,10 @@ from modfleet.telemetry import logging_config
 # about 300 collections over 20,000 posts, 3 us a post of the worker's CPU (docs/benchmarks.md).
 # Cyclic garbage still starts one: it is never freed, so it keeps the count growing.
 _YOUNG_COLLECTION_AFTER = 20_000
+# Seconds the interpreter gets to exit once the worker has stopped (its streams done, its
+# offsets committed, its loop closed): it then waits only for the threads libraries leave, and
+# one that never returns kept a stopped worker's pod Terminating until the kubelet's SIGKILL.
+EXIT_WITHIN_S = 10.0
 
 
 def run_worker(settings: Settings) -> None:
@@ -37,3 +43,10 @@ def run_worker(settings: Settings) -> None:
         ).execute_from_commandline()
     finally:
         worker.close_telemetry()
+        leave_within(EXIT_WITHIN_S)
+
+
+def leave_within(seconds: float) -> None:
+    """Past ``seconds`` from now, write every thread's stack to stderr (what held the exit up)
+    and end the process with status 1; a process that exits before then is not affected."""
+    faulthandler.dump_traceback_later(seconds, exit=True, file=sys.stderr)
