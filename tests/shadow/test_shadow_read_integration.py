@@ -30,14 +30,19 @@ async def _send(settings: Settings, topic: str, values: list[bytes | None]) -> N
         await producer.stop()
 
 
+def _live_and_shadow(post_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A live decision to remove, and the candidate pack's shadow decision to allow."""
+    live = decision(post_id, "remove", ("hate",))
+    return live, {**live, "action": "allow", "labels": [], "policy_id": "candidate"}
+
+
 def test_records_that_are_not_decisions_cost_only_themselves(
     make_settings: Callable[..., Settings],
 ) -> None:
     # Any producer with access can write to these topics; before, a tombstone or a line that
     # is not JSON ended the report with a traceback, and a bomb was inflated whole.
     settings = make_settings()
-    live = decision("s-1", "remove", ("hate",))
-    shadow: dict[str, Any] = {**live, "action": "allow", "labels": [], "policy_id": "candidate"}
+    live, shadow = _live_and_shadow("s-1")
     junk: list[bytes | None] = [None, b"not json", b"[1]", orjson.dumps({"post_id": 7})]
 
     async def scenario() -> tuple[list[Any], list[Any]]:
@@ -59,8 +64,7 @@ def test_a_decision_whose_header_key_is_not_utf8_is_read(
 ) -> None:
     # aiokafka's C reader raised on such a key inside its fetcher: the report ended there.
     settings = make_settings()
-    live = decision("h-1", "remove", ("hate",))
-    shadow: dict[str, Any] = {**live, "action": "allow", "labels": [], "policy_id": "candidate"}
+    live, shadow = _live_and_shadow("h-1")
 
     async def scenario() -> tuple[list[Any], list[Any]]:
         await create_topics(settings, replication_factor=1, partitions=1)
