@@ -145,7 +145,7 @@ def test_a_lone_surrogate_in_valid_json_is_written_escaped(tmp_path: Path, pack_
 def test_a_csv_post_over_128_kib_is_evaluated(tmp_path: Path, pack_path: Path) -> None:
     # csv's default field limit is 131,072 characters; replay takes such a post, so eval must.
     path = tmp_path / "set.csv"
-    long = "score=0.9 " + "a" * 200_000
+    long = ("score=0.9 " + "a" * 990) * 200  # a score in every window the model reads
     path.write_text(f"text,harassment\n{long},yes\nb score=0.1,no\n", encoding="utf-8")
     out = tmp_path / "o"
     result = _eval(path, pack_path, out)

@@ -112,3 +112,18 @@ def test_a_decision_whose_text_never_comes_is_counted_by_why() -> None:
     assert wanted.text_of(post("changed", "another text under the same id")) == []
     assert wanted.left() == {"text_changed": 1, "missing_text": 1}
     assert wanted.text_of(post("elsewhere", "a post nobody decided")) == []
+
+
+def test_a_long_post_meets_its_decision_under_the_hash_of_what_the_worker_read() -> None:
+    # A post over the pack's limit is read in windows (eight by default): hashed as one window,
+    # its beginning and its end, it never met its decision and was counted as edited.
+    long = post("p-long", "what a lovely day at the beach. " * 3_000)
+    d = decision("p-long", "allow")
+    d["content_hash"] = normalise(long["text"], 20_000, windows=8).content_hash
+    found = labelled(d, review(d, "allow", {}))
+    assert found is not None
+    wanted = Wanted({})
+    wanted.add(d, found)
+    [(_, _, seen)] = wanted.text_of(long)
+    assert len(seen.text) > 20_000
+    assert wanted.left() == {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import orjson
@@ -19,10 +19,11 @@ from modfleet.cache import connect_cache
 from modfleet.contracts.admin import create_topics
 from modfleet.contracts.schemas import violations
 from modfleet.emit import Outbound, Topics
+from modfleet.inference.base import Verdict
 from modfleet.inference.embedded import EmbeddedClassifier
 from modfleet.ingest import Record
 from modfleet.metrics import Metrics
-from modfleet.policy import load_policy
+from modfleet.policy import Policy, load_policy
 from modfleet.replay import collect_outcomes, produce_posts
 from modfleet.reviews.agreement import Tally
 from modfleet.reviews.join import Join
@@ -249,3 +250,50 @@ def _rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError("no VmRSS")
+
+
+FILLER = "What a lovely day at the beach, the sea was calm and the sand was warm. "
+INSULT = "you are a worthless idiot and everyone hates you"
+
+
+async def test_abuse_in_the_middle_of_a_long_post_is_read_and_decided(pipeline: Pipeline) -> None:
+    # 64,800 characters of a beach day either side of the insult: read as one window of the
+    # pack's 20,000, its beginning and its end, the post was allowed.
+    values = [
+        encode(post("mid-0", FILLER * 900 + INSULT + " " + FILLER * 900)),
+        encode(post("mid-1", FILLER * 1_800)),
+    ]
+    out = await _process_once(
+        pipeline, [Record("posts", 0, i, 1.7e9, None, v) for i, v in enumerate(values)]
+    )
+    abusive, harmless = (orjson.loads(m.value) for m in out if m.kind == "decision")
+    assert abusive["action"] == "remove"
+    assert abusive["truncated"] is False
+    assert harmless["action"] == "allow"
+    assert harmless["truncated"] is False
+
+
+class _Recording(EmbeddedClassifier):
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    async def classify(self, texts: Sequence[str], policy: Policy) -> list[Verdict]:
+        self.asked += texts
+        return await super().classify(texts, policy)
+
+
+async def test_a_huge_post_costs_the_model_the_packs_windows_at_most(redis_url: str) -> None:
+    settings = Settings(redis_url=redis_url)
+    policy, classifier = load_policy(settings.policy_path), _Recording()
+    metrics = Metrics()
+    cache = connect_cache(settings, metrics)
+    topics = Topics.from_settings(settings)
+    pipeline = Pipeline(policy, classifier, cache, metrics, topics, Retry(2, 0.01))
+    limits = policy.limits
+    body = encode(post("huge-windows", (FILLER * 55_000)[:3_900_000] + INSULT))
+    [decision] = await _process_once(pipeline, [Record("posts", 0, 0, 1.7e9, None, body)])
+    assert orjson.loads(decision.value)["truncated"] is True
+    assert 1 < len(classifier.asked) <= limits.max_windows
+    assert all(len(text) <= limits.max_text_chars for text in classifier.asked)
+    assert classifier.asked[-1].endswith(INSULT)

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 from modfleet.errors import FatalError
 from modfleet.inference import Classifier
-from modfleet.normalise import normalise
+from modfleet.inference.base import Verdict
+from modfleet.inference.windows import worst
+from modfleet.normalise import normalise, windows
 from modfleet.policy.model import Judgement, Policy
 
 
@@ -62,22 +64,34 @@ async def _score(
 ) -> Scored:
     scores: list[dict[str, float]] = []
     truncated = 0
-    limit = policy.limits.max_text_chars
+    limit, count = policy.limits.max_text_chars, policy.limits.max_windows
     started = time.perf_counter()
     try:
         for at in range(0, len(texts), batch_size):
-            # The model must see what it sees in production: the canonical, possibly cut, text.
-            norms = [normalise(t, limit) for t in texts[at : at + batch_size]]
+            # The model must see what it sees in production: the canonical text, in windows
+            # when it is long, possibly cut.
+            norms = [normalise(t, limit, count) for t in texts[at : at + batch_size]]
             truncated += sum(n.truncated for n in norms)
-            verdicts = await classifier.classify([n.text for n in norms], policy)
-            if len(verdicts) != len(norms):
+            parts = [windows(n.text, limit) for n in norms]
+            asked = [part for text in parts for part in text]
+            verdicts = await classifier.classify(asked, policy)
+            if len(verdicts) != len(asked):
                 raise FatalError(
                     f"model {classifier.model_id} returned {len(verdicts)} verdicts "
-                    f"for {len(norms)} texts"
+                    f"for {len(asked)} texts"
                 )
-            scores += [policy.category_scores(v.scores) for v in verdicts]
+            scores += [v.policy_scores(policy) for v in _per_text(parts, verdicts, policy)]
             on_batch(len(norms))
     finally:
         await classifier.close()
     judgements = [policy.decide(s) for s in scores]
     return Scored(scores, judgements, time.perf_counter() - started, truncated)
+
+
+def _per_text(parts: list[list[str]], verdicts: list[Verdict], policy: Policy) -> list[Verdict]:
+    """One verdict a text, from those of its windows, as the worker decides it."""
+    out, at = [], 0
+    for windows_of_text in parts:
+        out.append(worst(verdicts[at : at + len(windows_of_text)], policy))
+        at += len(windows_of_text)
+    return out

@@ -22,7 +22,7 @@ from modfleet.export.training import (
 )
 from modfleet.kafka import unread
 from modfleet.normalise import Normalised, normalise
-from modfleet.policy.model import Policy
+from modfleet.policy.model import Limits, Policy
 from modfleet.policy.packs import load_policy_set
 from modfleet.reviews.join import Rejected, parse, parse_record
 from modfleet.reviews.read import Window, read_topic
@@ -30,7 +30,8 @@ from modfleet.settings import Settings
 
 log = logging.getLogger(__name__)
 FILES = {"train": "train.jsonl", "sft": "sft.jsonl", "preference": "preference.jsonl"}
-_DEFAULT_LIMIT = 20_000  # a pack's default text limit, for decisions of packs not loaded here
+# What a pack reads by default, for decisions of packs not loaded here.
+_DEFAULT_LIMITS = Limits()
 
 
 @dataclass
@@ -101,7 +102,7 @@ class Wanted:
         matched, left = [], []
         for decision, found in waiting:
             pack = self._packs.get(_digest(decision))
-            seen = normalise(post["text"], pack.limits.max_text_chars if pack else _DEFAULT_LIMIT)
+            seen = _read(post["text"], pack)
             if seen.content_hash == decision["content_hash"]:
                 matched.append((decision, found, seen))
             else:
@@ -119,6 +120,12 @@ class Wanted:
         for key, waiting in self._waiting.items():
             counts["text_changed" if key in self._seen else "missing_text"] += len(waiting)
         return counts
+
+
+def _read(text: str, pack: Policy | None) -> Normalised:
+    """The text as the worker read it for the decision, so that its content hash matches."""
+    limits = pack.limits if pack is not None else _DEFAULT_LIMITS
+    return normalise(text, limits.max_text_chars, limits.max_windows)
 
 
 def _digest(decision: dict[str, Any]) -> str:

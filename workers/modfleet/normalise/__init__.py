@@ -1,5 +1,5 @@
 """Step 2 of the pipeline: canonical text and its content hash."""
 
-from modfleet.normalise.text import Normalised, normalise, writable
+from modfleet.normalise.text import Normalised, normalise, read_budget, windows, writable
 
-__all__ = ["Normalised", "normalise", "writable"]
+__all__ = ["Normalised", "normalise", "read_budget", "windows", "writable"]

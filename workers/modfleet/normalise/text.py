@@ -3,7 +3,8 @@
 The model sees exactly the canonical text, and the hash is taken over exactly that text, so a
 cached verdict is always the verdict for the text it is served for. The canonical text is what a
 reader sees: bidi overrides read in the order a display shows their text, one compatibility
-form, no invisible characters; and of a text over the pack's limit, its beginning and its end.
+form, no invisible characters; and of a text past what the pack reads (its limit, in windows),
+its beginning and its end. A text over the limit is read in overlapping windows of the limit.
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ class Normalised:
     truncated: bool
 
 
-def normalise(text: str, max_chars: int) -> Normalised:
+def normalise(text: str, max_chars: int, windows: int = 1) -> Normalised:
     """Read bidi overrides as displayed, NFKC-fold, strip invisible, overlay and control
-    characters, collapse whitespace; of a text over max_chars, keep its beginning and its end."""
+    characters, collapse whitespace; of a text over what ``windows`` windows of ``max_chars``
+    read (``read_budget``), keep its beginning and its end."""
+    if windows > 1 and len(text) > max_chars and bidi.costly(text):
+        windows = 1  # a step per control: a post stuffed with them costs what it did before
+    max_chars = read_budget(max_chars, windows)
     long = len(text) > 4 * max_chars
     if not long and text.isascii() and text.isprintable():
         # Most posts: NFKC leaves printable ASCII as it is, and it holds no override, invisible
@@ -42,6 +47,29 @@ def normalise(text: str, max_chars: int) -> Normalised:
         canon = _cut(canon, max_chars)
     digest = hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest()
     return Normalised(text=canon, content_hash=digest, truncated=truncated)
+
+
+def read_budget(max_chars: int, windows: int) -> int:
+    """How much of a canonical text ``windows`` overlapping windows of ``max_chars`` read."""
+    if windows < 1:
+        raise ValueError(f"windows must be at least 1, not {windows}")
+    return max_chars + (windows - 1) * (max_chars - _overlap(max_chars))
+
+
+def windows(canon: str, max_chars: int) -> list[str]:
+    """The windows of ``max_chars`` the model reads a canonical text in: the text itself when it
+    fits. They overlap, so that a phrase a window's edge cuts is whole in its neighbour, and the
+    last ends at the text's end; a text within ``read_budget(max_chars, n)`` takes n at most."""
+    if len(canon) <= max_chars:
+        return [canon]
+    last = len(canon) - max_chars
+    starts = [*range(0, last, max_chars - _overlap(max_chars)), last]
+    return [canon[start : start + max_chars] for start in starts]
+
+
+def _overlap(max_chars: int) -> int:
+    # A sentence or two: what an edge may cut and the next window must hold whole.
+    return min(200, max_chars // 8)
 
 
 # Folding would turn U+2026 into "...": a poster's own " … " never reads as the cut.

@@ -137,6 +137,9 @@ class ModelRef(_Frozen):
 
 class Limits(_Frozen):
     max_text_chars: int = Field(20_000, ge=1, le=1_000_000)
+    # A longer post is read in up to this many overlapping windows of max_text_chars, and decided
+    # on its worst: abuse in the middle of a long post is read. Each window is one model call.
+    max_windows: int = Field(8, ge=1, le=64)
 
 
 # The overall row of an evaluation: a post is flagged when the pack's action is not "allow".

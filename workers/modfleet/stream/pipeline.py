@@ -39,6 +39,7 @@ from modfleet.policy.packs import PolicySet
 from modfleet.stream.degrade import BackendFactory, Degrade
 from modfleet.stream.infer import Inference, Retry
 from modfleet.stream.tenancy import Audiences, by_audience, tenant_head
+from modfleet.stream.windows import Windows
 from modfleet.telemetry.tracing import BatchTrace, Headers, Tracing
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ _UNREADABLE = Judgement(action="escalate", labels=(), per_category={})
 
 _UNTRACED = Tracing(None).batch()
 _PACKS_KEPT = 64
+_PackParts = tuple[Policy, int, int, dict[str, str], PackFields, str]
 
 
 def _traced(trace: BatchTrace, record: Record) -> tuple[str, Headers]:
@@ -103,7 +105,7 @@ class Pipeline:
         self.budget = budget
         self.max_post_bytes = max_post_bytes
         self._inference: dict[int, Inference] = {}
-        self._parts: dict[int, tuple[Policy, int, dict[str, str], PackFields, str]] = {}
+        self._parts: dict[int, _PackParts] = {}
         self._audiences = Audiences()
         self.degrade = Degrade(metrics, retry, fallbacks)
 
@@ -251,14 +253,14 @@ class Pipeline:
     def _item(
         self, record: Record, post: Post, trace_id: str, headers: Headers, p: Policy, shadow: bool
     ) -> _Item:
-        _, max_chars, heads, fields, scope = self._pack_parts(p)
-        norm = normalise(post.text, max_chars)
+        _, max_chars, windows, heads, fields, scope = self._pack_parts(p)
+        norm = normalise(post.text, max_chars, windows)
         head = heads.get(post.tenant) or tenant_head(heads, p, scope, post.tenant)
         key = head + norm.content_hash
         return _Item(record, post, norm, key, trace_id, headers, p, fields, shadow)
 
-    def _pack_parts(self, p: Policy) -> tuple[Policy, int, dict[str, str], PackFields, str]:
-        """What every post under ``p`` shares (its text limit, its cache keys' heads by tenant,
+    def _pack_parts(self, p: Policy) -> _PackParts:
+        """What every post under ``p`` shares (its text limits, its cache keys' heads by tenant,
         its messages' pack fields with its backend's model id, its backend's cache scope),
         worked out once per pack, not once per post."""
         found = self._parts.get(id(p))
@@ -268,7 +270,9 @@ class Pipeline:
             backend = self.backends.for_policy(p)
             fields = PackFields.of(p, backend.model_id)
             scope = backend.cache_scope()
-            found = self._parts[id(p)] = (p, p.limits.max_text_chars, {}, fields, scope)
+            limits = p.limits
+            found = (p, limits.max_text_chars, limits.max_windows, {}, fields, scope)
+            self._parts[id(p)] = found
         return found
 
     async def _verdicts(
@@ -285,10 +289,11 @@ class Pipeline:
         fresh: dict[str, Verdict] = {}
         with trace.stage("inference"):
             for policy, tenant, misses in by_audience(jobs, found, self._apart):
-                texts = [jobs[k].norm.text for k in misses]
+                read = Windows(misses, [jobs[k].norm.text for k in misses], policy.limits)
                 inference = self.inference_for(policy)
                 asked = self._audiences.of(policy, tenant) if tenant is not None else policy
-                results = await self.degrade.classify(inference, asked, misses, texts)
+                results = await self.degrade.classify(inference, asked, read.keys, read.texts)
+                results = read.fold(results, policy)
                 fresh.update(results.found)
                 failed.update(results.failed)
         # An unreadable answer is asked again next time, never served from the cache; nor is a
