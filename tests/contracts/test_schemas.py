@@ -55,10 +55,12 @@ FIELDS: dict[str, set[str]] = {
 POST_REQUIRED = {"schema_version", "post_id", "tenant", "text"}
 # Optional fields added within v1 (additive, so consumers of v1 keep working).
 OPTIONAL: dict[str, set[str]] = {
-    "decision": {"stage", "policy_digest", "fallback_from"},
+    "decision": {"stage", "policy_digest", "fallback_from", "rationale_truncated"},
     "escalation": {
         "stage",
         "raw_output",
+        "raw_output_truncated",
+        "rationale_truncated",
         "policy_digest",
         "text_truncated",
         "source",

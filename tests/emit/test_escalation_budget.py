@@ -130,10 +130,13 @@ def test_an_escalation_fits_and_validates_whatever_it_carries(
     assert violations("escalation", body) == []
     assert text.startswith(body["text"])
     assert body["text_truncated"] is (body["text"] != text)
+    # A reviewer can tell the model's words cut from the model's words whole.
     if raw is not None:
         assert raw[:RAW_OUTPUT_LIMIT].startswith(body["raw_output"])
+        assert body.get("raw_output_truncated", False) is (body["raw_output"] != raw)
     if rationale is not None:
         assert rationale[:RATIONALE_LIMIT].startswith(body["rationale"])
+        assert body.get("rationale_truncated", False) is (body["rationale"] != rationale)
 
 
 def test_a_small_unreadable_answer_is_kept_whole() -> None:
@@ -143,6 +146,8 @@ def test_a_small_unreadable_answer_is_kept_whole() -> None:
     assert (body["text"], body["text_truncated"]) == ("rude", False)
     assert body["raw_output"] == '{"oops": ' + "\x00" * 100
     assert body["rationale"] == "did not parse"
+    assert "raw_output_truncated" not in body
+    assert "rationale_truncated" not in body
 
 
 def test_a_decision_with_the_widest_rationale_fits_the_smallest_budget() -> None:
@@ -152,6 +157,15 @@ def test_a_decision_with_the_widest_rationale_fits_the_smallest_budget() -> None
     body = orjson.loads(message.value)
     assert weight(message) <= SMALLEST
     assert violations("decision", body) == []
+    assert len(body["rationale"]) == RATIONALE_LIMIT
+    assert body["rationale_truncated"] is True
+
+
+def test_a_whole_rationale_is_not_flagged_cut() -> None:
+    verdict = Verdict(scores={}, rationale="r" * RATIONALE_LIMIT)
+    body = orjson.loads(decision_message(decided("x", verdict), PACK, "decisions").value)
+    assert body["rationale"] == "r" * RATIONALE_LIMIT
+    assert "rationale_truncated" not in body
 
 
 @given(st.lists(HOSTILE, max_size=200).map("".join), st.integers(0, 1500))

@@ -56,3 +56,11 @@ def test_garbled_scores_in_one_window_cost_only_their_text() -> None:
     folded = read.fold(Results(found, {}), POLICY)
     assert set(folded.found) == {"short"}
     assert "NaN" in folded.failed["long"]
+
+
+def test_a_window_the_backend_left_unanswered_is_never_decided_without() -> None:
+    read = Windows(["long"], ["w" * 250], LIMITS)
+    found = {key: Verdict(scores={"modfleet:harassment": 0.1}) for key in read.keys[:-1]}
+    folded = read.fold(Results(found, {}), POLICY)
+    assert folded.found == {}
+    assert folded.failed == {"long": "part of the text: no verdict"}

@@ -161,6 +161,8 @@ def _verdict_fields(d: Decided, pack: PackFields) -> dict[str, Any]:
         "post_produced_at": iso_time(d.produced_at),
         "trace_id": d.trace_id,
     }
+    if verdict.rationale is not None and len(verdict.rationale) > RATIONALE_LIMIT:
+        body["rationale_truncated"] = True
     if verdict.stage is not None:
         body["stage"] = verdict.stage  # which cascade stage decided
     if verdict.fallback_from is not None:
@@ -194,6 +196,8 @@ def escalation_message(
     if d.verdict.raw_output is not None:
         # The model's answer as given, for the reviewer of an unparseable verdict.
         body["raw_output"] = d.verdict.raw_output[:RAW_OUTPUT_LIMIT]
+        if len(d.verdict.raw_output) > RAW_OUTPUT_LIMIT:
+            body["raw_output_truncated"] = True
     room = budget.value_bytes(_key(d.post_id), d.headers)
     value = orjson.dumps(body)
     if len(value) > room:
@@ -214,16 +218,22 @@ def _fitted(body: dict[str, Any], size: int, room: int) -> bytes:
     names = [name for name in _UNBOUNDED if type(body.get(name)) is str]
     encoded = [orjson.dumps(body[name]) for name in names]
     sizes = [len(json) - 2 for json in encoded]
-    # The cut text's flag turns false to true: a byte shorter, so the sum stays within room.
-    shares = fair_shares(sizes, room - (size - sum(sizes)))
+    # The cut text's flag turns false to true: a byte shorter. The model's words' flags are
+    # absent until they are cut: room is kept for each that may yet be added.
+    flags = sum(len(_FLAG.format(n)) for n in names if n != "text" and _flag(n) not in body)
+    shares = fair_shares(sizes, room - (size - sum(sizes)) - flags)
     for name, json, wanted, share in zip(names, encoded, sizes, shares, strict=True):
         if share < wanted:
             body[name] = json_prefix(json, share)
-            if name == "text":
-                body["text_truncated"] = True
-    # raw_output and rationale have no flag of their own in escalation.v1: the reviewer sees
-    # the start of each, as they saw it cut to the schema's limit before.
+            body[_flag(name)] = True
     return orjson.dumps(body)
+
+
+_FLAG = ',"{}_truncated":true'
+
+
+def _flag(name: str) -> str:
+    return f"{name}_truncated"
 
 
 def source_reference(record: Record, content_hash: str) -> dict[str, Any]:

@@ -40,8 +40,8 @@ class Windows:
         for key, named in self._parts.items():
             verdicts = [found.pop(name, None) for name in named]
             why = [failed.pop(name) for name in named if name in failed]
-            if why:
-                failed[key] = f"part of the text: {why[0]}"
+            if why or None in verdicts:
+                failed[key] = f"part of the text: {why[0] if why else 'no verdict'}"
                 continue
             try:
                 found[key] = worst([v for v in verdicts if v is not None], policy)
