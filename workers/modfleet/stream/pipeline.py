@@ -270,9 +270,8 @@ class Pipeline:
             backend = self.backends.for_policy(p)
             fields = PackFields.of(p, backend.model_id)
             scope = backend.cache_scope()
-            limits = p.limits
-            found = (p, limits.max_text_chars, limits.max_windows, {}, fields, scope)
-            self._parts[id(p)] = found
+            chars, windows = p.limits.max_text_chars, p.limits.max_windows
+            found = self._parts[id(p)] = (p, chars, windows, {}, fields, scope)
         return found
 
     async def _verdicts(
