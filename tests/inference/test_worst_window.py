@@ -54,3 +54,11 @@ def test_windows_scored_by_different_stages_keep_the_categories_they_were_decide
 def test_one_window_is_its_own_verdict(policy: Policy) -> None:
     only = Verdict(scores={"modfleet:harassment": 0.4}, rationale="why")
     assert worst([only], policy) is only
+
+
+def test_a_model_down_in_one_window_leaves_the_text_to_review(policy: Policy) -> None:
+    calm = Verdict(scores={"modfleet:harassment": 0.0})
+    down = Verdict(scores={}, rationale="model m is down", model_down=True)
+    merged = worst([calm, down], policy)
+    assert merged.model_down
+    assert merged.rationale == "model m is down"

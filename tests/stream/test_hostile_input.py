@@ -297,3 +297,5 @@ async def test_a_huge_post_costs_the_model_the_packs_windows_at_most(redis_url: 
     assert 1 < len(classifier.asked) <= limits.max_windows
     assert all(len(text) <= limits.max_text_chars for text in classifier.asked)
     assert classifier.asked[-1].endswith(INSULT)
+    # SREs see what long posts cost the model: the windows past each text's first.
+    assert metrics.text_windows._value.get() == len(classifier.asked) - 1

@@ -60,6 +60,12 @@ class Metrics:
             "Posts whose text was already being classified in the same batch.",
             registry=r,
         )
+        self.text_windows = Counter(
+            "modfleet_text_windows",
+            "Windows asked of texts over their pack's max_text_chars beyond the first of each: "
+            "the model calls that long posts cost.",
+            registry=r,
+        )
         self.inference_retries = Counter(
             "modfleet_inference_retries", "Inference calls tried again.", registry=r
         )

@@ -205,6 +205,14 @@ def escalation_message(
     return _outbound(topic, d, value, "escalation", code=reason)
 
 
+def escalation_reason(verdict: Verdict) -> str:
+    """Why a person reviews the post: the model was down, its answer unreadable, or a
+    threshold's action."""
+    if verdict.model_down:
+        return "model_down"
+    return "unparseable_verdict" if verdict.unparseable else "policy_threshold"
+
+
 # The fields whose size the poster or the model chose: everything else is bounded by the
 # schema, the settings or the pack.
 _UNBOUNDED = ("text", "raw_output", "rationale")

@@ -159,7 +159,10 @@ def _summary(report: Report, data: dict[str, Any]) -> list[str]:
         f"- **Created**: {data['created']} by `modfleet eval`.",
     ]
     if t["truncated"]:
-        lines.append(f"- {t['truncated']} texts were cut to the pack's `max_text_chars`.")
+        lines.append(
+            f"- {t['truncated']} texts were longer than the pack reads (`max_windows` windows "
+            "of `max_text_chars`): the model read their beginning and end."
+        )
     return lines
 
 

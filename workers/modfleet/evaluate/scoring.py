@@ -22,7 +22,7 @@ class Scored:
     scores: list[dict[str, float]]
     judgements: list[Judgement]
     seconds: float  # normalise + classify + decide, without loading the model
-    truncated: int  # texts cut to the pack's max_text_chars, as the worker would
+    truncated: int  # texts longer than the pack's windows read, cut as the worker cuts them
 
     @property
     def texts_per_s(self) -> float:

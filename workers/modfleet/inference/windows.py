@@ -22,10 +22,12 @@ def worst(verdicts: Sequence[Verdict], policy: Policy) -> Verdict:
         return verdicts[0]
     cut = any(v.cut for v in verdicts)
     for at, verdict in enumerate(verdicts):
-        if verdict.unparseable or verdict.model_down:
+        if verdict.unparseable:
             said = verdict.rationale or "unreadable"
             why = f"part {at + 1} of {len(verdicts)} of the text: {said}"
             return replace(verdict, rationale=why, cut=cut, checked=None)
+        if verdict.model_down:
+            return replace(verdict, cut=cut, checked=None)
     mapped = [v.policy_scores(policy) for v in verdicts]
     top = max(range(len(verdicts)), key=lambda at: max(mapped[at].values(), default=0.0))
     labels: dict[str, float] = {}

@@ -26,6 +26,7 @@ from modfleet.emit.messages import (
     carried_headers,
     decision_message,
     escalation_message,
+    escalation_reason,
     new_trace_id,
     trace_context,
 )
@@ -289,6 +290,7 @@ class Pipeline:
         with trace.stage("inference"):
             for policy, tenant, misses in by_audience(jobs, found, self._apart):
                 read = Windows(misses, [jobs[k].norm.text for k in misses], policy.limits)
+                self.metrics.text_windows.inc(read.extra)
                 inference = self.inference_for(policy)
                 asked = self._audiences.of(policy, tenant) if tenant is not None else policy
                 results = await self.degrade.classify(inference, asked, read.keys, read.texts)
@@ -332,7 +334,7 @@ class Pipeline:
         fields = item.fields
         out = [decision_message(decided, fields, self.topics.decisions)]
         if decided.judgement.action == "escalate":
-            reason = _escalation_reason(decided.verdict)
+            reason = escalation_reason(decided.verdict)
             topic = self.topics.escalations
             out.append(escalation_message(decided, fields, topic, reason, self.budget))
         return out
@@ -393,9 +395,3 @@ class Pipeline:
 
 def _cacheable(verdict: Verdict) -> bool:
     return not (verdict.unparseable or verdict.model_down or verdict.fallback_from or verdict.cut)
-
-
-def _escalation_reason(verdict: Verdict) -> str:
-    if verdict.model_down:
-        return "model_down"
-    return "unparseable_verdict" if verdict.unparseable else "policy_threshold"

@@ -31,6 +31,11 @@ class Windows:
             self.keys += named
             self.texts += parts
 
+    @property
+    def extra(self) -> int:
+        """Texts asked beyond one a text: the model calls the long ones cost."""
+        return sum(len(named) - 1 for named in self._parts.values())
+
     def fold(self, results: Results, policy: Policy) -> Results:
         """One verdict, or one reason inference gave up, a text: a window given up on gives up
         its text, as a post read in part is never decided on the rest."""
