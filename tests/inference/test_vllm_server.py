@@ -26,7 +26,9 @@ from modfleet.inference.adapters import create_adapter
 from modfleet.inference.openai_backend import HttpOptions, OpenAICompatibleClassifier
 from modfleet.ingest import Record
 from modfleet.metrics import Metrics
+from modfleet.normalise import windows
 from modfleet.policy import Policy
+from modfleet.policy.model import Limits
 from modfleet.policy.packs import PolicySet
 from modfleet.replay import Outcomes, collect_outcomes, produce_posts
 from modfleet.settings import Settings
@@ -103,6 +105,33 @@ async def test_completions_bring_logprob_scores_for_llama_guard(
         p_unsafe = verdict.extra["p_unsafe"]
         assert p_unsafe is not None, "vLLM's completion logprobs were read"
         assert 0.0 < p_unsafe < 1.0
+
+
+async def test_a_long_post_is_asked_window_by_window_and_decided_once(
+    server: VLLMServer, small_policy: Policy, redis_url: str
+) -> None:
+    # Through the pipeline to vLLM's server: three windows of 400 characters, three requests,
+    # one decision on the whole post.
+    pack = small_policy.model_copy(update={"limits": Limits(max_text_chars=400, max_windows=3)})
+    backend = classifier(server, "gpt-oss-safeguard")
+    settings = Settings(redis_url=redis_url, cache_enabled=False)
+    pipeline = Pipeline(
+        pack, backend, connect_cache(settings, Metrics()), Metrics(),
+        Topics.from_settings(settings), Retry(2, 0.05, timeout_s=240),
+    )  # fmt: skip
+    text = "the bus was late again today. " * 13 + TEXTS[0] + ". " + "a lovely morning. " * 20
+    assert len(windows(text.strip(), 400)) == 3
+    record = Record("posts", 0, 0, 1.7e9, None, encode(post("long-1", text)))
+    try:
+        out = await pipeline.process([record])
+    finally:
+        await backend.close()
+        await pipeline.cache.close()
+    assert backend.requests_sent == 3
+    decision = orjson.loads(out[0].value)
+    assert out[0].kind == "decision"
+    assert violations("decision", decision) == []
+    assert decision["truncated"] is False
 
 
 def llm_settings(make_settings: Callable[..., Settings], server: VLLMServer) -> Settings:
