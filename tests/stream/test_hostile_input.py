@@ -212,6 +212,8 @@ async def test_hostile_stream_never_crashes_a_worker_and_memory_stays_bounded(
     settings = make_settings()
     await create_topics(settings, replication_factor=1, partitions=2)
     values = _hostile_corpus(2_000)
+    # Through the broker and a real worker: abuse in the middle of a long post is read.
+    values.append(encode(post("mid-e2e", FILLER * 900 + INSULT + " " + FILLER * 900)))
     with worker_process(settings, tmp_path / "worker.log") as proc:
         await produce_posts(settings, values[:100])
         await collect_outcomes(settings, 100, timeout_s=60)
@@ -222,6 +224,8 @@ async def test_hostile_stream_never_crashes_a_worker_and_memory_stays_bounded(
         assert proc.poll() is None
     assert outcomes.settled == len(values)
     assert after - before < 150 * 1024, f"RSS grew from {before} KiB to {after} KiB"
+    [middle] = [d for d in outcomes.decisions if d["post_id"] == "mid-e2e"]
+    assert (middle["action"], middle["truncated"]) == ("remove", False)
 
 
 def _hostile_corpus(count: int) -> list[bytes]:
