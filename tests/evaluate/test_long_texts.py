@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from posts import FILLER, INSULT
+
 from modfleet.evaluate.scoring import score_texts
 from modfleet.inference.embedded import EmbeddedClassifier
 from modfleet.policy import load_policy
 from modfleet.resources import default_policy_path
-
-FILLER = "What a lovely day at the beach, the sea was calm and the sand was warm. "
-INSULT = "you are a worthless idiot and everyone hates you"
 
 
 def test_abuse_in_a_long_texts_middle_counts_in_the_evaluation() -> None:

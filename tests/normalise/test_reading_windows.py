@@ -6,11 +6,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from posts import FILLER, INSULT
 
 from modfleet.normalise import normalise, read_budget, windows
-
-FILLER = "What a lovely day at the beach, the sea was calm and the sand was warm. "
-INSULT = "you are a worthless idiot and everyone hates you"
 
 
 def test_abuse_in_the_middle_of_a_long_post_reaches_the_model() -> None:

@@ -13,7 +13,7 @@ import pytest
 from hostile import INJECTIONS, hostile_records
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from posts import encode, post
+from posts import FILLER, INSULT, encode, post
 
 from modfleet.cache import connect_cache
 from modfleet.contracts.admin import create_topics
@@ -254,10 +254,6 @@ def _rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError("no VmRSS")
-
-
-FILLER = "What a lovely day at the beach, the sea was calm and the sand was warm. "
-INSULT = "you are a worthless idiot and everyone hates you"
 
 
 async def test_abuse_in_the_middle_of_a_long_post_is_read_and_decided(pipeline: Pipeline) -> None:

@@ -22,6 +22,10 @@ RUDE = [
     "you're trash and your posts are garbage",
 ]
 
+# A long post's parts: harmless filler, and abuse to hide in it (its middle, its end).
+FILLER = "What a lovely day at the beach, the sea was calm and the sand was warm. "
+INSULT = "you are a worthless idiot and everyone hates you"
+
 
 def post(post_id: str, text: str, tenant: str = "acme", **extra: Any) -> dict[str, Any]:
     return {"schema_version": 1, "post_id": post_id, "tenant": tenant, "text": text, **extra}
