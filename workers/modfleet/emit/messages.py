@@ -228,7 +228,7 @@ def _fitted(body: dict[str, Any], size: int, room: int) -> bytes:
     sizes = [len(json) - 2 for json in encoded]
     # The cut text's flag turns false to true: a byte shorter. The model's words' flags are
     # absent until they are cut: room is kept for each that may yet be added.
-    flags = sum(len(_FLAG.format(n)) for n in names if n != "text" and _flag(n) not in body)
+    flags = sum(len(_FLAG.format(_flag(n))) for n in names if _flag(n) not in body)
     shares = fair_shares(sizes, room - (size - sum(sizes)) - flags)
     for name, json, wanted, share in zip(names, encoded, sizes, shares, strict=True):
         if share < wanted:
@@ -237,7 +237,7 @@ def _fitted(body: dict[str, Any], size: int, room: int) -> bytes:
     return orjson.dumps(body)
 
 
-_FLAG = ',"{}_truncated":true'
+_FLAG = ',"{}":true'
 
 
 def _flag(name: str) -> str:

@@ -25,14 +25,13 @@ _BIDI_MARKS = re.compile(
 # Explicit controls past which a long text is read as one window (``costly``): no real post holds
 # this many, and reading them costs a step each, in Python (about 0.3 s for this many).
 MAX_CONTROLS = 100_000
-_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 
 
 def costly(text: str) -> bool:
     """Whether ``displayed`` would take more steps on ``text`` than ``MAX_CONTROLS``."""
     if "\u202e" not in text and "\u202d" not in text:
         return False
-    return sum(text.count(control) for control in _CONTROLS) > MAX_CONTROLS
+    return sum(text.count(control) for control in chars.EXPLICIT) > MAX_CONTROLS
 
 
 def displayed(text: str) -> str:

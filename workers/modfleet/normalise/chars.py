@@ -48,7 +48,7 @@ def kept_run(count: int) -> re.Pattern[str]:
 
 # The explicit bidi formatting characters: LRE RLE PDF LRO RLO, LRI RLI FSI PDI; the overrides;
 # what ends a paragraph for a display (bidi class B).
-EXPLICIT = "\u202a-\u202e\u2066-\u2069"
+EXPLICIT = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 OVERRIDES = re.compile("[\u202d\u202e]")
 PARAGRAPH_ENDS = "\n\r\x1c\x1d\x1e\x85\u2029"
 

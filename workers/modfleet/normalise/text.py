@@ -29,8 +29,8 @@ def normalise(text: str, max_chars: int, windows: int = 1) -> Normalised:
     read (``read_budget``), keep its beginning and its end."""
     if windows > 1 and len(text) > max_chars and bidi.costly(text):
         windows = 1  # a step per control: a post stuffed with them costs what it did before
-    max_chars = read_budget(max_chars, windows)
-    long = len(text) > 4 * max_chars
+    budget = read_budget(max_chars, windows)
+    long = len(text) > 4 * budget
     if not long and text.isascii() and text.isprintable():
         # Most posts: NFKC leaves printable ASCII as it is, and it holds no override, invisible
         # or control character, so only the whitespace collapse remains (str.split's whitespace
@@ -39,12 +39,12 @@ def normalise(text: str, max_chars: int, windows: int = 1) -> Normalised:
         raw_cut = False
     else:
         # Each end read must fold to its share of the cut: half, or all where only one is kept.
-        count = 2 * max_chars if max_chars >= len(_ELLIPSIS) + 2 else 4 * max_chars
+        count = 2 * budget if budget >= len(_ELLIPSIS) + 2 else 4 * budget
         bounded, raw_cut = _bounded(text, count) if long else (text, False)
         canon = _folded(bidi.displayed(bounded))
-    truncated = raw_cut or len(canon) > max_chars
+    truncated = raw_cut or len(canon) > budget
     if truncated:
-        canon = _cut(canon, max_chars)
+        canon = _cut(canon, budget)
     digest = hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest()
     return Normalised(text=canon, content_hash=digest, truncated=truncated)
 

@@ -25,9 +25,10 @@ class Windows:
         self.keys, self.texts = [], []
         for key, text in zip(keys, texts, strict=True):
             parts = windows(text, max_chars)
-            named = [key] if len(parts) == 1 else [f"{key}{_PART}{n}" for n in range(len(parts))]
-            if len(parts) > 1:
-                self._parts[key] = named
+            if len(parts) == 1:
+                named = [key]
+            else:
+                named = self._parts[key] = [f"{key}{_PART}{n}" for n in range(len(parts))]
             self.keys += named
             self.texts += parts
 
