@@ -61,6 +61,7 @@ def test_the_digest_ignores_layout_comments_and_what_does_not_decide(
         lambda d: d["model"].update(backend="openai"),
         lambda d: d.update(limits={"max_text_chars": 500}),
         lambda d: d.update(description="For other tests."),
+        lambda d: d.update(text={"format": "html"}),
     ],
     ids=[
         "threshold",
@@ -72,6 +73,7 @@ def test_the_digest_ignores_layout_comments_and_what_does_not_decide(
         "backend",
         "limit",
         "description",
+        "text-format",
     ],
 )
 def test_the_digest_changes_with_what_the_model_reads_or_what_decides(
@@ -81,6 +83,24 @@ def test_the_digest_changes_with_what_the_model_reads_or_what_decides(
     changed = pack_data()
     change(changed)
     assert digest(changed) != digest(data)
+
+
+def test_a_pack_that_names_the_plain_text_format_keeps_the_digest_it_had_without_it(
+    pack_data: Data,
+) -> None:
+    # Packs written before the format existed keep their digests, and with them their cached
+    # verdicts and their decisions' ids, across the upgrade.
+    data = pack_data()
+    assert digest(data | {"text": {"format": "plain"}}) == digest(data)
+
+
+@pytest.mark.parametrize("text", [{"format": "markdown"}, {"format": "HTML"}, {"fmt": "html"}])
+def test_a_text_format_the_worker_cannot_read_is_refused_where_it_is_written(
+    tmp_path: Path, pack_data: Data, text: dict[str, str]
+) -> None:
+    problems = check_policy(write(tmp_path / "pack.yaml", pack_data() | {"text": text}))
+    assert problems, text
+    assert all(p.field.startswith("text") for p in problems), problems
 
 
 def test_the_digest_follows_the_category_order_the_model_reads(

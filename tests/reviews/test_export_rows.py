@@ -16,6 +16,9 @@ from modfleet.export.training import (
     trainer_row,
 )
 from modfleet.normalise import normalise
+from modfleet.policy import load_policy
+from modfleet.policy.model import TextIn
+from modfleet.resources import default_policy_path
 
 
 def test_opted_out_and_other_tenants_are_never_wanted() -> None:
@@ -126,4 +129,20 @@ def test_a_long_post_meets_its_decision_under_the_hash_of_what_the_worker_read()
     wanted.add(d, found)
     [(_, _, seen)] = wanted.text_of(long)
     assert len(seen.text) > 20_000
+    assert wanted.left() == {}
+
+
+def test_an_html_post_meets_its_decision_and_teaches_the_text_its_readers_saw() -> None:
+    # Read as written, its hash is not the one the worker decided under, and a trainer fed
+    # the markup would learn tags the model never reads.
+    html = load_policy(default_policy_path()).model_copy(update={"text": TextIn(format="html")})
+    written = post("p-html", "<p>you are a worthless &#105;&#100;&#105;&#111;&#116;</p>")
+    d = decision("p-html", "remove", ("harassment",), digest=html.digest)
+    d["content_hash"] = normalise(written["text"], 20_000, 8, "html").content_hash
+    found = labelled(d, review(d, "remove", {"harassment": True}))
+    assert found is not None
+    wanted = Wanted({html.digest: html})
+    wanted.add(d, found)
+    [(_, _, seen)] = wanted.text_of(written)
+    assert seen.text == "you are a worthless idiot"
     assert wanted.left() == {}

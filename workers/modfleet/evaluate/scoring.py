@@ -65,12 +65,13 @@ async def _score(
     scores: list[dict[str, float]] = []
     truncated = 0
     limit, count = policy.limits.max_text_chars, policy.limits.max_windows
+    text_format = policy.text.format
     started = time.perf_counter()
     try:
         for at in range(0, len(texts), batch_size):
-            # The model must see what it sees in production: the canonical text, in windows
-            # when it is long, possibly cut.
-            norms = [normalise(t, limit, count) for t in texts[at : at + batch_size]]
+            # The model must see what it sees in production: the canonical text (HTML rendered
+            # for a pack that says so), in windows when it is long, possibly cut.
+            norms = [normalise(t, limit, count, text_format) for t in texts[at : at + batch_size]]
             truncated += sum(n.truncated for n in norms)
             parts = [windows(n.text, limit) for n in norms]
             asked = [part for text in parts for part in text]

@@ -2,9 +2,10 @@
 
 The model sees exactly the canonical text, and the hash is taken over exactly that text, so a
 cached verdict is always the verdict for the text it is served for. The canonical text is what a
-reader sees: bidi overrides read in the order a display shows their text, one compatibility
-form, no invisible characters; and of a text past what the pack reads (its limit, in windows),
-its beginning and its end. A text over the limit is read in overlapping windows of the limit.
+reader sees: HTML rendered (where the pack says its platform writes HTML), bidi overrides read in
+the order a display shows their text, one compatibility form, no invisible characters; and of a
+text past what the pack reads (its limit, in windows), its beginning and its end. A text over
+the limit is read in overlapping windows of the limit.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import hashlib
 import unicodedata
 
 from modfleet.carrier import carrier
-from modfleet.normalise import bidi, chars
+from modfleet.normalise import bidi, chars, markup
+from modfleet.normalise.markup import TextFormat
 
 
 @carrier
@@ -23,10 +25,18 @@ class Normalised:
     truncated: bool
 
 
-def normalise(text: str, max_chars: int, windows: int = 1) -> Normalised:
-    """Read bidi overrides as displayed, NFKC-fold, strip invisible, overlay and control
-    characters, collapse whitespace; of a text over what ``windows`` windows of ``max_chars``
-    read (``read_budget``), keep its beginning and its end."""
+def normalise(
+    text: str, max_chars: int, windows: int = 1, text_format: TextFormat = "plain"
+) -> Normalised:
+    """Render HTML (``text_format="html"``) as a browser shows it; read bidi overrides as
+    displayed, NFKC-fold, strip invisible, overlay and control characters, collapse whitespace;
+    of a text over what ``windows`` windows of ``max_chars`` read (``read_budget``), keep its
+    beginning and its end."""
+    rendered_cut = False
+    if text_format == "html":
+        # As far from each end as the plain path reads of a long text (below).
+        reach = 2 * read_budget(max_chars, windows)
+        text, rendered_cut = markup.rendered(writable(text), reach)
     if windows > 1 and len(text) > max_chars and bidi.costly(text):
         windows = 1  # a step per control: a post stuffed with them costs what it did before
     budget = read_budget(max_chars, windows)
@@ -42,7 +52,7 @@ def normalise(text: str, max_chars: int, windows: int = 1) -> Normalised:
         count = 2 * budget if budget >= len(_ELLIPSIS) + 2 else 4 * budget
         bounded, raw_cut = _bounded(text, count) if long else (text, False)
         canon = _folded(bidi.displayed(bounded))
-    truncated = raw_cut or len(canon) > budget
+    truncated = rendered_cut or raw_cut or len(canon) > budget
     if truncated:
         canon = _cut(canon, budget)
     digest = hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest()

@@ -30,6 +30,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from modfleet.contracts.fields import problem
 from modfleet.errors import FatalError
+from modfleet.normalise import TextFormat
 from modfleet.policy.prompt import policy_prompt
 from modfleet.settings import TENANT_NAME
 
@@ -142,6 +143,14 @@ class Limits(_Frozen):
     max_windows: int = Field(8, ge=1, le=64)
 
 
+class TextIn(_Frozen):
+    """How the pack's platform writes a post's text: ``plain``, or ``html`` that its readers see
+    rendered (the model then reads the rendered text: tags, comments and character references
+    cannot split or disguise a word)."""
+
+    format: TextFormat = "plain"
+
+
 # The overall row of an evaluation: a post is flagged when the pack's action is not "allow".
 FLAGGED = "flagged"
 
@@ -181,6 +190,7 @@ class Policy(_Frozen):
     description: Text
     model: ModelRef
     limits: Limits = Field(default_factory=Limits)
+    text: TextIn = Field(default_factory=TextIn)
     categories: dict[Identifier, Category] = Field(min_length=1)
     gate: Gate | None = None
     # live: its decisions are enforced. shadow: evaluated on the same posts, its decisions go to
@@ -249,10 +259,10 @@ class Policy(_Frozen):
         """What the model reads and what decides, in one byte string.
 
         The prompt an LLM reads (which carries every category's text in the pack's order), the
-        thresholds and model labels that turn scores into actions, the model binding and the
-        text limit. Not the gate (golden set), mode or tenants: those choose where a pack
-        applies and how it is tested, not what it decides. YAML comments and layout are gone
-        by the time the pack is parsed, so they never count.
+        thresholds and model labels that turn scores into actions, the model binding, the
+        text limits and the text's format. Not the gate (golden set), mode or tenants: those
+        choose where a pack applies and how it is tested, not what it decides. YAML comments
+        and layout are gone by the time the pack is parsed, so they never count.
         """
         deciding = {
             name: {
@@ -268,6 +278,10 @@ class Policy(_Frozen):
             "model": self.model.model_dump(mode="json"),
             "limits": self.limits.model_dump(mode="json"),
         }
+        if self.text != TextIn():
+            # Absent at its default: packs written before it keep their digests (and so their
+            # cached verdicts and their decisions' ids) across the upgrade.
+            content["text"] = self.text.model_dump(mode="json")
         return json.dumps(
             content, ensure_ascii=False, sort_keys=True, separators=(",", ":")
         ).encode("utf-8", "surrogatepass")

@@ -34,7 +34,7 @@ from modfleet.inference.base import Classifier, Verdict
 from modfleet.inference.routing import Backends
 from modfleet.ingest.decode import DEFAULT_MAX_POST_BYTES, Post, Record, Rejection, decode
 from modfleet.metrics import Metrics
-from modfleet.normalise import Normalised, normalise
+from modfleet.normalise import Normalised, TextFormat, normalise
 from modfleet.policy import Judgement, Policy
 from modfleet.policy.packs import PolicySet
 from modfleet.stream.degrade import BackendFactory, Degrade
@@ -49,7 +49,7 @@ _UNREADABLE = Judgement(action="escalate", labels=(), per_category={})
 
 _UNTRACED = Tracing(None).batch()
 _PACKS_KEPT = 64
-_PackParts = tuple[Policy, int, int, dict[str, str], PackFields, str]
+_PackParts = tuple[Policy, int, int, TextFormat, dict[str, str], PackFields, str]
 
 
 def _traced(trace: BatchTrace, record: Record) -> tuple[str, Headers]:
@@ -254,16 +254,16 @@ class Pipeline:
     def _item(
         self, record: Record, post: Post, trace_id: str, headers: Headers, p: Policy, shadow: bool
     ) -> _Item:
-        _, max_chars, windows, heads, fields, scope = self._pack_parts(p)
-        norm = normalise(post.text, max_chars, windows)
+        _, max_chars, windows, text_format, heads, fields, scope = self._pack_parts(p)
+        norm = normalise(post.text, max_chars, windows, text_format)
         head = heads.get(post.tenant) or tenant_head(heads, p, scope, post.tenant)
         key = head + norm.content_hash
         return _Item(record, post, norm, key, trace_id, headers, p, fields, shadow)
 
     def _pack_parts(self, p: Policy) -> _PackParts:
-        """What every post under ``p`` shares (its text limits, its cache keys' heads by tenant,
-        its messages' pack fields with its backend's model id, its backend's cache scope),
-        worked out once per pack, not once per post."""
+        """What every post under ``p`` shares (its text's limits and format, its cache keys'
+        heads by tenant, its messages' pack fields with its backend's model id, its backend's
+        cache scope), worked out once per pack, not once per post."""
         found = self._parts.get(id(p))
         if found is None or found[0] is not p:  # by identity: a reloaded pack is another
             if len(self._parts) >= _PACKS_KEPT:  # reloads leave old packs behind
@@ -272,7 +272,7 @@ class Pipeline:
             fields = PackFields.of(p, backend.model_id)
             scope = backend.cache_scope()
             chars, windows = p.limits.max_text_chars, p.limits.max_windows
-            found = self._parts[id(p)] = (p, chars, windows, {}, fields, scope)
+            found = self._parts[id(p)] = (p, chars, windows, p.text.format, {}, fields, scope)
         return found
 
     async def _verdicts(

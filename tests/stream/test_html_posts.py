@@ -1,0 +1,98 @@
+"""A tenant whose platform writes HTML gets its posts read as its readers see them: markup a
+browser renders away cannot get an insult allowed, and the tenant's format reaches no other
+tenant. Real Redis, the real embedded model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import pytest
+from posts import INSULT, encode, post
+
+from modfleet.cache import connect_cache
+from modfleet.contracts.schemas import violations
+from modfleet.emit import Topics
+from modfleet.inference.embedded import EmbeddedClassifier
+from modfleet.ingest import Record
+from modfleet.metrics import Metrics
+from modfleet.policy import Policy, load_policy
+from modfleet.policy.model import TextIn
+from modfleet.policy.packs import PolicySet
+from modfleet.settings import Settings
+from modfleet.stream import Pipeline, Retry
+
+pytestmark = pytest.mark.integration
+
+# How a platform that writes HTML may carry "fuck you" and "you are a worthless idiot" to its
+# readers: each reads plainly in a browser, and the embedded model allowed each as written.
+DISGUISED = {
+    "tags": "f<b></b>u<b></b>c<b></b>k you",
+    "references": "you are a worthless &#105;&#100;&#105;&#111;&#116;",
+    "markup": "you are a worthless i<b></b>d<b></b>i<b></b>o<b></b>t",
+}
+
+
+def _pipeline(redis_url: str) -> tuple[Pipeline, Policy, Policy]:
+    plain = load_policy(Settings(redis_url=redis_url).policy_path)
+    html = plain.model_copy(update={"text": TextIn(format="html")})
+    packs = PolicySet(default=plain, by_tenant={"forum": html})
+    settings = Settings(redis_url=redis_url)
+    metrics = Metrics()
+    pipe = Pipeline(
+        packs,
+        EmbeddedClassifier(),
+        connect_cache(settings, metrics),
+        metrics,
+        Topics.from_settings(settings),
+        Retry(2, 0.01),
+    )
+    return pipe, plain, html
+
+
+async def _decided(pipe: Pipeline, values: Sequence[bytes]) -> dict[str, dict[str, Any]]:
+    """Each post's decision, every output checked against its schema."""
+    try:
+        out = await pipe.process(
+            [Record("posts", 0, i, 1.7e9, None, v) for i, v in enumerate(values)]
+        )
+    finally:
+        await pipe.cache.close()
+    for message in out:
+        assert violations(message.kind, orjson.loads(message.value)) == []
+    found = [orjson.loads(m.value) for m in out if m.kind == "decision"]
+    return {d["post_id"]: d for d in found}
+
+
+async def test_markup_cannot_disguise_abuse_from_a_pack_that_reads_html(redis_url: str) -> None:
+    pipe, plain, html = _pipeline(redis_url)
+    posts = [post(f"forum-{name}", text, tenant="forum") for name, text in DISGUISED.items()]
+    posts += [post(f"other-{name}", text, tenant="other") for name, text in DISGUISED.items()]
+    posts.append(post("forum-kind", "<p>the new bridge <b>finally</b> opened</p>", "forum"))
+    values = [encode(p) for p in posts]
+    decided = await _decided(pipe, values)
+    assert len(decided) == len(posts)
+    for name in DISGUISED:
+        forum, other = decided[f"forum-{name}"], decided[f"other-{name}"]
+        assert forum["action"] == "remove", (name, forum["scores"])
+        assert forum["policy_digest"] == html.digest
+        # The same bytes from a tenant whose platform writes plain text are read as written:
+        # the forum's format is its own.
+        assert other["action"] == "allow", (name, other["scores"])
+        assert other["policy_digest"] == plain.digest
+    assert decided["forum-kind"]["action"] == "allow"
+
+
+async def test_a_markup_bomb_costs_its_own_post_and_its_end_is_read(redis_url: str) -> None:
+    pipe, _, _ = _pipeline(redis_url)
+    bomb = "<div>" * 600_000 + f"<p>{INSULT}</p>"  # 3 MB: a million-deep tree, were it whole
+    values = [
+        encode(post("bomb", bomb, tenant="forum")),
+        encode(post("kind", "<p>my sourdough starter survived the week</p>", tenant="forum")),
+        encode(post("rude", DISGUISED["markup"], tenant="forum")),
+    ]
+    decided = await _decided(pipe, values)
+    assert decided["bomb"]["action"] == "remove"
+    assert decided["bomb"]["truncated"] is True
+    assert (decided["kind"]["action"], decided["rude"]["action"]) == ("allow", "remove")
