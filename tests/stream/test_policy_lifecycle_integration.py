@@ -88,6 +88,36 @@ async def test_tenant_packs_and_a_shadow_policy(
     assert report[0]["agreed"] == len(sent) - expected
 
 
+async def test_a_tenant_whose_platform_writes_html_gets_its_posts_read_rendered(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # From the pack file's text.format to the decision, on a real worker: markup that splits
+    # a word is read away for the forum's posts, and the same bytes from another tenant are
+    # read as written, under the default pack.
+    packs = tmp_path / "packs"
+    packs.mkdir()
+    write(packs / "default.yaml", pack())
+    write(packs / "forum.yaml", pack(id="forum", tenants=["forum"], text={"format": "html"}))
+    settings = make_settings(policy_path=packs)
+    await create_topics(settings, replication_factor=1, partitions=2)
+    disguised = [
+        "f<b></b>u<b></b>c<b></b>k you",
+        "you are a worthless &#105;&#100;&#105;&#111;&#116;",
+    ]
+    sent = [post(f"f-{i}", t, tenant="forum") for i, t in enumerate(disguised)]
+    sent += [post(f"o-{i}", t, tenant="other") for i, t in enumerate(disguised)]
+    sent.append(post("f-kind", "<p>my sourdough starter <b>survived</b> the week</p>", "forum"))
+    with worker_process(settings, tmp_path / "worker.log"):
+        await produce_posts(settings, [encode(p) for p in sent])
+        outcomes = await collect_outcomes(settings, len(sent), timeout_s=60)
+    decided = {d["post_id"]: d for d in outcomes.decisions}
+    assert set(decided) == {p["post_id"] for p in sent}
+    for i in range(len(disguised)):
+        assert (decided[f"f-{i}"]["policy_id"], decided[f"f-{i}"]["action"]) == ("forum", "remove")
+        assert (decided[f"o-{i}"]["policy_id"], decided[f"o-{i}"]["action"]) == ("default", "allow")
+    assert decided["f-kind"]["action"] == "allow"
+
+
 def _shadow_report_cli(settings: Settings, out: Path) -> list[dict[str, Any]]:
     env = {**os.environ, **settings_env(settings)}
     cmd = [sys.executable, "-m", "modfleet", "shadow", "report", "--idle", "2", "--json", str(out)]
