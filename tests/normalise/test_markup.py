@@ -118,3 +118,25 @@ def test_ascii_markup_reads_the_same_with_its_block_ends_as_spaces(parts: list[s
 
 def _read(shown: str) -> str:
     return _folded(displayed(shown))
+
+
+# Pieces of hostile HTML: unclosed, misnested and foreign content, references of every form,
+# raw-text elements, and characters that a parser must not choke on.
+_PIECES = [
+    *"ab <>/&;#=\"'!-?\n\t\x00\u202e\u2066\u2069\u0301\ud83d\U0001f600",
+    "<b>", "</b>", "<p>", "</p>", "<div>", "<table>", "<tr>", "<td>", "<svg>", "<math>",
+    "<foreignObject>", "<template>", "<select>", "<option>", "<textarea>", "<title>",
+    "<script>", "</script>", "<style>", "<noscript>", "<plaintext>", "<xmp>", "<iframe>",
+    "<a href='", "<img alt='", "<br/>", "<![CDATA[", "]]>", "<!--", "-->", "<!DOCTYPE html>",
+    "<?xml ?>", "&#", "&#x", "&#x110000;", "&#0;", "&#xD800;", "&amp", "&NotNestedLessLess;",
+    "<a\u0000b>", "</>", "<!>", "<%", "<b a=1 a=2>", "<ruby><rt>", "<details><summary>",
+]  # fmt: skip
+
+
+@settings(max_examples=1_000, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=60))
+def test_any_tag_soup_is_read_without_an_error(pieces: list[str]) -> None:
+    # A parser error on one post would dead-letter it; a crash would stop the worker on it.
+    read = normalise("".join(pieces), 100, windows=2, text_format="html")
+    assert len(read.text) <= read_budget(100, 2)
+    assert read.text == read.text.strip()

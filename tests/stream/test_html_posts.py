@@ -4,7 +4,9 @@ tenant. Real Redis, the real embedded model."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,8 +24,12 @@ from modfleet.policy.model import TextIn
 from modfleet.policy.packs import PolicySet
 from modfleet.settings import Settings
 from modfleet.stream import Pipeline, Retry
+from modfleet.stream.render import Renderer
 
 pytestmark = pytest.mark.integration
+
+# Crashes on a text holding CRASH, as a renderer with a bug could (tests/support).
+FAULTY = (sys.executable, str(Path(__file__).parents[1] / "support" / "faulty_render_child.py"))
 
 # How a platform that writes HTML may carry "fuck you" and "you are a worthless idiot" to its
 # readers: each reads plainly in a browser, and the embedded model allowed each as written.
@@ -96,3 +102,43 @@ async def test_a_markup_bomb_costs_its_own_post_and_its_end_is_read(redis_url: s
     assert decided["bomb"]["action"] == "remove"
     assert decided["bomb"]["truncated"] is True
     assert (decided["kind"]["action"], decided["rude"]["action"]) == ("allow", "remove")
+
+
+async def test_a_post_that_breaks_the_renderer_is_dead_lettered_and_its_batch_decided(
+    redis_url: str,
+) -> None:
+    pipe, _, _ = _pipeline(redis_url)
+    pipe.renderer = Renderer(FAULTY, timeout_s=0.5)
+    values = [
+        encode(post("breaker", "<p>CRASH</p>", tenant="forum")),
+        encode(post("rude", DISGUISED["tags"], tenant="forum")),
+        encode(post("plain", "CRASH, said the plain-text post", tenant="other")),
+    ]
+    records = [Record("posts", 0, i, 1.7e9, None, v) for i, v in enumerate(values)]
+    try:
+        out = await pipe.process(records)
+        again = await pipe.process(records[1:2])  # a new child for the next batch
+    finally:
+        await pipe.cache.close()
+        await pipe.renderer.close()
+    [letter] = [orjson.loads(m.value) for m in out if m.kind == "dead_letter"]
+    assert letter["post_id"] == "breaker"
+    assert letter["reason"]["code"] == "internal_error"
+    assert "HTML renderer" in letter["reason"]["message"]
+    decided = {
+        d["post_id"]: d["action"]
+        for d in (orjson.loads(m.value) for m in out if m.kind == "decision")
+    }
+    assert (decided["rude"], decided["plain"]) == ("remove", "allow")
+    assert [orjson.loads(m.value)["action"] for m in again] == ["remove"]
+
+
+async def test_plain_text_packs_never_start_the_renderer(redis_url: str) -> None:
+    pipe, plain, _ = _pipeline(redis_url)
+    pipe.policies = PolicySet.single(plain)
+    pipe.renderer = Renderer(FAULTY)
+    try:
+        out = await pipe.process([Record("posts", 0, 0, 1.7e9, None, encode(post("p", "CRASH")))])
+    finally:
+        await pipe.cache.close()
+    assert [m.kind for m in out] == ["decision"]

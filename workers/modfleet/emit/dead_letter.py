@@ -134,6 +134,28 @@ def minimal_dead_letter(
     )
 
 
+def stand_in(message: Outbound, topic: str, budget: Budget) -> Outbound | None:
+    """The minimal dead-letter that stands for ``message``, which the broker refused for good
+    (none for a shadow decision, or a message that answers no record)."""
+    if message.source is None or message.kind == "shadow_decision":
+        return None
+    # The post it answers, from the message itself (ours, already within the budget): a
+    # consumer waiting on that post's decision or escalation then knows it is settled.
+    try:
+        body = orjson.loads(message.value)
+    except orjson.JSONDecodeError:
+        body = None
+    named = body if type(body) is dict else {}
+    return minimal_dead_letter(
+        message.source,
+        "undeliverable",
+        topic,
+        named.get("post_id"),
+        named.get("tenant"),
+        budget,
+    )
+
+
 def dead_letter_key(post_id: str | None, record_key: bytes | None) -> bytes | None:
     """The key of a dead letter: the post id when it could be read, so that a post's dead
     letters go where its decisions do, else the record's own key; cut to a digest when large."""

@@ -124,10 +124,9 @@ class Wanted:
 
 def _read(text: str, pack: Policy | None) -> Normalised:
     """The text as the worker read it for the decision, so that its content hash matches."""
-    if pack is None:
-        return normalise(text, _DEFAULT_LIMITS.max_text_chars, _DEFAULT_LIMITS.max_windows)
-    limits = pack.limits
-    return normalise(text, limits.max_text_chars, limits.max_windows, pack.text.format)
+    limits = pack.limits if pack is not None else _DEFAULT_LIMITS
+    text_format = pack.text.format if pack is not None else "plain"
+    return normalise(text, limits.max_text_chars, limits.max_windows, text_format)
 
 
 def _digest(decision: dict[str, Any]) -> str:

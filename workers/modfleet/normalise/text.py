@@ -32,11 +32,26 @@ def normalise(
     displayed, NFKC-fold, strip invisible, overlay and control characters, collapse whitespace;
     of a text over what ``windows`` windows of ``max_chars`` read (``read_budget``), keep its
     beginning and its end."""
-    rendered_cut = False
     if text_format == "html":
-        # As far from each end as the plain path reads of a long text (below).
-        reach = 2 * read_budget(max_chars, windows)
-        text, rendered_cut = markup.rendered(writable(text), reach)
+        rendering = markup.rendered(writable(text), html_reach(max_chars, windows))
+        return read_rendered(rendering, max_chars, windows)
+    return _read(text, max_chars, windows, False)
+
+
+def html_reach(max_chars: int, windows: int) -> int:
+    """How far from each end of a long HTML post it is rendered: as far as the plain path
+    reads of a long text (``_bounded``'s count, at most)."""
+    return 2 * read_budget(max_chars, windows)
+
+
+def read_rendered(rendering: tuple[str, bool], max_chars: int, windows: int = 1) -> Normalised:
+    """``normalise`` of an HTML post that ``markup.rendered`` rendered (maybe in a child
+    process, ``stream.render``) with ``html_reach(max_chars, windows)``."""
+    text, rendered_cut = rendering
+    return _read(text, max_chars, windows, rendered_cut)
+
+
+def _read(text: str, max_chars: int, windows: int, rendered_cut: bool) -> Normalised:
     if windows > 1 and len(text) > max_chars and bidi.costly(text):
         windows = 1  # a step per control: a post stuffed with them costs what it did before
     budget = read_budget(max_chars, windows)

@@ -12,12 +12,10 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-import orjson
-
 from modfleet.cache import VerdictCache
 from modfleet.carrier import carrier
 from modfleet.emit.budget import DEFAULT_BUDGET, Budget
-from modfleet.emit.dead_letter import dead_letter_message, minimal_dead_letter
+from modfleet.emit.dead_letter import dead_letter_message, stand_in
 from modfleet.emit.messages import (
     Decided,
     Outbound,
@@ -34,11 +32,12 @@ from modfleet.inference.base import Classifier, Verdict
 from modfleet.inference.routing import Backends
 from modfleet.ingest.decode import DEFAULT_MAX_POST_BYTES, Post, Record, Rejection, decode
 from modfleet.metrics import Metrics
-from modfleet.normalise import Normalised, TextFormat, normalise
+from modfleet.normalise import Normalised, TextFormat
 from modfleet.policy import Judgement, Policy
 from modfleet.policy.packs import PolicySet
 from modfleet.stream.degrade import BackendFactory, Degrade
 from modfleet.stream.infer import Inference, Retry
+from modfleet.stream.render import Place, Renderer, read_post, render_posts
 from modfleet.stream.tenancy import Audiences, by_audience, tenant_head
 from modfleet.stream.windows import Windows
 from modfleet.telemetry.tracing import BatchTrace, Headers, Tracing
@@ -109,6 +108,7 @@ class Pipeline:
         self._parts: dict[int, _PackParts] = {}
         self._audiences = Audiences()
         self.degrade = Degrade(metrics, retry, fallbacks)
+        self.renderer = Renderer()  # its child starts with the first post an HTML pack reads
 
     @property
     def classifier(self) -> Classifier:
@@ -118,11 +118,14 @@ class Pipeline:
         return self.backends.default
 
     def check(self, policies: Iterable[Policy]) -> None:
-        """Build every pack's backend and fallback now: a pack that names a model this worker
-        cannot run is refused when it is loaded, not on its first post or its model's outage."""
+        """Build every pack's backend and fallback now, and start the HTML renderer if a pack
+        reads HTML: a pack that names a model (or a format) this worker cannot run is refused
+        when it is loaded, not on its first post or its model's outage."""
         policies = list(policies)
         self.backends.check(policies)
         self.degrade.check(policies)
+        if any(p.text.format == "html" for p in policies):
+            self.renderer.check()
 
     async def probe(self, policies: Iterable[Policy]) -> None:
         """Ask each pack's model to score a plain text: FatalError if one refuses (a model its
@@ -157,6 +160,7 @@ class Pipeline:
         policies = self.policies
         out: list[Outbound] = []
         items: list[_Item] = []
+        posts: list[tuple[Record, Post]] = []
         with trace.stage("validate"):
             for record in records:
                 try:
@@ -164,13 +168,17 @@ class Pipeline:
                     if isinstance(decoded, Rejection):
                         out.append(self._dead_letter(record, decoded, *_traced(trace, record)))
                     else:
-                        items.extend(self._prepare(record, decoded, trace, policies))
+                        posts.append((record, decoded))
                 except Exception as exc:  # noqa: BLE001 - one record costs one record
                     out.append(self._internal_error(record, "reading the post", exc))
-                if record.value is not None and len(record.value) > _LARGE_RECORD:
-                    # Parsing a large hostile record takes tens of ms: let the heartbeat and
-                    # the fetcher run between such records rather than after the whole batch.
-                    await asyncio.sleep(0)
+                await _let_others_run(record)
+            renderings = await render_posts(self.renderer, [p for _, p in posts], policies)
+            for place, (record, post) in enumerate(posts):
+                try:
+                    items.extend(self._prepare(record, post, trace, policies, (renderings, place)))
+                except Exception as exc:  # noqa: BLE001 - one record costs one record
+                    out.append(self._internal_error(record, "reading the post", exc, post))
+                await _let_others_run(record)
         verdicts = await self._verdicts(items, trace, writes)
         with trace.stage("policy"):
             for item in items:
@@ -178,7 +186,9 @@ class Pipeline:
                     out.extend(self._outcome(item, verdicts))
                 except Exception as exc:  # noqa: BLE001 - one record costs one record
                     if not item.shadow:
-                        out.append(self._internal_error(item.record, "deciding the post", exc))
+                        out.append(
+                            self._internal_error(item.record, "deciding the post", exc, item.post)
+                        )
         return [self._fitted(m) for m in out]
 
     async def process_isolated(
@@ -199,23 +209,7 @@ class Pipeline:
 
     def undeliverable(self, message: Outbound) -> Outbound | None:
         """The minimal dead-letter that stands for a message the broker refused for good."""
-        if message.source is None or message.kind == "shadow_decision":
-            return None
-        # The post it answers, from the message itself (ours, already within the budget): a
-        # consumer waiting on that post's decision or escalation then knows it is settled.
-        try:
-            body = orjson.loads(message.value)
-        except orjson.JSONDecodeError:
-            body = None
-        named = body if type(body) is dict else {}
-        return minimal_dead_letter(
-            message.source,
-            "undeliverable",
-            self.topics.dead_letter,
-            named.get("post_id"),
-            named.get("tenant"),
-            self.budget,
-        )
+        return stand_in(message, self.topics.dead_letter, self.budget)
 
     def _fitted(self, message: Outbound) -> Outbound:
         # Every builder sizes its message to the budget; this is the guarantee behind them.
@@ -227,7 +221,9 @@ class Pipeline:
             raise AssertionError("an oversized message without a source record")
         return replacement
 
-    def _internal_error(self, record: Record, step: str, exc: Exception) -> Outbound:
+    def _internal_error(
+        self, record: Record, step: str, exc: Exception, post: Post | None = None
+    ) -> Outbound:
         # The exception's text may quote the post: the log gets its type, the dead-letter both.
         log.error(
             "%s failed for %s[%d]@%d (%s)",
@@ -237,25 +233,33 @@ class Pipeline:
             record.offset,
             type(exc).__name__,
         )
-        why = Rejection("internal_error", f"{step} failed: {type(exc).__name__}: {exc}"[:1000])
-        return self._dead_letter(record, why)
+        message = f"{step} failed: {type(exc).__name__}: {exc}"[:1000]
+        named = (post.post_id, post.tenant) if post is not None else (None, None)
+        return self._dead_letter(record, Rejection("internal_error", message, None, *named))
 
     def _prepare(
-        self, record: Record, post: Post, trace: BatchTrace, policies: PolicySet
+        self, record: Record, post: Post, trace: BatchTrace, policies: PolicySet, at: Place
     ) -> list[_Item]:
         """The post under its tenant's live policy, and under each shadow policy for it."""
         trace_id, headers = _traced(trace, record)
         live = policies.live_for(post.tenant)
-        items = [self._item(record, post, trace_id, headers, live, False)]
+        items = [self._item(record, post, trace_id, headers, live, False, at)]
         for shadow in policies.shadows_for(post.tenant):
-            items.append(self._item(record, post, trace_id, headers, shadow, True))
+            items.append(self._item(record, post, trace_id, headers, shadow, True, at))
         return items
 
     def _item(
-        self, record: Record, post: Post, trace_id: str, headers: Headers, p: Policy, shadow: bool
+        self,
+        record: Record,
+        post: Post,
+        trace_id: str,
+        headers: Headers,
+        p: Policy,
+        shadow: bool,
+        at: Place,
     ) -> _Item:
         _, max_chars, windows, text_format, heads, fields, scope = self._pack_parts(p)
-        norm = normalise(post.text, max_chars, windows, text_format)
+        norm = read_post(post.text, max_chars, windows, text_format, at)
         head = heads.get(post.tenant) or tenant_head(heads, p, scope, post.tenant)
         key = head + norm.content_hash
         return _Item(record, post, norm, key, trace_id, headers, p, fields, shadow)
@@ -395,3 +399,10 @@ class Pipeline:
 
 def _cacheable(verdict: Verdict) -> bool:
     return not (verdict.unparseable or verdict.model_down or verdict.fallback_from or verdict.cut)
+
+
+async def _let_others_run(record: Record) -> None:
+    if record.value is not None and len(record.value) > _LARGE_RECORD:
+        # Reading a large hostile record takes tens of ms: let the heartbeat and the fetcher
+        # run between such records rather than after the whole batch.
+        await asyncio.sleep(0)

@@ -1,0 +1,76 @@
+"""HTML posts are rendered in a child process: a renderer that crashes, hangs or answers
+garbage on one post costs that post, never its batch or the worker."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from modfleet.cache import connect_cache
+from modfleet.emit import Topics
+from modfleet.errors import FatalError
+from modfleet.inference.embedded import EmbeddedClassifier
+from modfleet.metrics import Metrics
+from modfleet.normalise.markup import rendered
+from modfleet.policy import load_policy
+from modfleet.policy.model import TextIn
+from modfleet.policy.packs import PolicySet
+from modfleet.resources import default_policy_path
+from modfleet.settings import Settings
+from modfleet.stream import Pipeline, Retry
+from modfleet.stream.render import Renderer
+
+FAULTY = (sys.executable, str(Path(__file__).parents[1] / "support" / "faulty_render_child.py"))
+JOBS = [
+    ("<p>you are an id<b></b>iot</p>", 1_000),
+    ("&#107;ind words", 1_000),
+    ("<div>" * 50 + "deep", 10),  # rendered from its ends only
+]
+
+
+async def test_the_child_renders_as_the_worker_itself_would() -> None:
+    renderer = Renderer()
+    try:
+        assert await renderer.render(JOBS) == [rendered(html, reach) for html, reach in JOBS]
+        assert await renderer.render([]) == []
+        assert await renderer.render(JOBS[:1]) == [rendered(*JOBS[0])]  # the same child again
+    finally:
+        await renderer.close()
+
+
+@pytest.mark.parametrize("fault", ["CRASH", "HANG", "GARBAGE"])
+async def test_a_post_the_renderer_fails_on_costs_that_post_alone(fault: str) -> None:
+    renderer = Renderer(FAULTY, timeout_s=0.5)
+    batch = [*JOBS[:2], (f"<p>{fault}</p>", 1_000), JOBS[2]]
+    try:
+        found = await renderer.render(batch)
+        assert found == [rendered(*JOBS[0]), rendered(*JOBS[1]), None, rendered(*JOBS[2])]
+        # The next batch finds a working child.
+        assert await renderer.render(JOBS) == [rendered(html, reach) for html, reach in JOBS]
+    finally:
+        await renderer.close()
+
+
+def test_a_renderer_that_cannot_start_refuses_the_pack_when_it_loads(
+    redis_url: str,
+) -> None:
+    # Rather than every post the pack reads being dead-lettered once it runs.
+    broken = Renderer((sys.executable, "-c", "raise SystemExit('no renderer here')"))
+    with pytest.raises(FatalError, match="no renderer here"):
+        broken.check()
+    Renderer().check()  # the real one starts
+    pipe = Pipeline(
+        PolicySet.single(load_policy(default_policy_path())),
+        EmbeddedClassifier(),
+        connect_cache(Settings(redis_url=redis_url), Metrics()),
+        Metrics(),
+        Topics.from_settings(Settings()),
+        Retry(1, 0.01),
+    )
+    pipe.renderer = broken
+    plain = pipe.policies.default
+    pipe.check([plain])  # plain text: the renderer is not needed
+    with pytest.raises(FatalError, match="HTML renderer"):
+        pipe.check([plain.model_copy(update={"text": TextIn(format="html")})])

@@ -1,0 +1,33 @@
+"""A render child that fails as a broken renderer could, on a text that asks it to: CRASH ends
+the process at once (as a segfault would), HANG never answers, GARBAGE answers a line that is
+not the batch's. Any other batch it renders as ``modfleet.normalise.render_child`` does."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import orjson
+
+from modfleet.normalise.markup import rendered
+
+
+def main() -> None:
+    for line in sys.stdin.buffer:
+        jobs = orjson.loads(line)
+        texts = " ".join(html for html, _ in jobs)
+        if "CRASH" in texts:
+            os.abort()
+        if "HANG" in texts:
+            time.sleep(3600)
+        if "GARBAGE" in texts:
+            sys.stdout.buffer.write(b'{"not": "a list of renderings"}\n')
+        else:
+            answer = [rendered(html, reach) for html, reach in jobs]
+            sys.stdout.buffer.write(orjson.dumps(answer) + b"\n")
+        sys.stdout.buffer.flush()
+
+
+if __name__ == "__main__":
+    main()

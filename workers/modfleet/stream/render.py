@@ -1,0 +1,201 @@
+"""HTML posts rendered in a child process (``normalise.render_child``), a batch at a time.
+
+The renderer is a C++ HTML parser fed markup that posters write. In the worker's own process, a
+crash or a hang in it on one post would end the worker, and then every worker the post's
+partition went to next, at the same offset: one post would stop the fleet's partition. In a
+child, a crash or a hang costs a new child: the batch is asked again a post at a time, and only
+a post the renderer fails on alone is lost to it (the pipeline dead-letters it, naming why).
+A batch of plain-text packs never starts the child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import sys
+from collections.abc import Sequence
+
+import orjson
+
+from modfleet.errors import FatalError
+from modfleet.ingest.decode import Post
+from modfleet.normalise import (
+    Normalised,
+    TextFormat,
+    html_reach,
+    normalise,
+    read_rendered,
+    writable,
+)
+from modfleet.policy.packs import PolicySet
+
+log = logging.getLogger(__name__)
+
+Rendered = tuple[str, bool]  # the text a reader sees, and whether any of the post was left out
+_COMMAND = (sys.executable, "-m", "modfleet.normalise.render_child")
+_CHECK, _CHECKED = b'[["<b>o</b>k", 10]]\n', b'[["ok",false]]\n'
+# An answer is one line: a batch of large posts is tens of megabytes of it.
+_LINE_LIMIT = 1 << 30
+
+
+class _ChildLost(Exception):
+    """The child crashed, hung, or answered something else than the batch asked."""
+
+
+class Renderer:
+    """Renders ``(html, reach)`` jobs as ``normalise.markup.rendered`` does, in a child. A batch
+    may wait ``timeout_s`` plus ``per_mib_s`` for each MiB it sends (Lexbor renders about
+    30 MiB a second of the worst markup measured, so the allowance is generous)."""
+
+    def __init__(
+        self,
+        command: Sequence[str] = _COMMAND,
+        timeout_s: float = 5.0,
+        per_mib_s: float = 1.0,
+    ) -> None:
+        self._command = tuple(command)
+        self._timeout_s = timeout_s
+        self._per_mib_s = per_mib_s
+        self._child: asyncio.subprocess.Process | None = None
+        self._lock: asyncio.Lock | None = None  # made in the loop that first renders
+        self._checked = False
+
+    async def render(self, jobs: Sequence[tuple[str, int]]) -> list[Rendered | None]:
+        """Each job's rendering, in order; None for one the renderer crashed or hung on when
+        asked alone. ``html`` must be encodable (``normalise.writable``)."""
+        if not jobs:
+            return []
+        self._lock = self._lock or asyncio.Lock()
+        async with self._lock:
+            try:
+                return list(await self._ask(jobs))
+            except _ChildLost as exc:
+                if len(jobs) == 1:
+                    log.error("the HTML renderer failed on a post: %s", exc)
+                    return [None]
+                log.warning("the HTML renderer failed on a batch of %d (%s)", len(jobs), exc)
+            # Which post it was is unknown: each alone, so that only that one is lost.
+            return [await self._alone(job) for job in jobs]
+
+    def check(self) -> None:
+        """Have a child render a line: FatalError if it cannot (its package missing, say), so
+        that a pack that reads HTML is refused when it loads rather than every post it reads
+        being dead-lettered. Once a renderer has passed, it is not asked again."""
+        if self._checked:
+            return
+        try:
+            done = subprocess.run(
+                self._command, input=_CHECK, capture_output=True, timeout=60, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise FatalError(f"the HTML renderer does not start: {exc}") from exc
+        if done.stdout != _CHECKED:
+            said = done.stderr.decode("utf-8", "replace").strip()[-500:]
+            raise FatalError(f"the HTML renderer does not work (status {done.returncode}): {said}")
+        self._checked = True
+
+    async def close(self) -> None:
+        await self._stop()
+
+    async def _alone(self, job: tuple[str, int]) -> Rendered | None:
+        try:
+            [answer] = await self._ask([job])
+        except _ChildLost as exc:
+            log.error("the HTML renderer failed on a post: %s", exc)
+            return None
+        return answer
+
+    async def _ask(self, jobs: Sequence[tuple[str, int]]) -> list[Rendered]:
+        request = orjson.dumps(jobs) + b"\n"
+        allowed = self._timeout_s + self._per_mib_s * len(request) / 2**20
+        child = await self._started()
+        if child.stdin is None or child.stdout is None:  # pragma: no cover - piped below
+            raise _ChildLost("the child has no pipes")
+        try:
+            async with asyncio.timeout(allowed):
+                child.stdin.write(request)
+                await child.stdin.drain()
+                line = await child.stdout.readline()
+        except TimeoutError as exc:
+            await self._stop()
+            raise _ChildLost(f"no answer in {allowed:.1f} s") from exc
+        except (OSError, ValueError) as exc:  # a broken pipe; an answer past the line limit
+            await self._stop()
+            raise _ChildLost(f"{type(exc).__name__}: {exc}") from exc
+        return await self._read(line, len(jobs))
+
+    async def _read(self, line: bytes, count: int) -> list[Rendered]:
+        if not line.endswith(b"\n"):
+            code = await self._stop()
+            raise _ChildLost(f"the child ended (status {code})")
+        try:
+            answer = orjson.loads(line)
+            found = [(text, cut) for text, cut in answer if type(text) is str and type(cut) is bool]
+        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+            await self._stop()
+            raise _ChildLost("the child's answer is not the batch's") from exc
+        if len(found) != count or len(answer) != count:
+            await self._stop()
+            raise _ChildLost("the child's answer is not the batch's")
+        return found
+
+    async def _started(self) -> asyncio.subprocess.Process:
+        if self._child is None or self._child.returncode is not None:
+            self._child = await asyncio.create_subprocess_exec(
+                *self._command,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                limit=_LINE_LIMIT,
+            )
+        return self._child
+
+    async def _stop(self) -> int | None:
+        child, self._child = self._child, None
+        if child is None:
+            return None
+        if child.returncode is None:
+            child.kill()
+        return await child.wait()
+
+
+Renderings = dict[tuple[int, int], Rendered | None]
+
+
+async def render_posts(
+    renderer: Renderer, posts: Sequence[Post], policies: PolicySet
+) -> Renderings:
+    """Each post an HTML pack reads, rendered once for each reach its packs read it to, by
+    (its place in ``posts``, reach); nothing is asked when no pack reads HTML."""
+    if all(p.text.format == "plain" for p in policies.all()):
+        return {}
+    jobs: dict[tuple[int, int], tuple[str, int]] = {}
+    for place, post in enumerate(posts):
+        for pack in (policies.live_for(post.tenant), *policies.shadows_for(post.tenant)):
+            if pack.text.format == "html":
+                reach = html_reach(pack.limits.max_text_chars, pack.limits.max_windows)
+                jobs[place, reach] = (writable(post.text), reach)
+    return dict(zip(jobs, await renderer.render(list(jobs.values())), strict=True))
+
+
+class NotRendered(Exception):
+    """The renderer failed on this post alone: the pipeline dead-letters it."""
+
+
+Place = tuple[Renderings, int]  # a batch's renderings, and a post's place in the batch
+
+
+def read_post(
+    text: str, max_chars: int, windows: int, text_format: TextFormat, at: Place
+) -> Normalised:
+    """``normalise`` of a post, with an HTML pack's reading from its renderings."""
+    if text_format == "plain":
+        return normalise(text, max_chars, windows)
+    renderings, place = at
+    found = renderings.get((place, html_reach(max_chars, windows)))
+    if found is None:
+        raise NotRendered(
+            "the HTML renderer failed on the post's text, asked alone (it crashed, hung or "
+            "answered garbage; the worker's log says which)"
+        )
+    return read_rendered(found, max_chars, windows)
