@@ -65,6 +65,7 @@ async def _decided(pipe: Pipeline, values: Sequence[bytes]) -> dict[str, dict[st
         )
     finally:
         await pipe.cache.close()
+        await pipe.renderer.close()
     for message in out:
         assert violations(message.kind, orjson.loads(message.value)) == []
     found = [orjson.loads(m.value) for m in out if m.kind == "decision"]
