@@ -45,8 +45,8 @@ class _ChildLost(Exception):
 
 class Renderer:
     """Renders ``(html, reach)`` jobs as ``normalise.markup.rendered`` does, in a child. A batch
-    may wait ``timeout_s`` plus ``per_mib_s`` for each MiB it sends (Lexbor renders about
-    30 MiB a second of the worst markup measured, so the allowance is generous)."""
+    may wait ``timeout_s`` plus ``per_mib_s`` for each MiB it sends (the worst markup measured
+    renders at about 3 MiB a second, and a long post only from its ends)."""
 
     def __init__(
         self,
