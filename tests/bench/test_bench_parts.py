@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from modfleet.bench import corpus
 from modfleet.bench.cpu import Cpu
 from modfleet.bench.redis_proxy import _command_name, _Stream
 from modfleet.bench.report import BenchResult, Latency, RedisTrips, Soak, Stage
+from modfleet.bench.runner import _reading_html
 from modfleet.bench.windows import Window
+from modfleet.errors import ModfleetError
 from modfleet.ingest.decode import Post, Record, decode
+from modfleet.normalise import normalise
+from modfleet.policy import load_policy
+from modfleet.settings import Settings
 
 _REQUESTS = (
     b"*4\r\n$6\r\nCLIENT\r\n$7\r\nSETINFO\r\n$8\r\nLIB-NAME\r\n$8\r\nredis-py\r\n"
@@ -44,6 +53,26 @@ def test_the_corpus_is_unique_valid_posts() -> None:
     posts = [decode(Record("posts", 0, i, None, None, v)) for i, v in enumerate(values)]
     assert all(isinstance(p, Post) for p in posts)
     assert len({p.post_id for p in posts if isinstance(p, Post)}) == len(values)
+
+
+def test_the_html_corpus_reads_as_the_plain_one_does_and_its_pack_reads_html(
+    tmp_path: Path,
+) -> None:
+    # --html measures the same posts as a platform that writes HTML stores them.
+    plain, written = corpus.texts(50, run="h"), corpus.texts(50, run="h", as_html=True)
+    for text, html in zip(plain, written, strict=True):
+        read = normalise(html, 20_000, text_format="html").text
+        assert (
+            read == normalise(f"{text} @bench (https://example.social/@bench) & friends", 9**9).text
+        )
+    endless = corpus.endless("h", as_html=True)
+    assert decode(Record("posts", 0, 0, None, None, next(endless))).text.startswith("<p>")
+    settings = _reading_html(Settings(), tmp_path)
+    pack = load_policy(settings.policy_path)
+    assert pack.text.format == "html"
+    assert pack.gate is None  # its golden set lies beside the original
+    with pytest.raises(ModfleetError, match="one pack file"):
+        _reading_html(Settings(policy_path=tmp_path), tmp_path)
 
 
 def _result(soak: bool) -> BenchResult:

@@ -90,6 +90,16 @@ import click
         "carry a run id and the topics are deleted at the end; the broker's CPU is not read."
     ),
 )
+@click.option(
+    "--html",
+    "as_html",
+    is_flag=True,
+    help=(
+        "Posts written in HTML (a paragraph, a mention link, a character reference), under "
+        "a copy of the pack that reads HTML (text.format: html): what a tenant whose "
+        "platform writes HTML costs, the renderer's child process included."
+    ),
+)
 @click.pass_context
 def bench(
     ctx: click.Context,
@@ -101,6 +111,7 @@ def bench(
     pace: float,
     split_cores: bool,
     external_broker: bool,
+    as_html: bool,
 ) -> None:
     """Benchmark the pipeline on an embedded stack: a table of rates and goals, and JSON.
 
@@ -125,6 +136,7 @@ def bench(
         pace=pace,
         split_cores=split_cores,
         external_broker=external_broker,
+        as_html=as_html,
     )
     try:
         result = run_bench(options, Settings())

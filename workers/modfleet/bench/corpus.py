@@ -7,6 +7,7 @@ paths (and their extra messages) are part of what is measured, as they would be 
 
 from __future__ import annotations
 
+import html
 import itertools
 import random
 from collections.abc import Iterator
@@ -62,10 +63,20 @@ _RUDE = [
 _TENANTS = ["acme", "globex", "initech"]
 
 
-def texts(count: int, seed: int = 20_26, run: str = "") -> list[str]:
-    """``count`` distinct texts; ``run`` makes them distinct from another call's as well."""
+def texts(count: int, seed: int = 20_26, run: str = "", as_html: bool = False) -> list[str]:
+    """``count`` distinct texts; ``run`` makes them distinct from another call's as well;
+    ``as_html``: as a platform that writes HTML stores them."""
     rng = random.Random(f"{seed}:{run}")
-    return [_text(rng, f"{run}{i}") for i in range(count)]
+    made = [_text(rng, f"{run}{i}") for i in range(count)]
+    return [_html(t) for t in made] if as_html else made
+
+
+def _html(text: str) -> str:
+    # A fediverse post's shape: a paragraph, a mention link, a character reference.
+    return (
+        f'<p>{html.escape(text)} <a href="https://example.social/@bench" class="mention">'
+        "@<span>bench</span></a> &amp; friends</p>"
+    )
 
 
 def _text(rng: random.Random, serial: str) -> str:
@@ -83,11 +94,12 @@ def posts(bodies: list[str], prefix: str) -> list[bytes]:
     return [_post(f"{prefix}-{i}", i, text) for i, text in enumerate(bodies)]
 
 
-def endless(prefix: str, seed: int = 20_26) -> Iterator[bytes]:
+def endless(prefix: str, seed: int = 20_26, as_html: bool = False) -> Iterator[bytes]:
     """Posts with unique texts and ids, for as long as a paced run asks for them."""
     rng = random.Random(f"{seed}:{prefix}")
     for i in itertools.count():
-        yield _post(f"{prefix}-{i}", i, _text(rng, f"{prefix}{i}"))
+        text = _text(rng, f"{prefix}{i}")
+        yield _post(f"{prefix}-{i}", i, _html(text) if as_html else text)
 
 
 def _post(post_id: str, i: int, text: str) -> bytes:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+import yaml
 from aiokafka.errors import KafkaError
 from pydantic import SecretStr
 
@@ -35,6 +36,7 @@ from modfleet.bench.report import BenchResult, RedisTrips, Stage, describe_machi
 from modfleet.bench.tracing import tracing_cost
 from modfleet.contracts.admin import create_topics
 from modfleet.contracts.catalogue import load_catalogue
+from modfleet.errors import ModfleetError
 from modfleet.settings import Settings
 from modfleet.stack.dev import stack_settings
 from modfleet.stack.services import LocalBroker, LocalRedis
@@ -56,6 +58,9 @@ class BenchOptions:
     # embedded Tansu: a broker of its own for soaks that Tansu's memory storage cannot carry.
     external_broker: bool = False
     stage_timeout_s: float = 240.0
+    # Posts written in HTML, read by the pack with text.format: html: what a tenant whose
+    # platform writes HTML costs (the renderer's child included).
+    as_html: bool = False
 
 
 def run_bench(options: BenchOptions, base: Settings) -> BenchResult:
@@ -71,10 +76,35 @@ def run_bench(options: BenchOptions, base: Settings) -> BenchResult:
         "pace": options.pace,
         "split_cores": options.split_cores,
         "external_broker": options.external_broker,
+        "html": options.as_html,
     }
     result = BenchResult(config, describe_machine())
-    texts = corpus.texts(options.posts)
+    texts = corpus.texts(options.posts, as_html=options.as_html)
     clock = _Clock(result.timings_s)
+    with contextlib.ExitStack() as held:
+        if options.as_html:
+            base = _reading_html(base, Path(held.enter_context(tempfile.TemporaryDirectory())))
+        _run(options, base, result, texts, clock)
+    result.machine["load_after"] = load_average()
+    result.wall_s = time.monotonic() - started
+    return result
+
+
+def _reading_html(base: Settings, folder: Path) -> Settings:
+    """``base`` with its pack read as the pack of a platform that writes HTML."""
+    if not Path(base.policy_path).is_file():
+        raise ModfleetError(f"--html copies one pack file; {base.policy_path} is not one")
+    data = yaml.safe_load(Path(base.policy_path).read_text(encoding="utf-8"))
+    data.pop("gate", None)  # its golden set lies beside the original
+    data["text"] = {"format": "html"}
+    path = folder / "html.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return base.model_copy(update={"policy_path": path})
+
+
+def _run(
+    options: BenchOptions, base: Settings, result: BenchResult, texts: list[str], clock: _Clock
+) -> None:
     with _stack(base, options) as stack:
         result.machine["cores"] = _layout(stack)
         result.config["topic_prefix"] = stack.prefix
@@ -93,13 +123,10 @@ def run_bench(options: BenchOptions, base: Settings) -> BenchResult:
         clock.lap("(e)")
         # Texts of their own: the stages above left theirs in the cache, and (f) times a cold
         # pass (the model runs) before the warm ones.
-        fresh = corpus.texts(min(options.posts, 10_240), run="trace")
+        fresh = corpus.texts(min(options.posts, 10_240), run="trace", as_html=options.as_html)
         tracing_values = corpus.posts(fresh, "trace")
         result.tracing = asyncio.run(tracing_cost(tracing_values, stack.settings))
         clock.lap("(f) tracing cost")
-    result.machine["load_after"] = load_average()
-    result.wall_s = time.monotonic() - started
-    return result
 
 
 def _round(stack: stages.Stack, result: BenchResult, i: int, *, last: bool) -> None:
@@ -176,7 +203,16 @@ def _stack(base: Settings, options: BenchOptions) -> Iterator[stages.Stack]:
             _split(cores, known.values(), stack)
         timeout_s = options.stage_timeout_s
         yield stages.Stack(
-            settings, client, proxy, logs, options.posts, timeout_s, known, cores, prefix
+            settings,
+            client,
+            proxy,
+            logs,
+            options.posts,
+            timeout_s,
+            known,
+            cores,
+            prefix,
+            options.as_html,
         )
 
 

@@ -59,6 +59,7 @@ class Stack:
     # Of every topic and group the run makes: "bench" on the embedded broker, which is new
     # each run; with a run id on a broker of one's own, so that runs never read each other's.
     prefix: str = "bench"
+    as_html: bool = False  # posts written in HTML, under a pack that reads HTML (--html)
 
     def baseline_topic(self, soak: bool) -> str:
         """Posts of the faust passthrough's latency run or soak: each on a topic of its own, so
@@ -126,7 +127,7 @@ def faust_paced(stack: Stack, rate: float, seconds: float, *, soak: bool = False
     s = phase(stack, name)
     with _passthrough(stack, s, topic) as child:
         # A warm-up post, forwarded once the group is joined: the paced run must not wait for it.
-        posts = corpus.endless(name)
+        posts = corpus.endless(name, as_html=stack.as_html)
         asyncio.run(produce(s, topic, [next(posts)]))
         wait_until(_forwarded(child), 1, child, stack.timeout_s, "passthrough warm-up")
         rss = functools.partial(rss_kib, child.proc.pid)
@@ -217,7 +218,8 @@ def paced(
     rss = functools.partial(rss_kib, child.proc.pid)
     pids = {"stage": child.proc.pid, **stack.pids}
     with Sampler(pids, every_s=_PACED_CPU_EVERY_S, busy=stack.rest_cpus) as cpu:
-        run = asyncio.run(paced_run(s, corpus.endless(prefix), prefix, rate, seconds, rss))
+        posts = corpus.endless(prefix, as_html=stack.as_html)
+        run = asyncio.run(paced_run(s, posts, prefix, rate, seconds, rss))
     run.cpu_samples = cpu.samples
     return run
 
@@ -252,7 +254,8 @@ async def model_stage(texts: list[str], settings: Settings) -> Stage:
     loading = time.perf_counter()
     classifier = create_classifier(settings)  # the embedded model loads here (goal: under 3 s)
     load_s = time.perf_counter() - loading
-    canon = [normalise(t, policy.limits.max_text_chars).text for t in texts]
+    limits = policy.limits
+    canon = [normalise(t, limits.max_text_chars, 1, policy.text.format).text for t in texts]
     size = settings.batch_max
     await classifier.classify(canon[:size], policy)  # loads the model; a worker does it once
     started, cpu_started = time.perf_counter(), time.process_time()
