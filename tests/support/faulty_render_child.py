@@ -10,13 +10,13 @@ import time
 
 import orjson
 
-from modfleet.normalise.markup import rendered
+from modfleet.normalise.markup import rendered_ends
 
 
 def main() -> None:
     for line in sys.stdin.buffer:
         jobs = orjson.loads(line)
-        texts = " ".join(html for html, _ in jobs)
+        texts = " ".join(f"{head} {tail}" for head, tail in jobs)
         if "CRASH" in texts:
             os.abort()
         if "HANG" in texts:
@@ -24,7 +24,7 @@ def main() -> None:
         if "GARBAGE" in texts:
             sys.stdout.buffer.write(b'{"not": "a list of renderings"}\n')
         else:
-            answer = [rendered(html, reach) for html, reach in jobs]
+            answer = [rendered_ends(head, tail) for head, tail in jobs]
             sys.stdout.buffer.write(orjson.dumps(answer) + b"\n")
         sys.stdout.buffer.flush()
 

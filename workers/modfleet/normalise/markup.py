@@ -22,9 +22,21 @@ def rendered(html: str, reach: int) -> tuple[str, bool]:
     """The text of ``html`` as a browser shows it, and whether any was left out. Of a body over
     ``2 * reach`` characters, its first and last ``reach`` are rendered, each on its own, so
     that a post of a million nested elements costs what the pack reads, not what it holds."""
+    return rendered_ends(*ends(html, reach))
+
+
+def ends(html: str, reach: int) -> tuple[str, str | None]:
+    """What of ``html`` is rendered: all of it (and None), or its first and last ``reach``."""
     if len(html) <= 2 * reach:
-        return _shown(html), False
-    return _shown(html[:reach]) + "\n" + _shown(html[-reach:]), True
+        return html, None
+    return html[:reach], html[-reach:]
+
+
+def rendered_ends(head: str, tail: str | None) -> tuple[str, bool]:
+    """``rendered`` of what ``ends`` kept: each end on its own, a line end between them."""
+    if tail is None:
+        return _shown(head), False
+    return _shown(head) + "\n" + _shown(tail), True
 
 
 def _shown(html: str) -> str:

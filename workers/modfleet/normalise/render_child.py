@@ -1,7 +1,8 @@
 """The child process that renders HTML posts for a worker (``stream.render``).
 
 One request a line on stdin, one answer a line on stdout, both JSON: the request a list of
-``[html, reach]``, the answer a list of ``[text, cut]`` in the same order. It ends when stdin
+``[head, tail]`` (``markup.ends``: a post, or the two ends of a long one, its tail then not
+null), the answer a list of ``[text, cut]`` in the same order. It ends when stdin
 does, so it never outlives its worker.
 """
 
@@ -11,13 +12,13 @@ import sys
 
 import orjson
 
-from modfleet.normalise.markup import rendered
+from modfleet.normalise.markup import rendered_ends
 
 
 def main() -> None:
     for line in sys.stdin.buffer:
         jobs = orjson.loads(line)
-        answer = [rendered(html, reach) for html, reach in jobs]
+        answer = [rendered_ends(head, tail) for head, tail in jobs]
         sys.stdout.buffer.write(orjson.dumps(answer) + b"\n")
         sys.stdout.buffer.flush()
 

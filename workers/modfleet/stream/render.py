@@ -28,13 +28,15 @@ from modfleet.normalise import (
     read_rendered,
     writable,
 )
+from modfleet.normalise.markup import ends
 from modfleet.policy.packs import PolicySet
 
 log = logging.getLogger(__name__)
 
 Rendered = tuple[str, bool]  # the text a reader sees, and whether any of the post was left out
+_Job = tuple[str, str | None]  # what the child renders: markup.ends of a post
 _COMMAND = (sys.executable, "-m", "modfleet.normalise.render_child")
-_CHECK, _CHECKED = b'[["<b>o</b>k", 10]]\n', b'[["ok",false]]\n'
+_CHECK, _CHECKED = b'[["<b>o</b>k", null]]\n', b'[["ok",false]]\n'
 # An answer is one line: a batch of large posts is tens of megabytes of it.
 _LINE_LIMIT = 1 << 30
 
@@ -63,7 +65,11 @@ class Renderer:
 
     async def render(self, jobs: Sequence[tuple[str, int]]) -> list[Rendered | None]:
         """Each job's rendering, in order; None for one the renderer crashed or hung on when
-        asked alone. ``html`` must be encodable (``normalise.writable``)."""
+        asked alone. Only the ends of a long post are sent (``markup.ends``), so the child
+        holds what the packs read, not what the posts hold."""
+        return await self._render([_sent(html, reach) for html, reach in jobs])
+
+    async def _render(self, jobs: Sequence[_Job]) -> list[Rendered | None]:
         if not jobs:
             return []
         self._lock = self._lock or asyncio.Lock()
@@ -98,7 +104,7 @@ class Renderer:
     async def close(self) -> None:
         await self._stop()
 
-    async def _alone(self, job: tuple[str, int]) -> Rendered | None:
+    async def _alone(self, job: _Job) -> Rendered | None:
         try:
             [answer] = await self._ask([job])
         except _ChildLost as exc:
@@ -106,7 +112,7 @@ class Renderer:
             return None
         return answer
 
-    async def _ask(self, jobs: Sequence[tuple[str, int]]) -> list[Rendered]:
+    async def _ask(self, jobs: Sequence[_Job]) -> list[Rendered]:
         request = orjson.dumps(jobs) + b"\n"
         allowed = self._timeout_s + self._per_mib_s * len(request) / 2**20
         child = await self._started()
@@ -174,8 +180,14 @@ async def render_posts(
         for pack in (policies.live_for(post.tenant), *policies.shadows_for(post.tenant)):
             if pack.text.format == "html":
                 reach = html_reach(pack.limits.max_text_chars, pack.limits.max_windows)
-                jobs[place, reach] = (writable(post.text), reach)
+                jobs[place, reach] = (post.text, reach)
     return dict(zip(jobs, await renderer.render(list(jobs.values())), strict=True))
+
+
+def _sent(html: str, reach: int) -> _Job:
+    # Encodable (a lone surrogate becomes U+FFFD), as the in-process reading makes it.
+    head, tail = ends(html, reach)
+    return writable(head), None if tail is None else writable(tail)
 
 
 class NotRendered(Exception):
