@@ -212,7 +212,7 @@ def _stack(base: Settings, options: BenchOptions) -> Iterator[stages.Stack]:
             known,
             cores,
             prefix,
-            options.as_html,
+            as_html=options.as_html,
         )
 
 

@@ -234,8 +234,9 @@ class Pipeline:
             type(exc).__name__,
         )
         message = f"{step} failed: {type(exc).__name__}: {exc}"[:1000]
-        named = (post.post_id, post.tenant) if post is not None else (None, None)
-        return self._dead_letter(record, Rejection("internal_error", message, None, *named))
+        post_id, tenant = (post.post_id, post.tenant) if post is not None else (None, None)
+        why = Rejection("internal_error", message, post_id=post_id, tenant=tenant)
+        return self._dead_letter(record, why)
 
     def _prepare(
         self, record: Record, post: Post, trace: BatchTrace, policies: PolicySet, at: Place
