@@ -24,7 +24,7 @@ from modfleet.policy.model import TextIn
 from modfleet.policy.packs import PolicySet
 from modfleet.settings import Settings
 from modfleet.stream import Pipeline, Retry
-from modfleet.stream.render import Renderer
+from modfleet.stream.render import Renderer, RendererDown
 
 pytestmark = pytest.mark.integration
 
@@ -132,6 +132,31 @@ async def test_a_post_that_breaks_the_renderer_is_dead_lettered_and_its_batch_de
     }
     assert (decided["rude"], decided["plain"]) == ("remove", "allow")
     assert [orjson.loads(m.value)["action"] for m in again] == ["remove"]
+
+
+async def test_a_renderer_that_cannot_start_holds_the_batch_rather_than_dead_letter_it(
+    redis_url: str,
+) -> None:
+    # As a machine out of memory or processes would have it: no post's fault, so none is lost.
+    pipe, _, _ = _pipeline(redis_url)
+    pipe.renderer = Renderer((sys.executable, "-c", "raise SystemExit('cannot fork')"))
+    values = [
+        encode(post("rude", DISGUISED["tags"], tenant="forum")),
+        encode(post("plain", "have a nice day", tenant="other")),
+    ]
+    records = [Record("posts", 0, i, 1.7e9, None, v) for i, v in enumerate(values)]
+    try:
+        with pytest.raises(RendererDown, match="does not start"):
+            await pipe.process(records)
+        with pytest.raises(RendererDown, match="does not start"):
+            await pipe.process_isolated(records)  # nor a post at a time
+        pipe.renderer = Renderer()  # the machine recovers: the held batch is decided
+        out = await pipe.process(records)
+    finally:
+        await pipe.cache.close()
+        await pipe.renderer.close()
+    decided = {d["post_id"]: d["action"] for d in (orjson.loads(m.value) for m in out)}
+    assert decided == {"rude": "remove", "plain": "allow"}
 
 
 async def test_plain_text_packs_never_start_the_renderer(redis_url: str) -> None:

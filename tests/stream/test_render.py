@@ -20,7 +20,7 @@ from modfleet.policy.packs import PolicySet
 from modfleet.resources import default_policy_path
 from modfleet.settings import Settings
 from modfleet.stream import Pipeline, Retry
-from modfleet.stream.render import Renderer
+from modfleet.stream.render import Renderer, RendererDown
 
 FAULTY = (sys.executable, str(Path(__file__).parents[1] / "support" / "faulty_render_child.py"))
 JOBS = [
@@ -49,6 +49,36 @@ async def test_a_post_the_renderer_fails_on_costs_that_post_alone(fault: str) ->
         assert found == [rendered(*JOBS[0]), rendered(*JOBS[1]), None, rendered(*JOBS[2])]
         # The next batch finds a working child.
         assert await renderer.render(JOBS) == [rendered(html, reach) for html, reach in JOBS]
+    finally:
+        await renderer.close()
+
+
+async def test_a_child_slow_to_start_costs_no_post() -> None:
+    # The batch's deadline is for rendering: a child's start (a Python process and the parser's
+    # import, longer on a busy machine) has its own, so a slow start loses no post.
+    renderer = Renderer((*FAULTY, "--start-after", "1.5"), timeout_s=0.5)
+    try:
+        assert await renderer.render(JOBS) == [rendered(html, reach) for html, reach in JOBS]
+    finally:
+        await renderer.close()
+
+
+@pytest.mark.parametrize(
+    ("start", "said"),
+    [
+        ("raise SystemExit('out of memory')", "ended"),
+        ("import time; time.sleep(60)", "not ready in 0.5 s"),
+        ("print('Traceback (most recent call last):')", "said b'Traceback"),
+    ],
+)
+async def test_a_child_that_does_not_start_is_an_outage_not_a_posts_fault(
+    start: str, said: str
+) -> None:
+    # No post was read: the worker holds the batch (RendererDown) rather than dead-letter it.
+    renderer = Renderer((sys.executable, "-c", start), start_timeout_s=0.5)
+    try:
+        with pytest.raises(RendererDown, match=f"does not start: .*{said}"):
+            await renderer.render(JOBS)
     finally:
         await renderer.close()
 

@@ -1,6 +1,8 @@
 """A render child that fails as a broken renderer could, on a text that asks it to: CRASH ends
 the process at once (as a segfault would), HANG never answers, GARBAGE answers a line that is
-not the batch's. Any other batch it renders as ``modfleet.normalise.render_child`` does."""
+not the batch's. Any other batch it renders as ``modfleet.normalise.render_child`` does.
+
+``--start-after S`` has it take S seconds to start, as a child on a busy machine can."""
 
 from __future__ import annotations
 
@@ -11,9 +13,14 @@ import time
 import orjson
 
 from modfleet.normalise.markup import rendered_ends
+from modfleet.normalise.render_child import READY
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--start-after"]:
+        time.sleep(float(sys.argv[2]))
+    sys.stdout.buffer.write(READY)
+    sys.stdout.buffer.flush()
     for line in sys.stdin.buffer:
         jobs = orjson.loads(line)
         texts = " ".join(f"{head} {tail}" for head, tail in jobs)

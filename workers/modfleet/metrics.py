@@ -40,7 +40,7 @@ class Metrics:
         self.cache_up = Gauge("modfleet_cache_up", "1 when Redis answered last time.", registry=r)
         self.model_down = Gauge(
             "modfleet_model_down",
-            "1 while the worker holds a batch because its model is not answering.",
+            "1 while the worker holds a batch: its model (or HTML renderer) is not answering.",
             registry=r,
         )
         self.cache_rejected = Counter(

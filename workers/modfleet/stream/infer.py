@@ -52,7 +52,10 @@ ISOLATED_AT_ONCE = 16
 
 
 class BackendDown(RecoverableError):
-    """The backend failed a batch, each of its posts alone, and a probe: it is down."""
+    """The backend failed a batch, each of its posts alone, and a probe: it is down. The
+    worker holds the batch until it answers (``part`` names what it waits for)."""
+
+    part = "the model"
 
 
 @dataclass

@@ -21,6 +21,7 @@ class Liveness:
         self.agent_running = False
         self.joined = False  # the consumer joined its group and got an assignment
         self.model_down = False
+        self.down = "the model"  # what the worker waits for while model_down
 
     def not_ready(self) -> str | None:
         if not self.agent_running:
@@ -28,7 +29,7 @@ class Liveness:
         if not self.joined:
             return "not yet in the consumer group"
         if self.model_down:
-            return "the model is down: consumption paused"
+            return f"{self.down} is down: consumption paused"
         return None
 
 

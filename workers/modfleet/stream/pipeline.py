@@ -36,7 +36,7 @@ from modfleet.normalise import Normalised, TextFormat
 from modfleet.policy import Judgement, Policy
 from modfleet.policy.packs import PolicySet
 from modfleet.stream.degrade import BackendFactory, Degrade
-from modfleet.stream.infer import Inference, Retry
+from modfleet.stream.infer import BackendDown, Inference, Retry
 from modfleet.stream.render import Place, Renderer, read_post, render_posts
 from modfleet.stream.tenancy import Audiences, by_audience, tenant_head
 from modfleet.stream.windows import Windows
@@ -198,11 +198,14 @@ class Pipeline:
         writes: list[asyncio.Task[None]] | None = None,
     ) -> list[Outbound]:
         """Each record on its own, for a batch that failed as a whole: whatever broke costs
-        the records it broke on, never their neighbours."""
+        the records it broke on, never their neighbours. A backend found down meanwhile is no
+        record's fault: it is raised, for the caller to hold the batch."""
         out: list[Outbound] = []
         for record in records:
             try:
                 out.extend(await self.process([record], trace, writes))
+            except BackendDown:
+                raise
             except Exception as exc:  # noqa: BLE001 - that record alone is dead-lettered
                 out.append(self._internal_error(record, "processing the post", exc))
         return out

@@ -6,6 +6,9 @@ partition went to next, at the same offset: one post would stop the fleet's part
 child, a crash or a hang costs a new child: the batch is asked again a post at a time, and only
 a post the renderer fails on alone is lost to it (the pipeline dead-letters it, naming why).
 A batch of plain-text packs never starts the child.
+
+A child that cannot start (the machine out of memory or processes, say) is no post's fault: the
+batch is held, as for a model that is down (``RendererDown``), rather than dead-lettered.
 """
 
 from __future__ import annotations
@@ -29,14 +32,16 @@ from modfleet.normalise import (
     writable,
 )
 from modfleet.normalise.markup import ends
+from modfleet.normalise.render_child import READY
 from modfleet.policy.packs import PolicySet
+from modfleet.stream.infer import BackendDown
 
 log = logging.getLogger(__name__)
 
 Rendered = tuple[str, bool]  # the text a reader sees, and whether any of the post was left out
 _Job = tuple[str, str | None]  # what the child renders: markup.ends of a post
 _COMMAND = (sys.executable, "-m", "modfleet.normalise.render_child")
-_CHECK, _CHECKED = b'[["<b>o</b>k", null]]\n', b'[["ok",false]]\n'
+_CHECK, _CHECKED = b'[["<b>o</b>k", null]]\n', READY + b'[["ok",false]]\n'
 # An answer is one line: a batch of large posts is tens of megabytes of it.
 _LINE_LIMIT = 1 << 30
 
@@ -45,20 +50,30 @@ class _ChildLost(Exception):
     """The child crashed, hung, or answered something else than the batch asked."""
 
 
+class RendererDown(BackendDown):
+    """A new child did not start: the worker holds the batch until one does."""
+
+    part = "the HTML renderer"
+
+
 class Renderer:
     """Renders ``(html, reach)`` jobs as ``normalise.markup.rendered`` does, in a child. A batch
     may wait ``timeout_s`` plus ``per_mib_s`` for each MiB it sends (the worst markup measured
-    renders at about 3 MiB a second, and a long post only from its ends)."""
+    renders at about 3 MiB a second, and a long post only from its ends). A new child has
+    ``start_timeout_s`` to say it is ready, apart from that, so that a slow start on a busy
+    machine costs time, not posts."""
 
     def __init__(
         self,
         command: Sequence[str] = _COMMAND,
         timeout_s: float = 5.0,
         per_mib_s: float = 1.0,
+        start_timeout_s: float = 30.0,
     ) -> None:
         self._command = tuple(command)
         self._timeout_s = timeout_s
         self._per_mib_s = per_mib_s
+        self._start_timeout_s = start_timeout_s
         self._child: asyncio.subprocess.Process | None = None
         self._lock: asyncio.Lock | None = None  # made in the loop that first renders
         self._checked = False
@@ -147,13 +162,30 @@ class Renderer:
         return found
 
     async def _started(self) -> asyncio.subprocess.Process:
-        if self._child is None or self._child.returncode is not None:
+        if self._child is not None and self._child.returncode is None:
+            return self._child
+        try:
             self._child = await asyncio.create_subprocess_exec(
                 *self._command,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 limit=_LINE_LIMIT,
             )
+        except OSError as exc:  # no memory or processes left to start it
+            raise RendererDown(f"the HTML renderer does not start: {exc}") from exc
+        if self._child.stdout is None:  # pragma: no cover - piped above
+            raise RendererDown("the HTML renderer has no pipes")
+        try:
+            async with asyncio.timeout(self._start_timeout_s):
+                said = await self._child.stdout.readline()
+        except TimeoutError as exc:
+            await self._stop()
+            late = f"not ready in {self._start_timeout_s:g} s"
+            raise RendererDown(f"the HTML renderer does not start: {late}") from exc
+        if said != READY:
+            code = await self._stop()
+            why = f"it said {said[:80]!r}" if said else f"it ended (status {code})"
+            raise RendererDown(f"the HTML renderer does not start: {why}")
         return self._child
 
     async def _stop(self) -> int | None:
