@@ -12,6 +12,7 @@ from modfleet.cache import connect_cache
 from modfleet.emit import Topics
 from modfleet.errors import FatalError
 from modfleet.inference.embedded import EmbeddedClassifier
+from modfleet.ingest.decode import Post
 from modfleet.metrics import Metrics
 from modfleet.normalise.markup import rendered
 from modfleet.policy import load_policy
@@ -20,7 +21,7 @@ from modfleet.policy.packs import PolicySet
 from modfleet.resources import default_policy_path
 from modfleet.settings import Settings
 from modfleet.stream import Pipeline, Retry
-from modfleet.stream.render import Renderer, RendererDown
+from modfleet.stream.render import Renderer, RendererDown, render_posts
 
 FAULTY = (sys.executable, str(Path(__file__).parents[1] / "support" / "faulty_render_child.py"))
 JOBS = [
@@ -81,6 +82,24 @@ async def test_a_child_that_does_not_start_is_an_outage_not_a_posts_fault(
             await renderer.render(JOBS)
     finally:
         await renderer.close()
+
+
+async def test_a_wave_of_one_html_post_is_rendered_once_a_batch(tmp_path: Path) -> None:
+    # A spam wave repeats one text: its batch costs the child one rendering, not one a post.
+    asked = tmp_path / "asked"
+    renderer = Renderer((*FAULTY, "--count", str(asked)))
+    html = load_policy(default_policy_path()).model_copy(update={"text": TextIn(format="html")})
+    wave = [
+        Post(f"w{i}", "forum", "<p>buy f<b></b>ollowers at spam.example</p>") for i in range(300)
+    ]
+    posts = [*wave, Post("kind", "forum", "&#107;ind words")]
+    try:
+        found = await render_posts(renderer, posts, PolicySet.single(html))
+    finally:
+        await renderer.close()
+    assert asked.read_text().split() == ["2"]
+    assert set(found.values()) == {("buy followers at spam.example", False), ("kind words", False)}
+    assert sorted(place for place, _ in found) == list(range(len(posts)))
 
 
 def test_a_renderer_that_cannot_start_refuses_the_pack_when_it_loads(

@@ -203,8 +203,9 @@ Renderings = dict[tuple[int, int], Rendered | None]
 async def render_posts(
     renderer: Renderer, posts: Sequence[Post], policies: PolicySet
 ) -> Renderings:
-    """Each post an HTML pack reads, rendered once for each reach its packs read it to, by
-    (its place in ``posts``, reach); nothing is asked when no pack reads HTML."""
+    """Each post an HTML pack reads, rendered for each reach its packs read it to, by (its
+    place in ``posts``, reach); nothing is asked when no pack reads HTML. A text the batch
+    repeats (a spam wave's) is rendered once."""
     if all(p.text.format == "plain" for p in policies.all()):
         return {}
     jobs: dict[tuple[int, int], tuple[str, int]] = {}
@@ -213,7 +214,9 @@ async def render_posts(
             if pack.text.format == "html":
                 reach = html_reach(pack.limits.max_text_chars, pack.limits.max_windows)
                 jobs[place, reach] = (post.text, reach)
-    return dict(zip(jobs, await renderer.render(list(jobs.values())), strict=True))
+    distinct = list(dict.fromkeys(jobs.values()))
+    found = dict(zip(distinct, await renderer.render(distinct), strict=True))
+    return {at: found[job] for at, job in jobs.items()}
 
 
 def _sent(html: str, reach: int) -> _Job:
