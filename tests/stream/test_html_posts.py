@@ -109,7 +109,7 @@ async def test_a_post_that_breaks_the_renderer_is_dead_lettered_and_its_batch_de
     redis_url: str,
 ) -> None:
     pipe, _, _ = _pipeline(redis_url)
-    pipe.renderer = Renderer(FAULTY, timeout_s=0.5)
+    pipe.renderer = Renderer(FAULTY, timeout_s=2)
     values = [
         encode(post("breaker", "<p>CRASH</p>", tenant="forum")),
         encode(post("rude", DISGUISED["tags"], tenant="forum")),

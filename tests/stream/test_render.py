@@ -43,7 +43,7 @@ async def test_the_child_renders_as_the_worker_itself_would() -> None:
 
 @pytest.mark.parametrize("fault", ["CRASH", "HANG", "GARBAGE"])
 async def test_a_post_the_renderer_fails_on_costs_that_post_alone(fault: str) -> None:
-    renderer = Renderer(FAULTY, timeout_s=0.5)
+    renderer = Renderer(FAULTY, timeout_s=2)
     batch = [*JOBS[:2], (f"<p>{fault}</p>", 1_000), JOBS[2]]
     try:
         found = await renderer.render(batch)
@@ -57,7 +57,7 @@ async def test_a_post_the_renderer_fails_on_costs_that_post_alone(fault: str) ->
 async def test_a_child_slow_to_start_costs_no_post() -> None:
     # The batch's deadline is for rendering: a child's start (a Python process and the parser's
     # import, longer on a busy machine) has its own, so a slow start loses no post.
-    renderer = Renderer((*FAULTY, "--start-after", "1.5"), timeout_s=0.5)
+    renderer = Renderer((*FAULTY, "--start-after", "3"), timeout_s=1)
     try:
         assert await renderer.render(JOBS) == [rendered(html, reach) for html, reach in JOBS]
     finally:
@@ -65,18 +65,18 @@ async def test_a_child_slow_to_start_costs_no_post() -> None:
 
 
 @pytest.mark.parametrize(
-    ("start", "said"),
+    ("start", "wait_s", "said"),
     [
-        ("raise SystemExit('out of memory')", "ended"),
-        ("import time; time.sleep(60)", "not ready in 0.5 s"),
-        ("print('Traceback (most recent call last):')", "said b'Traceback"),
+        ("raise SystemExit('out of memory')", 30, "ended"),
+        ("import time; time.sleep(60)", 1, "not ready in 1 s"),
+        ("print('Traceback (most recent call last):')", 30, "said b'Traceback"),
     ],
 )
 async def test_a_child_that_does_not_start_is_an_outage_not_a_posts_fault(
-    start: str, said: str
+    start: str, wait_s: float, said: str
 ) -> None:
     # No post was read: the worker holds the batch (RendererDown) rather than dead-letter it.
-    renderer = Renderer((sys.executable, "-c", start), start_timeout_s=0.5)
+    renderer = Renderer((sys.executable, "-c", start), start_timeout_s=wait_s)
     try:
         with pytest.raises(RendererDown, match=f"does not start: .*{said}"):
             await renderer.render(JOBS)
