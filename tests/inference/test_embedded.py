@@ -10,6 +10,8 @@ import pytest
 from modfleet.errors import FatalError
 from modfleet.inference.embedded import LABEL, EmbeddedClassifier
 from modfleet.inference.routing import Backends
+from modfleet.model.features import FOLD_ID
+from modfleet.normalise import normalise
 from modfleet.policy import Policy
 
 
@@ -50,10 +52,51 @@ async def test_obfuscated_abuse_scores_like_the_plain_text(
     assert harassment_b > 0.5 * harassment_a > 0.2
 
 
-def test_the_model_id_names_both_models(embedded: EmbeddedClassifier) -> None:
-    # Cache keys carry it: a new version of either model must not reuse old verdicts.
+@pytest.mark.parametrize(
+    "disguised",
+    [
+        "you are a worthless idi\u0585t",  # Armenian o
+        "you are a worthless \u13a5\u13a0\u13a5o\u13a2",  # Cherokee
+        "you are a worthless \u0269d\u0269ot",  # Latin small iota
+        "you are a worthless idi\U000118e0t",  # Warang Citi o
+    ],
+)
+async def test_look_alikes_from_any_script_cannot_disguise_an_insult(
+    embedded: EmbeddedClassifier, policy: Policy, disguised: str
+) -> None:
+    plain = "you are a worthless idiot"
+    texts = [normalise(t, 1000).text for t in (plain, disguised)]
+    verdicts = await embedded.classify(texts, policy)
+    actions = [policy.decide(v.policy_scores(policy)).action for v in verdicts]
+    assert actions == ["remove", "remove"]
+
+
+@pytest.mark.parametrize(
+    "greeting",
+    [
+        "Привет, как дела? Сегодня хорошая погода, пойдём гулять в парк.",
+        "Բարև, ինչպե՞ս ես։ Այսօր եղանակը լավ է, գնանք զբոսնելու։",  # noqa: RUF001
+        "Γεια σου, τι κάνεις; Ο καιρός σήμερα είναι υπέροχος.",  # noqa: RUF001
+        "ᏏᏲ, ᏙᎯᏧ? ᎣᏏᏲ ᎠᏆᏚᎵ.",
+        "ᐊᐃᖓᐃ, ᖃᓄᐃᑉᐱᑦ? ᐅᓪᓗᒥ ᓯᓚ ᐱᐅᔪᖅ.",
+    ],
+)
+async def test_posts_written_in_those_scripts_are_not_read_as_abuse(
+    embedded: EmbeddedClassifier, policy: Policy, greeting: str
+) -> None:
+    # Folding their letters to Latin makes nonsense of them, which must stay harmless nonsense.
+    [verdict] = await embedded.classify([normalise(greeting, 1000).text], policy)
+    scores = verdict.policy_scores(policy)
+    assert policy.decide(scores).action == "allow"
+    assert max(scores.values()) < 0.3
+
+
+def test_the_model_id_names_both_models_and_the_reading(embedded: EmbeddedClassifier) -> None:
+    # Cache keys carry it: a new version of either model, or of the look-alike letters it
+    # folds (Unicode's confusables, from a library), must not reuse old verdicts.
     assert embedded.model_id.startswith("modfleet-embedded-")
     assert "+alt-profanity-check-" in embedded.model_id
+    assert f"+fold-{FOLD_ID}+" in embedded.model_id
 
 
 async def test_hostile_records_cost_only_themselves_and_never_change_a_neighbour(

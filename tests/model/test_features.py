@@ -41,6 +41,30 @@ def test_evasions_of_a_word_read_as_the_word(evasion: str) -> None:
     assert squeeze(fold(evasion)) in ("youidiot", "youidioot")
 
 
+@pytest.mark.parametrize(
+    ("disguised", "read"),
+    [
+        ("y\u0585\u057d idi\u0585t", "you idiot"),  # Armenian o, u
+        ("you \u13a5\u13a0\u13a5o\u13a2", "you idiot"),  # Cherokee I, D, T
+        ("you \ua4e2\ua4d4\ua4f4\ua4d1i\ua4d3", "you stupid"),  # Lisu
+        ("\u15b4\u144cck you", "fuck you"),  # Canadian syllabics F, U
+        ("you \u0269d\u0269ot", "you idiot"),  # Latin small iota
+        ("you idi\u2c9ft", "you idiot"),  # Coptic o
+        ("you idi\u2d54t", "you idiot"),  # Tifinagh yar
+        ("\U000118dc\U000118e0\U000118d8 idi\U000118e0t", "you idiot"),  # Warang Citi, astral
+    ],
+)
+def test_look_alike_letters_of_any_script_read_as_the_latin_they_imitate(
+    disguised: str, read: str
+) -> None:
+    # Unicode's confusables (UTS #39), not only the Cyrillic and Greek a hand table held: the
+    # normaliser leaves these as they are (NFKC keeps them), so the model must see through them.
+    text = normalise(disguised, 1000).text
+    assert words(fold(text)) == read
+    assert squeeze(fold(text)) == read.replace(" ", "")
+    assert fold(text * 40) == fold(text) * 40  # a long text (in arrays) folds them alike
+
+
 def test_numbers_and_prices_keep_their_meaning_in_the_word_view() -> None:
     assert words(fold("meet at 3 pm, tickets $5, since 2024")) == (
         "meet at 3 pm, tickets $5, since 2024"

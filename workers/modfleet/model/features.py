@@ -19,6 +19,7 @@ Fibonacci hashing; no Python string is made per n-gram.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,12 +28,15 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped]
+from confusable_homoglyphs.utils import load as load_confusables
 
 from modfleet.model.murmur import murmur3_columns
 from modfleet.model.tokens import IN_ARRAYS, code_points, text_of, word_grams
 from modfleet.model.wordview import LEET_TO, words
 
 # Letters from other scripts that render like Latin ones; the usual homoglyph substitutions.
+# They are read as written here where Unicode's confusables (``_look_alikes``) differ, so that
+# what the model was trained on reads as it did.
 _CONFUSABLE = {  # Cyrillic, Greek, IPA and small-capital look-alikes
     "\u0430": "a", "\u0432": "b", "\u0441": "c", "\u0501": "d", "\u0435": "e", "\u0451": "e",
     "\u04bb": "h", "\u0456": "i", "\u0457": "i", "\u0458": "j", "\u043a": "k", "\u043c": "m",
@@ -62,19 +66,44 @@ def _accent_table() -> dict[str, str]:
     return table
 
 
+def _look_alikes() -> dict[str, str]:
+    """Unicode's confusables (UTS #39) that stand for one Latin letter: Armenian, Cherokee, Lisu,
+    Canadian syllabics, Coptic, Latin iota and the rest of about 250 letters outside the hand
+    table. Only what reaches the fold: a character casefolding changes never does, and NFKC
+    (the normaliser's) has already read the mathematical and fullwidth letters."""
+    table: dict[str, str] = {}
+    # Read here and let go, rather than through the library's module, which keeps all 9,600
+    # entries (9 MB) in every process.
+    for char, alikes in load_confusables("confusables.json").items():
+        if len(char) != 1 or char.isascii() or char.casefold() != char:
+            continue
+        if unicodedata.normalize("NFKC", char) != char:
+            continue
+        latin = {a["c"].lower() for a in alikes if a["c"].isascii() and a["c"].isalpha()}
+        if len(latin) == 1 and len(next(iter(latin))) == 1:
+            table[char] = latin.pop()
+    return table
+
+
+_ARRAY_FOLD_END = 0x20000  # past the astral look-alikes (Warang Citi, Osage, Deseret, ...)
+
+
 def _fold_to(pairs: Mapping[str, str]) -> np.ndarray[Any, np.dtype[np.uint32]]:
     # The same letter for letter mapping as str.translate's, as an array: translate looks each
     # character up in a dict unless the whole text is ASCII, and one emoji in a batch makes the
     # batch's joined text non-ASCII (the model's time a post rose by half).
-    to = np.arange(0x10000, dtype=np.uint32)
+    to = np.arange(_ARRAY_FOLD_END, dtype=np.uint32)
     for look_alike, letter in pairs.items():
         to[ord(look_alike)] = ord(letter)
     return to
 
 
-_FOLD_PAIRS = _accent_table() | _CONFUSABLE
+_FOLD_PAIRS = _accent_table() | _look_alikes() | _CONFUSABLE
 _FOLD = str.maketrans(_FOLD_PAIRS)  # for short texts
 _FOLD_TO = _fold_to(_FOLD_PAIRS)  # for long ones
+# Names the fold in the embedded model's id, and so in its cache keys: a verdict read through
+# another table (another version of the confusables library, say) is not reused.
+FOLD_ID = hashlib.sha256(repr(sorted(_FOLD_PAIRS.items())).encode()).hexdigest()[:8]
 
 
 def _letter_table(newline: bool) -> np.ndarray[Any, np.dtype[np.bool_]]:
@@ -95,7 +124,7 @@ def fold(text: str) -> str:
     if len(cased) < IN_ARRAYS:
         return _REPEAT.sub(r"\1\1", cased.translate(_FOLD))
     p = code_points(cased)
-    p = np.where(p < 0x10000, _FOLD_TO[np.minimum(p, 0xFFFF)], p)
+    p = np.where(p < _ARRAY_FOLD_END, _FOLD_TO[np.minimum(p, _ARRAY_FOLD_END - 1)], p)
     # The pattern's meaning in arrays: of a run of one character (not a newline, which "."
     # does not match), the third and later are dropped.
     third = np.zeros(len(p), dtype=np.bool_)
