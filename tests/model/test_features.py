@@ -49,6 +49,7 @@ def test_evasions_of_a_word_read_as_the_word(evasion: str) -> None:
         ("you \ua4e2\ua4d4\ua4f4\ua4d1i\ua4d3", "you stupid"),  # Lisu
         ("\u15b4\u144cck you", "fuck you"),  # Canadian syllabics F, U
         ("you \u0269d\u0269ot", "you idiot"),  # Latin small iota
+        ("\u028f\u1d0f\u028b idiot", "you idiot"),  # small capitals, and v with hook for u
         ("you idi\u2c9ft", "you idiot"),  # Coptic o
         ("you idi\u2d54t", "you idiot"),  # Tifinagh yar
         ("\U000118dc\U000118e0\U000118d8 idi\U000118e0t", "you idiot"),  # Warang Citi, astral

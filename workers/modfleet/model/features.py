@@ -35,8 +35,7 @@ from modfleet.model.tokens import IN_ARRAYS, code_points, text_of, word_grams
 from modfleet.model.wordview import LEET_TO, words
 
 # Letters from other scripts that render like Latin ones; the usual homoglyph substitutions.
-# They are read as written here where Unicode's confusables (``_look_alikes``) differ, so that
-# what the model was trained on reads as it did.
+# Unicode's confusables (``_look_alikes``) take precedence where they differ (U+028B only).
 _CONFUSABLE = {  # Cyrillic, Greek, IPA and small-capital look-alikes
     "\u0430": "a", "\u0432": "b", "\u0441": "c", "\u0501": "d", "\u0435": "e", "\u0451": "e",
     "\u04bb": "h", "\u0456": "i", "\u0457": "i", "\u0458": "j", "\u043a": "k", "\u043c": "m",
@@ -98,7 +97,7 @@ def _fold_to(pairs: Mapping[str, str]) -> np.ndarray[Any, np.dtype[np.uint32]]:
     return to
 
 
-_FOLD_PAIRS = _accent_table() | _look_alikes() | _CONFUSABLE
+_FOLD_PAIRS = _accent_table() | _CONFUSABLE | _look_alikes()
 _FOLD = str.maketrans(_FOLD_PAIRS)  # for short texts
 _FOLD_TO = _fold_to(_FOLD_PAIRS)  # for long ones
 # Names the fold in the embedded model's id, and so in its cache keys: a verdict read through
