@@ -4,8 +4,9 @@ tenant. Real Redis, the real embedded model."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,11 @@ from modfleet.policy.packs import PolicySet
 from modfleet.settings import Settings
 from modfleet.stream import Pipeline, Retry
 from modfleet.stream.render import Renderer, RendererDown
+from modfleet.telemetry.tracing import BatchTrace, Tracing
 
 pytestmark = pytest.mark.integration
+
+_RENDERER_FAILURES = "modfleet_html_renderer_failures_total"
 
 # Crashes on a text holding CRASH, as a renderer with a bug could (tests/support).
 FAULTY = (sys.executable, str(Path(__file__).parents[1] / "support" / "faulty_render_child.py"))
@@ -109,7 +113,7 @@ async def test_a_post_that_breaks_the_renderer_is_dead_lettered_and_its_batch_de
     redis_url: str,
 ) -> None:
     pipe, _, _ = _pipeline(redis_url)
-    pipe.renderer = Renderer(FAULTY, timeout_s=2)
+    pipe.renderer = Renderer(FAULTY, timeout_s=2, metrics=pipe.metrics)
     values = [
         encode(post("breaker", "<p>CRASH</p>", tenant="forum")),
         encode(post("rude", DISGUISED["tags"], tenant="forum")),
@@ -132,6 +136,8 @@ async def test_a_post_that_breaks_the_renderer_is_dead_lettered_and_its_batch_de
     }
     assert (decided["rude"], decided["plain"]) == ("remove", "allow")
     assert [orjson.loads(m.value)["action"] for m in again] == ["remove"]
+    crashes = {"kind": "crash"}
+    assert pipe.metrics.registry.get_sample_value(_RENDERER_FAILURES, crashes) == 2
 
 
 async def test_a_renderer_that_cannot_start_holds_the_batch_rather_than_dead_letter_it(
@@ -157,6 +163,37 @@ async def test_a_renderer_that_cannot_start_holds_the_batch_rather_than_dead_let
         await pipe.renderer.close()
     decided = {d["post_id"]: d["action"] for d in (orjson.loads(m.value) for m in out)}
     assert decided == {"rude": "remove", "plain": "allow"}
+
+
+class _Stages(BatchTrace):
+    """The stage names a batch's trace records, in order."""
+
+    def __init__(self) -> None:
+        super().__init__(Tracing(None))
+        self.names: list[str] = []
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        self.names.append(name)
+        yield
+
+
+async def test_the_wait_for_the_renderer_is_its_own_stage_of_the_trace(redis_url: str) -> None:
+    # An SRE reading a slow HTML tenant's trace sees the rendering apart from the validation.
+    pipe, _, _ = _pipeline(redis_url)
+    html, plain = _Stages(), _Stages()
+    try:
+        await pipe.process(
+            [Record("posts", 0, 0, 1.7e9, None, encode(post("h", "<p>hi</p>", tenant="forum")))],
+            html,
+        )
+        await pipe.process([Record("posts", 0, 1, 1.7e9, None, encode(post("p", "hi")))], plain)
+    finally:
+        await pipe.cache.close()
+        await pipe.renderer.close()
+    assert html.names[:3] == ["validate", "render", "validate"]
+    assert plain.names[:2] == ["validate", "validate"]  # a batch with no HTML renders nothing
+    assert "render" not in plain.names
 
 
 async def test_plain_text_packs_never_start_the_renderer(redis_url: str) -> None:

@@ -22,6 +22,7 @@ from modfleet.resources import default_policy_path
 from modfleet.settings import Settings
 from modfleet.stream import Pipeline, Retry
 from modfleet.stream.render import Renderer, RendererDown, render_posts
+from modfleet.telemetry.tracing import Tracing
 
 FAULTY = (sys.executable, str(Path(__file__).parents[1] / "support" / "faulty_render_child.py"))
 JOBS = [
@@ -41,9 +42,12 @@ async def test_the_child_renders_as_the_worker_itself_would() -> None:
         await renderer.close()
 
 
-@pytest.mark.parametrize("fault", ["CRASH", "HANG", "GARBAGE"])
-async def test_a_post_the_renderer_fails_on_costs_that_post_alone(fault: str) -> None:
-    renderer = Renderer(FAULTY, timeout_s=2)
+@pytest.mark.parametrize(
+    ("fault", "kind"), [("CRASH", "crash"), ("HANG", "hang"), ("GARBAGE", "garbage")]
+)
+async def test_a_post_the_renderer_fails_on_costs_that_post_alone(fault: str, kind: str) -> None:
+    metrics = Metrics()
+    renderer = Renderer(FAULTY, timeout_s=2, metrics=metrics)
     batch = [*JOBS[:2], (f"<p>{fault}</p>", 1_000), JOBS[2]]
     try:
         found = await renderer.render(batch)
@@ -52,6 +56,11 @@ async def test_a_post_the_renderer_fails_on_costs_that_post_alone(fault: str) ->
         assert await renderer.render(JOBS) == [rendered(html, reach) for html, reach in JOBS]
     finally:
         await renderer.close()
+    # An SRE sees which: the child lost on the batch, then on the post alone.
+    lost = metrics.registry.get_sample_value(
+        "modfleet_html_renderer_failures_total", {"kind": kind}
+    )
+    assert lost == 2
 
 
 async def test_a_child_slow_to_start_costs_no_post() -> None:
@@ -94,7 +103,7 @@ async def test_a_wave_of_one_html_post_is_rendered_once_a_batch(tmp_path: Path) 
     ]
     posts = [*wave, Post("kind", "forum", "&#107;ind words")]
     try:
-        found = await render_posts(renderer, posts, PolicySet.single(html))
+        found = await render_posts(renderer, posts, PolicySet.single(html), Tracing(None).batch())
     finally:
         await renderer.close()
     assert asked.read_text().split() == ["2"]

@@ -66,6 +66,13 @@ class Metrics:
             "the model calls that long posts cost.",
             registry=r,
         )
+        self.html_renderer_failures = Counter(
+            "modfleet_html_renderer_failures",
+            "Times the HTML renderer's child crashed, hung or answered garbage (each costs a new "
+            "child, and the batch asked a post at a time): kind is crash, hang or garbage.",
+            ["kind"],
+            registry=r,
+        )
         self.inference_retries = Counter(
             "modfleet_inference_retries", "Inference calls tried again.", registry=r
         )

@@ -108,7 +108,7 @@ class Pipeline:
         self._parts: dict[int, _PackParts] = {}
         self._audiences = Audiences()
         self.degrade = Degrade(metrics, retry, fallbacks)
-        self.renderer = Renderer()  # its child starts with the first post an HTML pack reads
+        self.renderer = Renderer(metrics=metrics)  # its child starts with the first HTML post
 
     @property
     def classifier(self) -> Classifier:
@@ -172,7 +172,8 @@ class Pipeline:
                 except Exception as exc:  # noqa: BLE001 - one record costs one record
                     out.append(self._internal_error(record, "reading the post", exc))
                 await _let_others_run(record)
-            renderings = await render_posts(self.renderer, [p for _, p in posts], policies)
+        renderings = await render_posts(self.renderer, [p for _, p in posts], policies, trace)
+        with trace.stage("validate"):
             for place, (record, post) in enumerate(posts):
                 try:
                     items.extend(self._prepare(record, post, trace, policies, (renderings, place)))

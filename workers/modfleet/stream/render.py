@@ -18,11 +18,13 @@ import logging
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import Literal
 
 import orjson
 
 from modfleet.errors import FatalError
 from modfleet.ingest.decode import Post
+from modfleet.metrics import Metrics
 from modfleet.normalise import (
     Normalised,
     TextFormat,
@@ -35,6 +37,7 @@ from modfleet.normalise.markup import ends
 from modfleet.normalise.render_child import READY
 from modfleet.policy.packs import PolicySet
 from modfleet.stream.infer import BackendDown
+from modfleet.telemetry.tracing import BatchTrace
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +49,15 @@ _CHECK, _CHECKED = b'[["<b>o</b>k", null]]\n', READY + b'[["ok",false]]\n'
 _LINE_LIMIT = 1 << 30
 
 
+_Lost = Literal["crash", "hang", "garbage"]
+
+
 class _ChildLost(Exception):
-    """The child crashed, hung, or answered something else than the batch asked."""
+    """The child crashed, hung, or answered something else than the batch asked (``kind``)."""
+
+    def __init__(self, kind: _Lost, why: str) -> None:
+        super().__init__(why)
+        self.kind = kind
 
 
 class RendererDown(BackendDown):
@@ -69,7 +79,9 @@ class Renderer:
         timeout_s: float = 5.0,
         per_mib_s: float = 1.0,
         start_timeout_s: float = 30.0,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._command = tuple(command)
         self._timeout_s = timeout_s
         self._per_mib_s = per_mib_s
@@ -92,6 +104,7 @@ class Renderer:
             try:
                 return list(await self._ask(jobs))
             except _ChildLost as exc:
+                self._count(exc)
                 if len(jobs) == 1:
                     log.error("the HTML renderer failed on a post: %s", exc)
                     return [None]
@@ -123,16 +136,21 @@ class Renderer:
         try:
             [answer] = await self._ask([job])
         except _ChildLost as exc:
+            self._count(exc)
             log.error("the HTML renderer failed on a post: %s", exc)
             return None
         return answer
+
+    def _count(self, lost: _ChildLost) -> None:
+        if self._metrics is not None:
+            self._metrics.html_renderer_failures.labels(lost.kind).inc()
 
     async def _ask(self, jobs: Sequence[_Job]) -> list[Rendered]:
         request = orjson.dumps(jobs) + b"\n"
         allowed = self._timeout_s + self._per_mib_s * len(request) / 2**20
         child = await self._started()
         if child.stdin is None or child.stdout is None:  # pragma: no cover - piped below
-            raise _ChildLost("the child has no pipes")
+            raise _ChildLost("crash", "the child has no pipes")
         try:
             async with asyncio.timeout(allowed):
                 child.stdin.write(request)
@@ -140,25 +158,26 @@ class Renderer:
                 line = await child.stdout.readline()
         except TimeoutError as exc:
             await self._stop()
-            raise _ChildLost(f"no answer in {allowed:.1f} s") from exc
+            raise _ChildLost("hang", f"no answer in {allowed:.1f} s") from exc
         except (OSError, ValueError) as exc:  # a broken pipe; an answer past the line limit
             await self._stop()
-            raise _ChildLost(f"{type(exc).__name__}: {exc}") from exc
+            kind: _Lost = "crash" if isinstance(exc, OSError) else "garbage"
+            raise _ChildLost(kind, f"{type(exc).__name__}: {exc}") from exc
         return await self._read(line, len(jobs))
 
     async def _read(self, line: bytes, count: int) -> list[Rendered]:
         if not line.endswith(b"\n"):
             code = await self._stop()
-            raise _ChildLost(f"the child ended (status {code})")
+            raise _ChildLost("crash", f"the child ended (status {code})")
         try:
             answer = orjson.loads(line)
             found = [(text, cut) for text, cut in answer if type(text) is str and type(cut) is bool]
         except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
             await self._stop()
-            raise _ChildLost("the child's answer is not the batch's") from exc
+            raise _ChildLost("garbage", "the child's answer is not the batch's") from exc
         if len(found) != count or len(answer) != count:
             await self._stop()
-            raise _ChildLost("the child's answer is not the batch's")
+            raise _ChildLost("garbage", "the child's answer is not the batch's")
         return found
 
     async def _started(self) -> asyncio.subprocess.Process:
@@ -201,11 +220,11 @@ Renderings = dict[tuple[int, int], Rendered | None]
 
 
 async def render_posts(
-    renderer: Renderer, posts: Sequence[Post], policies: PolicySet
+    renderer: Renderer, posts: Sequence[Post], policies: PolicySet, trace: BatchTrace
 ) -> Renderings:
     """Each post an HTML pack reads, rendered for each reach its packs read it to, by (its
     place in ``posts``, reach); nothing is asked when no pack reads HTML. A text the batch
-    repeats (a spam wave's) is rendered once."""
+    repeats (a spam wave's) is rendered once. The wait is the trace's "render" stage."""
     if all(p.text.format == "plain" for p in policies.all()):
         return {}
     jobs: dict[tuple[int, int], tuple[str, int]] = {}
@@ -215,7 +234,10 @@ async def render_posts(
                 reach = html_reach(pack.limits.max_text_chars, pack.limits.max_windows)
                 jobs[place, reach] = (post.text, reach)
     distinct = list(dict.fromkeys(jobs.values()))
-    found = dict(zip(distinct, await renderer.render(distinct), strict=True))
+    if not distinct:
+        return {}
+    with trace.stage("render"):
+        found = dict(zip(distinct, await renderer.render(distinct), strict=True))
     return {at: found[job] for at, job in jobs.items()}
 
 
