@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from modfleet.normalise import normalise
 from modfleet.normalise.bidi import Embeddings, displayed
-from modfleet.normalise.text import _folded
+from modfleet.normalise.text import _bounded, _bounded_ascii, _folded
 
 
 def test_invisible_characters_and_spacing_do_not_change_the_hash() -> None:
@@ -85,21 +85,57 @@ _RUNS = st.lists(
     st.tuples(st.sampled_from(_DROPPED), st.integers(0, 60), st.sampled_from(_KEPT)),
     max_size=30,
 ).map(lambda runs: "".join(pad * n + kept for pad, n, kept in runs))
+_ASCII_DROPPED = [" ", "\n", "\t", "\r", "\x00", "\x0b", "\x1c", "\x7f"]
+_ASCII_KEPT = ["a", "Z", "9", "!", "~"]
+_ASCII_MIXED = st.lists(st.sampled_from([*_ASCII_DROPPED, *_ASCII_KEPT]), max_size=200).map("".join)
+# Runs past the 4,096-byte blocks the ASCII path counts in, so that a cut falls inside, at the
+# edge of, and beyond a block.
+_ASCII_RUNS = st.lists(
+    st.tuples(st.sampled_from(_ASCII_DROPPED), st.integers(0, 9_000), st.sampled_from(_ASCII_KEPT)),
+    max_size=12,
+).map(lambda runs: "".join(pad * n + kept for pad, n, kept in runs))
+
+
 _KEPT_CHAR = re.compile(
     r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
 )
 
 
-@given(st.one_of(_MIXED, _RUNS), st.integers(min_value=1, max_value=12))
+@given(st.one_of(_MIXED, _RUNS, _ASCII_MIXED, _ASCII_RUNS), st.integers(min_value=1, max_value=12))
 def test_a_long_text_reads_as_if_it_had_been_folded_whole(text: str, max_chars: int) -> None:
     # The reference folds the whole text, however long, then cuts to the limit: the bounded
-    # path must give the same text whatever share of it folding removes.
+    # path must give the same text whatever share of it folding removes. ASCII has a path of
+    # its own (bytes counted in C rather than a regex over the text), held to the same.
     whole = _folded(displayed(text))
     result = normalise(text, max_chars)
     assert result.text == _cut_as_specified(whole, max_chars)
     assert result.truncated == (
         len(whole) > max_chars or len(_KEPT_CHAR.findall(text)) > 4 * max_chars
     )
+
+
+_ASCII_BLOCKS = st.lists(
+    st.tuples(
+        st.sampled_from(_ASCII_DROPPED),
+        st.integers(0, 9_000),
+        st.sampled_from(_ASCII_KEPT),
+        st.integers(1, 3_000),
+    ),
+    max_size=8,
+).map(lambda runs: "".join(pad * n + kept * m for pad, n, kept, m in runs))
+
+
+@given(_ASCII_BLOCKS, st.integers(min_value=1, max_value=5_000))
+def test_the_ascii_bound_is_the_general_bound(text: str, count: int) -> None:
+    assert _bounded_ascii(text, count) == _bounded(text, count)
+
+
+def test_the_ascii_bound_cuts_inside_and_at_the_edge_of_a_block() -> None:
+    for count in (4_095, 4_096, 4_097, 10_000):
+        text = "ab " * 20_000
+        bounded, cut = _bounded_ascii(text, count)
+        assert cut
+        assert (bounded, cut) == _bounded(text, count)
 
 
 def _default_ignorables() -> list[str]:

@@ -11,6 +11,8 @@ the limit is read in overlapping windows of the limit.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import re
 import unicodedata
 
 from modfleet.carrier import carrier
@@ -65,8 +67,12 @@ def _read(text: str, max_chars: int, windows: int, rendered_cut: bool) -> Normal
     else:
         # Each end read must fold to its share of the cut: half, or all where only one is kept.
         count = 2 * budget if budget >= len(_ELLIPSIS) + 2 else 4 * budget
-        bounded, raw_cut = _bounded(text, count) if long else (text, False)
-        canon = _folded(bidi.displayed(bounded))
+        if text.isascii():  # no override, mark or invisible: the same reading, in C, not re
+            bounded, raw_cut = _bounded_ascii(text, count) if long else (text, False)
+            canon = " ".join(bounded.translate(_ASCII_CONTROLS).split())
+        else:
+            bounded, raw_cut = _bounded(text, count) if long else (text, False)
+            canon = _folded(bidi.displayed(bounded))
     truncated = rendered_cut or raw_cut or len(canon) > budget
     if truncated:
         canon = _cut(canon, budget)
@@ -144,6 +150,42 @@ def _bounded(text: str, count: int) -> tuple[str, bool]:
     start = marks.end() if marks else start
     middle = bidi.left_out(rest[:start]) if chars.OVERRIDES.search(text) else " "
     return text[: found.end()] + middle + rest[start:], True
+
+
+# Of ASCII, what folding removes (``chars.CONTROL``: not a space, removed), and what it drops or
+# collapses (``chars.DROPPED``: whitespace and those controls, every byte up to the space).
+_ASCII_CONTROLS = dict.fromkeys(c for c in range(0x80) if chars.CONTROL.match(chr(c)))
+_ASCII_DROPPED = bytes(c for c in range(0x80) if chars.BLANK.fullmatch(chr(c)))
+_ASCII_KEPT = re.compile(b"[^" + re.escape(_ASCII_DROPPED) + b"]")
+_BLOCK = 4096
+
+
+def _bounded_ascii(text: str, count: int) -> tuple[str, bool]:
+    """``_bounded`` of an ASCII text, counting kept characters a block at a time with
+    ``bytes.translate`` rather than matching ``chars.kept_run``: a few ms for 4 MiB, not 80+.
+    ASCII holds no override and no mark, so what is left out reads as one space."""
+    data = text.encode("ascii")
+    head = _past_kept(data, count)
+    if head is None:
+        return text, False
+    rest = data[head:]
+    back = _past_kept(rest[::-1], count)
+    if back is None or not rest[: len(rest) - back].translate(None, _ASCII_DROPPED):
+        return text, False
+    return text[:head] + " " + text[len(text) - back :], True
+
+
+def _past_kept(data: bytes, count: int) -> int | None:
+    """Where ``data``'s ``count``-th kept character ends; None if it keeps fewer."""
+    seen = 0
+    for at in range(0, len(data), _BLOCK):
+        block = data[at : at + _BLOCK]
+        kept = len(block.translate(None, _ASCII_DROPPED))
+        if seen + kept >= count:
+            found = next(itertools.islice(_ASCII_KEPT.finditer(block), count - seen - 1, None))
+            return at + found.end()
+        seen += kept
+    return None
 
 
 def _folded(text: str) -> str:
