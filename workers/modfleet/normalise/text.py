@@ -153,7 +153,7 @@ def _bounded(text: str, count: int) -> tuple[str, bool]:
 
 
 # Of ASCII, what folding removes (``chars.CONTROL``: not a space, removed), and what it drops or
-# collapses (``chars.DROPPED``: whitespace and those controls, every byte up to the space).
+# collapses (``chars.DROPPED``: whitespace and those controls, every byte to the space, and DEL).
 _ASCII_CONTROLS = dict.fromkeys(c for c in range(0x80) if chars.CONTROL.match(chr(c)))
 _ASCII_DROPPED = bytes(c for c in range(0x80) if chars.BLANK.fullmatch(chr(c)))
 _ASCII_KEPT = re.compile(b"[^" + re.escape(_ASCII_DROPPED) + b"]")
