@@ -193,7 +193,7 @@ class StreamWorker:
         dropped by its fetcher, and they would not come back until a rebalance.)"""
         if not waited:
             log.error("%s: holding the batch and pausing consumption until it answers", exc)
-            self.liveness.model_down, self.liveness.down = True, exc.part
+            self.liveness.down = exc.part
             self.metrics.model_down.set(1)
         await asyncio.sleep(min(_HOLD_CAP_S, self.settings.retry_backoff_s * 2 ** min(waited, 10)))
         return waited + 1
@@ -202,7 +202,7 @@ class StreamWorker:
         log.warning(
             "%s answers again after %d tries; resuming consumption", self.liveness.down, waited
         )
-        self.liveness.model_down = False
+        self.liveness.down = None
         self.metrics.model_down.set(0)
 
     async def _attempts(

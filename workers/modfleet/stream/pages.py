@@ -20,15 +20,14 @@ class Liveness:
     def __init__(self) -> None:
         self.agent_running = False
         self.joined = False  # the consumer joined its group and got an assignment
-        self.model_down = False
-        self.down = "the model"  # what the worker waits for while model_down
+        self.down: str | None = None  # what the worker holds its batch for ("the model")
 
     def not_ready(self) -> str | None:
         if not self.agent_running:
             return "agent not running"
         if not self.joined:
             return "not yet in the consumer group"
-        if self.model_down:
+        if self.down is not None:
             return f"{self.down} is down: consumption paused"
         return None
 
