@@ -101,14 +101,12 @@ class Renderer:
             return []
         self._lock = self._lock or asyncio.Lock()
         async with self._lock:
-            try:
-                return list(await self._ask(jobs))
-            except _ChildLost as exc:
-                self._count(exc)
-                if len(jobs) == 1:
-                    log.error("the HTML renderer failed on a post: %s", exc)
-                    return [None]
-                log.warning("the HTML renderer failed on a batch of %d (%s)", len(jobs), exc)
+            if len(jobs) > 1:
+                try:
+                    return list(await self._ask(jobs))
+                except _ChildLost as exc:
+                    self._count(exc)
+                    log.warning("the HTML renderer failed on a batch of %d (%s)", len(jobs), exc)
             # Which post it was is unknown: each alone, so that only that one is lost.
             return [await self._alone(job) for job in jobs]
 
