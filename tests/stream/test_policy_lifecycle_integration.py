@@ -47,16 +47,31 @@ def write(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+async def _fleet_on_packs(
+    make_settings: Callable[..., Settings], tmp_path: Path, more: dict[str, dict[str, Any]]
+) -> Settings:
+    """Settings for a worker reading a pack folder (the default pack and ``more``), with its
+    topics made."""
+    packs = tmp_path / "packs"
+    packs.mkdir()
+    for name, data in {"default.yaml": pack(), **more}.items():
+        write(packs / name, data)
+    settings = make_settings(policy_path=packs)
+    await create_topics(settings, replication_factor=1, partitions=2)
+    return settings
+
+
 async def test_tenant_packs_and_a_shadow_policy(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    packs = tmp_path / "packs"
-    packs.mkdir()
-    write(packs / "default.yaml", pack())
-    write(packs / "acme.yaml", stricter(pack(id="acme-strict", tenants=["acme"])))
-    write(packs / "candidate.yaml", stricter(pack(id="candidate", mode="shadow")))
-    settings = make_settings(policy_path=packs)
-    await create_topics(settings, replication_factor=1, partitions=2)
+    settings = await _fleet_on_packs(
+        make_settings,
+        tmp_path,
+        {
+            "acme.yaml": stricter(pack(id="acme-strict", tenants=["acme"])),
+            "candidate.yaml": stricter(pack(id="candidate", mode="shadow")),
+        },
+    )
     texts = unique_texts(300, seed=3)
     sent = [
         post(f"s-{i}", t, tenant="acme" if i % 3 == 0 else "other") for i, t in enumerate(texts)
@@ -94,12 +109,8 @@ async def test_a_tenant_whose_platform_writes_html_gets_its_posts_read_rendered(
     # From the pack file's text.format to the decision, on a real worker: markup that splits
     # a word is read away for the forum's posts, and the same bytes from another tenant are
     # read as written, under the default pack.
-    packs = tmp_path / "packs"
-    packs.mkdir()
-    write(packs / "default.yaml", pack())
-    write(packs / "forum.yaml", pack(id="forum", tenants=["forum"], text={"format": "html"}))
-    settings = make_settings(policy_path=packs)
-    await create_topics(settings, replication_factor=1, partitions=2)
+    forum = pack(id="forum", tenants=["forum"], text={"format": "html"})
+    settings = await _fleet_on_packs(make_settings, tmp_path, {"forum.yaml": forum})
     disguised = [
         "f<b></b>u<b></b>c<b></b>k you",
         "you are a worthless &#105;&#100;&#105;&#111;&#116;",
