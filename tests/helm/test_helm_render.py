@@ -209,12 +209,19 @@ def test_default_env_parses_into_the_settings_defaults(
     from_chart = Settings()
 
     # Redis AUTH and the cache's HMAC key are on by default, from the chart's generated Secret.
-    in_cluster = {"broker_url", "redis_url", "policy_path", "web_host"}
+    # The crash journal is on in the pod's /tmp emptyDir, which a container's restart keeps.
+    in_cluster = {"broker_url", "redis_url", "policy_path", "web_host", "crash_journal_path"}
     in_cluster |= {"redis_password", "cache_hmac_key"} & set(Settings.model_fields)
     differ = {f for f in Settings.model_fields if getattr(from_chart, f) != getattr(defaults, f)}
     assert differ == in_cluster
     assert from_chart.web_host == "0.0.0.0"
     assert str(from_chart.policy_path) == "/etc/modfleet/policies/default.yaml"
+    assert str(from_chart.crash_journal_path).startswith("/tmp/")
+
+
+def test_the_crash_journal_can_be_turned_off(helm: Helm) -> None:
+    env = helm.render({"worker": {"crashJournal": False}}).env("Deployment", WORKER, "worker")
+    assert "MODFLEET_CRASH_JOURNAL_PATH" not in env
 
 
 def test_secrets_come_from_secret_refs(renders: dict[str, Rendered]) -> None:

@@ -9,49 +9,21 @@ batch is committed, and a worker that takes the partition over decides every pos
 from __future__ import annotations
 
 import collections
-import contextlib
-import os
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from faults import BATCH_STEPS, POISON, RECORD_STEPS
-from posts import encode, post, unique_texts
+from fault_runs import batch, committed, faulty_worker
+from faults import BATCH_STEPS, RECORD_STEPS
 
 from modfleet.contracts.admin import create_topics
-from modfleet.kafka import client_options
 from modfleet.replay import collect_outcomes, produce_posts
 from modfleet.settings import Settings
-from modfleet.stack.dev import settings_env, wait_healthy, worker_process
-from modfleet.stack.services import stop_process
+from modfleet.stack.dev import wait_healthy, worker_process
 
 pytestmark = pytest.mark.integration
 
-FAULTS = Path(__file__).parents[1] / "support" / "faults.py"
 EXIT_UNACKED = 75
-
-
-@contextlib.contextmanager
-def faulty_worker(settings: Settings, step: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, **settings_env(settings)}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(FAULTS), step], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        yield proc
-    finally:
-        stop_process(proc, timeout_s=20)
-
-
-def batch(count: int, prefix: str) -> tuple[list[bytes], set[str]]:
-    texts = unique_texts(count, seed=len(prefix))
-    made = [post(f"{prefix}-{i}", t) for i, t in enumerate(texts)]
-    made[count // 3] = post(f"{prefix}-poison", f"a post carrying {POISON}")
-    return [encode(p) for p in made], {p["post_id"] for p in made}
 
 
 @pytest.mark.parametrize("step", RECORD_STEPS)
@@ -92,15 +64,3 @@ async def test_a_fault_around_the_batch_ends_in_redelivery_with_nothing_acked(
     decided = {d["post_id"] for d in outcomes.decisions}
     assert decided == ids, "the batch was redelivered and every post decided"
     assert outcomes.dead_letters == []
-
-
-async def committed(settings: Settings) -> int | None:
-    consumer = AIOKafkaConsumer(
-        **client_options(settings), group_id=settings.consumer_group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        offset: int | None = await consumer.committed(TopicPartition(settings.posts_topic, 0))
-        return offset
-    finally:
-        await consumer.stop()

@@ -58,6 +58,26 @@ async def test_a_batch_that_finishes_its_work_first_still_delivers_after_the_one
     assert log[:3] == ["work 0", "work 1", "work 2"]
 
 
+async def test_a_batch_run_alone_starts_after_those_in_hand_and_ends_before_the_next() -> None:
+    log: list[str] = []
+    flight = InFlight(3)
+    await flight.start(batch(0, 0.2, log))
+    await flight.start(batch(1, 0.1, log))
+    await flight.alone(batch(2, 0.05, log))
+    await flight.start(batch(3, 0.0, log))
+    await flight.drain(grace_s=5)
+    assert log == [
+        "work 0",
+        "work 1",
+        "deliver 0",
+        "deliver 1",
+        "work 2",  # nothing else in flight while it works
+        "deliver 2",
+        "work 3",
+        "deliver 3",
+    ]
+
+
 async def test_a_failed_batch_ends_the_worker_unacked_and_the_next_does_not_deliver(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -2,12 +2,14 @@
 with one step of batch handling made to raise.
 
 Record steps raise for the post whose text contains ``POISON``; batch steps raise once, for the
-first batch that holds such a post. The step names are the stages of ``StreamWorker``'s batch
+first batch that holds such a post; the crash step ends the process (SIGSEGV) whenever it reads
+that post. The step names are the stages of ``StreamWorker``'s batch
 handling, in order.
 """
 
 from __future__ import annotations
 
+import ctypes
 import sys
 from typing import Any
 
@@ -15,6 +17,8 @@ POISON = "FAULT-INJECTED"
 
 # Steps that one record can break: that record is dead-lettered, its neighbours decided.
 RECORD_STEPS = ("decode", "decide", "build")
+# A post that kills the interpreter whenever it is read (SIGSEGV), as a native parser's bug would.
+CRASH_STEP = "crash"
 # Steps around the batch: the worker exits without acking and the batch is redelivered.
 BATCH_STEPS = ("deliver", "count", "observe", "ack")
 
@@ -38,7 +42,16 @@ def install(step: str) -> None:
             fired[0] = True
             raise Injected(f"injected fault at {step}")
 
-    if step == "decode":
+    if step == "crash":
+        real_read = pipeline.decode
+
+        def read(record: Any, *args: Any) -> Any:
+            if POISON.encode() in (record.value or b""):
+                ctypes.string_at(0)  # a native crash, as a parser's bug would be: SIGSEGV
+            return real_read(record, *args)
+
+        pipeline.decode = read  # type: ignore[assignment]
+    elif step == "decode":
         real_decode = pipeline.decode
 
         def decode(record: Any, *args: Any) -> Any:

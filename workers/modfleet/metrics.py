@@ -73,6 +73,12 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.read_alone = Counter(
+            "modfleet_posts_read_alone",
+            "Posts read a post at a time because a worker died with them in hand (the crash "
+            "journal); a post it died on alone again is dead-lettered internal_error.",
+            registry=r,
+        )
         self.inference_retries = Counter(
             "modfleet_inference_retries", "Inference calls tried again.", registry=r
         )

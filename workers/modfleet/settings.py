@@ -216,6 +216,15 @@ class Settings(BaseSettings):
     emit_attempts: int = Field(
         5, ge=1, le=100, description="Tries to deliver one batch's output before the worker stops."
     )
+    crash_journal_path: Path | None = Field(
+        None,
+        description="File where the worker notes the offsets it holds before it reads them, so "
+        "that after a death the reading alone can find (a native crash, an out-of-memory kill, a "
+        "hang the liveness probe ends), its restart reads those offsets a post at a time and "
+        "dead-letters, unread, a post it died on alone. Put it where a restart finds it (the "
+        "chart uses the pod's /tmp emptyDir); unset, a poison post crashes every worker that "
+        "reads it.",
+    )
     # --- Hostile input and output limits (every output fits the broker by construction) -----
     max_post_bytes: int = Field(
         4 * 1024 * 1024,

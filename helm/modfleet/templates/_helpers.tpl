@@ -469,6 +469,11 @@ put before URLs without a scheme (kafka:// for bootstrap servers). unix:// socke
   value: {{ .Values.worker.retryBackoffS | include "modfleet.scalar" | quote }}
 - name: MODFLEET_EMIT_ATTEMPTS
   value: {{ .Values.worker.emitAttempts | int64 | toString | quote }}
+{{- if .Values.worker.crashJournal }}
+{{- /* In the /tmp emptyDir: it outlives the container, so the restart after a death finds it. */}}
+- name: MODFLEET_CRASH_JOURNAL_PATH
+  value: "/tmp/modfleet-crash-journal.json"
+{{- end }}
 {{- if .Values.inference.enabled }}
 {{- /* Settings fields of the LLM inference tier (GPU inference issue). */}}
 - name: MODFLEET_CLASSIFIER_BACKEND

@@ -82,6 +82,8 @@ def phase(stack: Stack, name: str) -> Settings:
             "escalations_topic": f"{stack.prefix}.{name}.escalations",
             "dead_letter_topic": f"{stack.prefix}.{name}.dead-letter",
             "web_port": free_port(),
+            # As the chart runs a worker: its journal's writes are part of what a batch costs.
+            "crash_journal_path": stack.logs / f"{name}.crash-journal",
         }
     )
     asyncio.run(create_topics(s, replication_factor=1))

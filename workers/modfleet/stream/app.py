@@ -23,7 +23,7 @@ from modfleet.emit.messages import Outbound, Topics
 from modfleet.errors import FatalError
 from modfleet.inference import Classifier, create_classifier
 from modfleet.inference.routing import Backends
-from modfleet.ingest.decode import Record, UnreadRecord
+from modfleet.ingest.decode import Record, Rejection, UnreadRecord
 from modfleet.metrics import Metrics
 from modfleet.policy import Policy
 from modfleet.policy.packs import PolicySet, load_policy_set
@@ -33,6 +33,7 @@ from modfleet.stream.faust_app import faust_app
 from modfleet.stream.held import HeldGate, HeldPosts
 from modfleet.stream.infer import BackendDown, Retry
 from modfleet.stream.inflight import InFlight, Turn, Work
+from modfleet.stream.journal import CrashJournal
 from modfleet.stream.observe import BatchObserver
 from modfleet.stream.pages import Liveness, add_pages
 from modfleet.stream.pipeline import Pipeline
@@ -43,6 +44,10 @@ from modfleet.telemetry.tracing import BatchTrace, Tracing, setup_tracing
 log = logging.getLogger(__name__)
 
 _HOLD_CAP_S = 5.0  # longest pause between tries of a held batch while the model is down
+_DIED_ON = (
+    "a worker died while it read this post alone, after one had died with it in its batch (a "
+    "native crash, an out-of-memory kill or a hang): not read again"
+)
 
 
 class StreamWorker:
@@ -85,6 +90,7 @@ class StreamWorker:
         )
         self.pipeline.check(self.policies.all())
         self.liveness = Liveness()
+        self.journal = CrashJournal(settings.crash_journal_path)
         self.reloader = PolicyReloader(settings.policy_path, self.pipeline, self.metrics)
         self.tracing = tracing or setup_tracing(settings)
         self.meter_provider = start_otlp_metrics(settings, self.metrics)
@@ -118,10 +124,17 @@ class StreamWorker:
                 s.batch_max, within=s.batch_within_s
             )
             async for events in batches:
-                await flight.start(self._settler(stream, events, gate))
+                records = [_record(e) for e in events]
+                if self.journal.suspected(records):
+                    # A worker died with some of these in hand: nothing else may be in flight
+                    # while they are read, so that a death now is theirs alone.
+                    await flight.alone(self._settler(stream, events, records, gate, alone=True))
+                else:
+                    await flight.start(self._settler(stream, events, records, gate))
         except asyncio.CancelledError:
             # On shutdown faust cancels the agent: finish the batches in hand, so that what is
             # committed at the stop has been decided and nothing is decided twice.
+            self.journal.stopping()
             await flight.drain(s.shutdown_grace_s)
             raise
         except Exception as exc:
@@ -135,24 +148,37 @@ class StreamWorker:
             exit_unacked("the agent's stream ended while the worker was running")
 
     def _settler(
-        self, stream: faust.StreamT[bytes], events: Sequence[EventT[bytes]], gate: HeldGate
+        self,
+        stream: faust.StreamT[bytes],
+        events: Sequence[EventT[bytes]],
+        records: Sequence[Record],
+        gate: HeldGate,
+        *,
+        alone: bool = False,
     ) -> Work:
         async def settle(turn: Turn) -> None:
             """Decide and deliver the batch, then ack it: acks follow delivery, never precede
             it, and delivery follows the batch taken before this one."""
-            await self.handle_batch([_record(e) for e in events], turn)
+            mark = self.journal.begin(records)  # before any of it is read
+            await self.handle_batch(records, turn, alone=alone)
             await _ack(stream, events)
+            self.journal.done(mark)
             self.metrics.batch_bytes.observe(gate.release(events))
 
         return settle
 
-    async def handle_batch(self, records: Sequence[Record], turn: Turn | None = None) -> None:
+    async def handle_batch(
+        self, records: Sequence[Record], turn: Turn | None = None, *, alone: bool = False
+    ) -> None:
         """Decide the batch and deliver every outcome (after the batches before it in ``turn``'s
-        order); returns only when all are delivered."""
+        order); returns only when all are delivered. ``alone``: a post at a time, each noted in
+        the crash journal while it is read."""
         trace = self.tracing.batch()
         self.observer.batch_started(trace)
         writes: list[asyncio.Task[None]] = []
-        outbound = await self._outcomes(records, trace, writes)
+        if alone:
+            self.metrics.read_alone.inc(len(records))
+        outbound = await self._outcomes(records, trace, writes, alone)
         if turn is not None:
             with trace.stage("delivery turn"):  # the batch taken before this one delivers first
                 await turn.wait()
@@ -169,13 +195,20 @@ class StreamWorker:
         self.observer.batch_done(records)
 
     async def _outcomes(
-        self, records: Sequence[Record], trace: BatchTrace, writes: list[asyncio.Task[None]]
+        self,
+        records: Sequence[Record],
+        trace: BatchTrace,
+        writes: list[asyncio.Task[None]],
+        alone: bool,
     ) -> list[Outbound]:
         """The batch's outcomes; while the model is down, the same batch again and again."""
         outage = 0
         while True:
             try:
-                outbound = await self._attempts(records, trace, writes)
+                if alone:
+                    outbound = await self._one_by_one(records, trace, writes)
+                else:
+                    outbound = await self._attempts(records, trace, writes)
             except BackendDown as exc:
                 outage = await self._hold(outage, exc)
                 continue
@@ -221,6 +254,21 @@ class StreamWorker:
                 )
                 await asyncio.sleep(retry.delay(attempt))
         return await self.pipeline.process_isolated(records, trace, writes)
+
+    async def _one_by_one(
+        self, records: Sequence[Record], trace: BatchTrace, writes: list[asyncio.Task[None]]
+    ) -> list[Outbound]:
+        """Each record read by itself, noted in the journal while it is; one that a worker died
+        on alone is dead-lettered unread."""
+        out: list[Outbound] = []
+        for record in records:
+            if self.journal.culprit(record):
+                why = Rejection("internal_error", _DIED_ON)
+                out.append(self.pipeline.refuse(record, why))
+                continue
+            with self.journal.alone(record):
+                out.extend(await self.pipeline.process_isolated([record], trace, writes))
+        return out
 
     async def _deliver(self, outbound: Sequence[Outbound]) -> list[Outbound]:
         s = self.settings

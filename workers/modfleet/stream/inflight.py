@@ -71,6 +71,17 @@ class InFlight:
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
+    async def alone(self, work: Work) -> None:
+        """Run ``work`` with nothing else in flight: after the batches in hand have finished,
+        and to its end before the next starts."""
+        await self._idle()
+        await self.start(work)
+        await self._idle()
+
+    async def _idle(self) -> None:
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
     async def drain(self, grace_s: float) -> None:
         """On shutdown: let the batches in hand finish (and ack) before faust commits."""
         if not self._tasks:

@@ -211,6 +211,10 @@ class Pipeline:
                 out.append(self._internal_error(record, "processing the post", exc))
         return out
 
+    def refuse(self, record: Record, why: Rejection) -> Outbound:
+        """The dead-letter of ``record``, unread, for ``why``."""
+        return self._fitted(self._dead_letter(record, why))
+
     def undeliverable(self, message: Outbound) -> Outbound | None:
         """The minimal dead-letter that stands for a message the broker refused for good."""
         return stand_in(message, self.topics.dead_letter, self.budget)
