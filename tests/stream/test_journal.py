@@ -15,7 +15,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modfleet.ingest import Record
-from modfleet.stream.journal import MAX_CULPRITS, MAX_SUSPECTS, CrashJournal, Span, spans_of
+from modfleet.stream.journal import (
+    MAX_CULPRITS,
+    MAX_SUSPECTS,
+    CrashJournal,
+    Culprit,
+    Learned,
+    Span,
+    spans_of,
+)
 
 
 def records(first: int, last: int, *, partition: int = 0, topic: str = "posts") -> list[Record]:
@@ -238,3 +246,30 @@ def test_a_stop_by_choice_while_a_post_is_read_alone_blames_no_post(tmp_path: Pa
         after = CrashJournal(path)
     assert after.culprits == []
     assert after.suspected(batch), "the batch is still read a post at a time"
+
+
+def test_a_start_after_a_death_says_what_it_learned_and_a_clean_start_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "journal"
+    assert not CrashJournal(path).learned
+    batch = records(0, 9)
+    died(path, batch)
+    assert CrashJournal(path).learned == Learned(spans_of(batch), ())
+    died(path, batch, alone=batch[:3])
+    assert CrashJournal(path).learned == Learned(spans_of(batch), (Culprit.of(batch[2]),))
+    assert not CrashJournal(path).learned, "a start that found no death learned nothing"
+
+
+def test_what_other_workers_learned_counts_as_this_ones_own(tmp_path: Path) -> None:
+    path = tmp_path / "journal"
+    batch = records(0, 9)
+    journal = CrashJournal(path)
+    journal.merge(Learned(spans_of(batch), (Culprit.of(batch[4]),)))
+    journal.merge(Learned(spans_of(batch), (Culprit.of(batch[4]),)))  # told twice
+    assert journal.suspects == list(spans_of(batch))
+    assert journal.culprit(batch[4])
+    assert not journal.culprit(batch[5])
+    again = CrashJournal(path)  # and a restart still knows it
+    assert again.suspected(batch)
+    assert again.culprit(batch[4])

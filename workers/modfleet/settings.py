@@ -223,7 +223,8 @@ class Settings(BaseSettings):
         "hang the liveness probe ends), its restart reads those offsets a post at a time and "
         "dead-letters, unread, a post it died on alone. Put it where a restart finds it (the "
         "chart uses the pod's /tmp emptyDir); unset, a poison post crashes every worker that "
-        "reads it.",
+        "reads it. With the cache on, what a restart learned is shared through Redis with "
+        "every worker of the group.",
     )
     # --- Hostile input and output limits (every output fits the broker by construction) -----
     max_post_bytes: int = Field(

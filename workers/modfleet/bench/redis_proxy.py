@@ -10,7 +10,9 @@ loop; the counters live in a small memory-mapped file that the benchmark reads a
 
 Round trips that only keep a connection going (``CLIENT SETINFO`` when redis-py connects, a
 health-check ``PING``) are also counted apart, by the first command of the round trip, so
-that a one-off connection set-up is not charged to every micro-batch of a short run.
+that a one-off connection set-up is not charged to every micro-batch of a short run. So is the
+read of the fleet's shared crash journal (``LRANGE``), once a partition assignment, and its
+write (``MULTI``), once a start after a death: neither is a batch's.
 
 Run as ``python -m modfleet.bench.redis_proxy LISTEN_PORT UPSTREAM_PORT COUNTERS_FILE``.
 """
@@ -30,7 +32,9 @@ COUNTERS_SIZE = struct.calcsize(_FORMAT)
 _LINE_TYPES = frozenset(b"+-:_,#(")
 _BULK_TYPES = frozenset(b"$=!")
 _AGGREGATE_TYPES = frozenset(b"*~>")
-_UPKEEP_COMMANDS = frozenset((b"CLIENT", b"HELLO", b"AUTH", b"SELECT", b"PING", b"READONLY"))
+_UPKEEP_COMMANDS = frozenset(
+    (b"CLIENT", b"HELLO", b"AUTH", b"SELECT", b"PING", b"READONLY", b"LRANGE", b"MULTI")
+)
 
 
 def read_counters(path: Path) -> dict[str, int]:

@@ -300,6 +300,19 @@ def connect_cache(settings: Settings, metrics: Metrics) -> VerdictCache:
     secret = settings.cache_hmac_key.get_secret_value().encode("utf-8")
     if len(secret) < _MIN_SECRET_CHARS:
         raise FatalError(f"MODFLEET_CACHE_HMAC_KEY must be at least {_MIN_SECRET_CHARS} bytes")
+    return VerdictCache(
+        redis_client(settings),
+        settings.cache_ttl_s,
+        metrics,
+        secret=secret,
+        budget_s=settings.cache_budget_s,
+        probe_interval_s=settings.cache_probe_interval_s,
+        probe_timeout_s=settings.redis_timeout_s,
+    )
+
+
+def redis_client(settings: Settings) -> aioredis.Redis:
+    """A client of ``settings.redis_url``, with its password, TLS and timeouts."""
     options: dict[str, Any] = {
         "socket_timeout": settings.redis_timeout_s,
         "socket_connect_timeout": settings.redis_timeout_s,
@@ -309,15 +322,6 @@ def connect_cache(settings: Settings, metrics: Metrics) -> VerdictCache:
         options["password"] = settings.redis_password.get_secret_value()
     if settings.redis_ssl_ca_certs is not None:  # only rediss:// connections accept it
         options["ssl_ca_certs"] = str(settings.redis_ssl_ca_certs)
-    client = packed_by_hiredis(
+    return packed_by_hiredis(
         aioredis.Redis.from_url(settings.redis_url.get_secret_value(), **options)
-    )
-    return VerdictCache(
-        client,
-        settings.cache_ttl_s,
-        metrics,
-        secret=secret,
-        budget_s=settings.cache_budget_s,
-        probe_interval_s=settings.cache_probe_interval_s,
-        probe_timeout_s=settings.redis_timeout_s,
     )

@@ -28,6 +28,7 @@ from modfleet.metrics import Metrics
 from modfleet.policy import Policy
 from modfleet.policy.packs import PolicySet, load_policy_set
 from modfleet.settings import Settings
+from modfleet.stream.crash_share import SharedCrashes
 from modfleet.stream.deliver import count_delivered, deliver, exit_unacked
 from modfleet.stream.faust_app import faust_app
 from modfleet.stream.held import HeldGate, HeldPosts
@@ -91,6 +92,8 @@ class StreamWorker:
         self.pipeline.check(self.policies.all())
         self.liveness = Liveness()
         self.journal = CrashJournal(settings.crash_journal_path)
+        self.shared_crashes = SharedCrashes.from_settings(settings)
+        self._assigned_anew = True  # read what the fleet died of before the next batch
         self.reloader = PolicyReloader(settings.policy_path, self.pipeline, self.metrics)
         self.tracing = tracing or setup_tracing(settings)
         self.meter_provider = start_otlp_metrics(settings, self.metrics)
@@ -119,11 +122,15 @@ class StreamWorker:
         stream.add_processor(gate)
         self.liveness.agent_running = True
         try:
+            await self.shared_crashes.publish(self.journal.learned)
             # noack_take() is faust's; its type stubs lag behind and only know take().
             batches = stream.noack_take(  # type: ignore[attr-defined]
                 s.batch_max, within=s.batch_within_s
             )
             async for events in batches:
+                if self._assigned_anew:
+                    self._assigned_anew = False
+                    self.journal.merge(await self.shared_crashes.fetch())
                 records = [_record(e) for e in events]
                 if self.journal.suspected(records):
                     # A worker died with some of these in hand: nothing else may be in flight
@@ -278,6 +285,7 @@ class StreamWorker:
     def _assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         # faust sends the signal as send(assigned): the partitions now this worker's.
         self.liveness.joined = True
+        self._assigned_anew = True
         self.observer.keep_lag_of(set(args[0]) if args else set())
 
     def _revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:

@@ -9,8 +9,8 @@ that was being read alone when the worker died again is dead-lettered unread; it
 are decided.
 
 The file is the pod's own (an emptyDir outlives a container's restart): one ``pwrite`` a batch
-before it is read and one after its ack, no network round trip. Each pod learns on its own, so
-one poison post costs at most two restarts on each pod its partition goes to.
+before it is read and one after its ack, no network round trip. What a start learns from it is
+shared with the other pods through Redis (``stream/crash_share.py``), once, not a batch.
 """
 
 from __future__ import annotations
@@ -98,6 +98,17 @@ def spans_of(records: Sequence[Record]) -> tuple[Span, ...]:
     return tuple(Span(t, p, lo, hi) for (t, p), (lo, hi) in bounds.items())
 
 
+@dataclass(frozen=True, slots=True)
+class Learned:
+    """What a worker's deaths taught: offsets to read a post at a time, posts not to read."""
+
+    suspects: tuple[Span, ...] = ()
+    culprits: tuple[Culprit, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.suspects or self.culprits)
+
+
 class CrashJournal:
     """The journal at ``path``; with None it keeps nothing and suspects nothing."""
 
@@ -111,6 +122,7 @@ class CrashJournal:
         self._fd: int | None = None
         self._stopping = False
         self._written = 0
+        self.learned = Learned()  # from this worker's own last run, once open
         if path is not None:
             self._open(path)
 
@@ -168,6 +180,15 @@ class CrashJournal:
                 self._alone = None
                 self._save()
 
+    def merge(self, learned: Learned) -> None:
+        """Take in what other workers learned (shared through Redis), as if it were ours."""
+        suspects = [s for s in learned.suspects if s not in self.suspects]
+        culprits = [c for c in learned.culprits if c not in self.culprits]
+        if suspects or culprits:
+            self.suspects = [*self.suspects, *suspects][-MAX_SUSPECTS:]
+            self.culprits = [*self.culprits, *culprits][-MAX_CULPRITS:]
+            self._save()
+
     def _open(self, path: Path) -> None:
         left = _load(path)
         try:
@@ -185,8 +206,10 @@ class CrashJournal:
     def _learn(self, left: _Left) -> None:
         """Take in what the last run of this worker left: the batches in hand when it died."""
         culprits = list(left.culprits)
+        blamed: tuple[Culprit, ...] = ()
         if left.alone is not None and len(left.in_hand) == 1:
             culprits.append(left.alone)
+            blamed = (left.alone,)
             log.error(
                 "this worker's last run died while it read %s[%d]@%d alone: that post is "
                 "dead-lettered unread (internal_error)",
@@ -203,16 +226,17 @@ class CrashJournal:
             )
         self.suspects = list(dict.fromkeys([*left.suspects, *died_with]))[-MAX_SUSPECTS:]
         self.culprits = culprits[-MAX_CULPRITS:]
+        self.learned = Learned(tuple(died_with), blamed)
 
     def _save(self) -> None:
         if self._fd is None:
             return
         state = {
             "version": _VERSION,
-            "in_hand": [[_row(s) for s in spans] for spans in self._in_hand.values()],
-            "alone": _culprit_row(self._alone) if self._alone else None,
-            "suspects": [_row(s) for s in self.suspects],
-            "culprits": [_culprit_row(c) for c in self.culprits],
+            "in_hand": [[span_row(s) for s in spans] for spans in self._in_hand.values()],
+            "alone": culprit_row(self._alone) if self._alone else None,
+            "suspects": [span_row(s) for s in self.suspects],
+            "culprits": [culprit_row(c) for c in self.culprits],
         }
         data = orjson.dumps(state)
         # One write at offset 0, padded over what the last one left: the file is whole after
@@ -266,10 +290,10 @@ def _parse(state: object) -> _Left:
         raise ValueError(f"not a version {_VERSION} journal")
     alone = state.get("alone")
     return _Left(
-        in_hand=tuple(tuple(_span(s) for s in _rows(b)) for b in _rows(state.get("in_hand"))),
-        alone=None if alone is None else _culprit(alone),
-        suspects=tuple(_span(s) for s in _rows(state.get("suspects"))),
-        culprits=tuple(_culprit(c) for c in _rows(state.get("culprits"))),
+        in_hand=tuple(tuple(read_span(s) for s in _rows(b)) for b in _rows(state.get("in_hand"))),
+        alone=None if alone is None else read_culprit(alone),
+        suspects=tuple(read_span(s) for s in _rows(state.get("suspects"))),
+        culprits=tuple(read_culprit(c) for c in _rows(state.get("culprits"))),
     )
 
 
@@ -279,25 +303,25 @@ def _rows(value: object) -> list[object]:
     return value
 
 
-def _span(row: object) -> Span:
+def read_span(row: object) -> Span:
     match row:
         case [str(topic), int(partition), int(first), int(last)]:
             return Span(topic, partition, first, last)
     raise TypeError(f"not a span of offsets: {row!r}"[:200])
 
 
-def _culprit(row: object) -> Culprit:
+def read_culprit(row: object) -> Culprit:
     match row:
         case [str(topic), int(partition), int(offset), str(digest)]:
             return Culprit(topic, partition, offset, digest)
     raise TypeError(f"not a post's place: {row!r}"[:200])
 
 
-def _row(span: Span) -> list[object]:
+def span_row(span: Span) -> list[object]:
     return [span.topic, span.partition, span.first, span.last]
 
 
-def _culprit_row(culprit: Culprit) -> list[object]:
+def culprit_row(culprit: Culprit) -> list[object]:
     return [culprit.topic, culprit.partition, culprit.offset, culprit.digest]
 
 
