@@ -247,7 +247,7 @@ class BenchResult:
         lines += [f"  {goal.name}: {goal.note}" for goal in goals if goal.note]
         lines += [
             f"  Redis ({k}): {t.batches} batches, {t.round_trips} round trips of which "
-            f"{t.upkeep_round_trips} connection upkeep, {t.commands:,} commands, "
+            f"{t.upkeep_round_trips} upkeep (connections, crash journal), {t.commands:,} commands, "
             f"{t.mget_calls} MGET (INFO commandstats)"
             for k, t in sorted(self.redis.items())
         ]
