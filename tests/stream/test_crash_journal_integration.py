@@ -19,7 +19,7 @@ import orjson
 import pytest
 import redis.asyncio as redis
 from fault_runs import batch, committed, faulty_worker
-from faults import CRASH_STEP
+from faults import CRASH_STEP, HANG_STEP
 
 from modfleet.contracts.admin import create_topics
 from modfleet.replay import collect_outcomes, produce_posts
@@ -112,3 +112,25 @@ async def test_what_one_pod_died_of_every_pod_knows(
         assert proc.poll() is None, "pod B never read the poison"
     assert {d["post_id"] for d in outcomes.decisions} == ids - {"shared-poison"}
     assert_poison_dead_lettered_unread(outcomes.dead_letters, 40 // 3)
+
+
+async def test_a_post_that_hangs_the_worker_holding_the_gil_costs_itself_only(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings(
+        batch_max=500, crash_journal_path=tmp_path / "journal.json", loop_stall_exit_s=5.0
+    )
+    await create_topics(settings, replication_factor=1, partitions=1)
+    values, ids = batch(30, "hang")
+    await produce_posts(settings, values)
+    for run in ("whole", "alone"):
+        log = tmp_path / f"{run}.log"
+        with faulty_worker(settings, HANG_STEP, log) as proc:
+            # Ended by its own watchdog: no orchestrator here to probe /health and kill it.
+            assert proc.wait(timeout=120) == 1, log.read_text(errors="replace")[-3000:]
+        assert "Timeout (0:00:05)!" in log.read_text(errors="replace"), "with every stack"
+    with faulty_worker(settings, HANG_STEP, tmp_path / "after.log") as proc:
+        outcomes = await collect_outcomes(settings, len(values), timeout_s=120)
+        assert proc.poll() is None, "the worker keeps running"
+    assert {d["post_id"] for d in outcomes.decisions} == ids - {"hang-poison"}
+    assert_poison_dead_lettered_unread(outcomes.dead_letters, 30 // 3)

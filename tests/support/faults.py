@@ -3,13 +3,14 @@ with one step of batch handling made to raise.
 
 Record steps raise for the post whose text contains ``POISON``; batch steps raise once, for the
 first batch that holds such a post; the crash step ends the process (SIGSEGV) whenever it reads
-that post. The step names are the stages of ``StreamWorker``'s batch
-handling, in order.
+that post, and the hang step stops it there, holding the GIL. The step names are the stages of
+``StreamWorker``'s batch handling, in order.
 """
 
 from __future__ import annotations
 
 import ctypes
+import re
 import sys
 from typing import Any
 
@@ -19,6 +20,8 @@ POISON = "FAULT-INJECTED"
 RECORD_STEPS = ("decode", "decide", "build")
 # A post that kills the interpreter whenever it is read (SIGSEGV), as a native parser's bug would.
 CRASH_STEP = "crash"
+# A post that hangs the interpreter whenever it is read, the GIL held.
+HANG_STEP = "hang"
 # Steps around the batch: the worker exits without acking and the batch is redelivered.
 BATCH_STEPS = ("deliver", "count", "observe", "ack")
 
@@ -42,12 +45,16 @@ def install(step: str) -> None:
             fired[0] = True
             raise Injected(f"injected fault at {step}")
 
-    if step == "crash":
+    if step in (CRASH_STEP, HANG_STEP):
         real_read = pipeline.decode
 
         def read(record: Any, *args: Any) -> Any:
             if POISON.encode() in (record.value or b""):
-                ctypes.string_at(0)  # a native crash, as a parser's bug would be: SIGSEGV
+                if step == CRASH_STEP:
+                    ctypes.string_at(0)  # a native crash, as a parser's bug would be: SIGSEGV
+                # Backtracking for hours in C, the GIL held: the event loop, /health and every
+                # Python thread stop with it, as a pathological pattern in a parser would.
+                re.fullmatch(r"(a+)+b", "a" * 64)
             return real_read(record, *args)
 
         pipeline.decode = read  # type: ignore[assignment]

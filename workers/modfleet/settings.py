@@ -213,6 +213,16 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(
         30.0, ge=1.0, le=600.0, description="On SIGTERM, time to finish the batches in hand."
     )
+    loop_stall_exit_s: float | None = Field(
+        60.0,
+        ge=1.0,
+        le=3600.0,
+        description="End the worker (exit status 1, every thread's stack on stderr) when its "
+        "event loop has not turned for this long: a post that hangs a parser holding the GIL "
+        "stops /health too, and without an orchestrator's liveness probe (docker-compose does "
+        "not restart an unhealthy container) the worker would hold its partitions forever. With "
+        "the crash journal, the restart reads that batch a post at a time. Unset: never.",
+    )
     emit_attempts: int = Field(
         5, ge=1, le=100, description="Tries to deliver one batch's output before the worker stops."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import faulthandler
 import gc
 import sys
@@ -22,10 +23,18 @@ _YOUNG_COLLECTION_AFTER = 20_000
 # offsets committed, its loop closed): it then waits only for the threads libraries leave, and
 # one that never returns kept a stopped worker's pod Terminating until the kubelet's SIGKILL.
 EXIT_WITHIN_S = 10.0
+_REARM_S = 1.0  # how often a turning loop pushes the stall deadline back
 
 
 def run_worker(settings: Settings) -> None:
     worker = StreamWorker(settings)
+    stall_s = settings.loop_stall_exit_s
+    if stall_s is not None:
+
+        async def watch() -> None:  # faust passes the app to a task that takes an argument
+            await watch_loop(stall_s)
+
+        worker.app.task(watch)
     # What is built by now (modules, the model, the packs) lives as long as the process. Frozen
     # out of the collector's sight, a full collection walks what the stream holds, not the
     # several hundred thousand objects that are never garbage: in the benchmark a full
@@ -44,6 +53,20 @@ def run_worker(settings: Settings) -> None:
     finally:
         worker.close_telemetry()
         leave_within(EXIT_WITHIN_S)
+
+
+async def watch_loop(stall_s: float) -> None:
+    """While the worker runs: end it if its event loop stops turning for ``stall_s``.
+
+    faulthandler's timer runs on a C thread that needs no GIL, so it fires even while a parser
+    holds the GIL on a post (a regular expression that backtracks for hours), which no Python
+    thread could. Each turn of this task pushes the deadline back."""
+    try:
+        while True:
+            faulthandler.dump_traceback_later(stall_s, exit=True, file=sys.stderr)
+            await asyncio.sleep(_REARM_S)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def leave_within(seconds: float) -> None:
