@@ -34,9 +34,10 @@ _VERSION = 1
 # worker, oldest forgotten first (a forgotten one is read whole again: one more restart, no loss).
 MAX_SUSPECTS = 256
 MAX_CULPRITS = 64
-# Past anything the caps let a journal grow to (a few hundred bytes a span): a larger file is
-# not one (a device, a file of something else), and is not read further.
-_MAX_FILE_BYTES = 1024 * 1024
+# Past anything a journal grows to (about 300 bytes a span: the caps' 320 spans, and the
+# batches in hand, at most 64 of a span a partition), a file is not one (a device, a file of
+# something else) and is not read further.
+_MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
