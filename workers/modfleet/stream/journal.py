@@ -244,7 +244,9 @@ class CrashJournal:
         # any death, with no moment between a truncate and a write (trailing blanks are JSON).
         padded = data.ljust(self._written)
         try:
-            os.pwrite(self._fd, padded, 0)
+            if os.pwrite(self._fd, padded, 0) != len(padded):
+                # A short write leaves a file no start could read: say so now, not at the death.
+                raise OSError(f"wrote part of {len(padded)} bytes")
         except OSError as exc:
             log.error(
                 "the crash journal %s cannot be written (%s): running without it", self.path, exc
