@@ -29,10 +29,10 @@ if TYPE_CHECKING:
 Rejected = Literal["unsealed", "bad_seal", "unreadable", "shape"]
 REJECTED_REASONS: tuple[Rejected, ...] = ("unsealed", "bad_seal", "unreadable", "shape")
 
-_MAC_HEX = 64
+MAC_HEX = 64  # a sealed entry: its MAC in hex, SEPARATOR, its payload
+SEPARATOR = b"."
 _MAX_KEY = 64  # bytes of a BLAKE2b key
 _PERSON = b"modfleet.verdict"  # BLAKE2b's personalisation: this MAC is for cache entries only
-_SEPARATOR = b"."
 _NO_SCORES: MappingProxyType[str, float] = MappingProxyType({})  # shared: verdicts are read-only
 
 
@@ -43,6 +43,25 @@ class Opened:
     verdict: Verdict | None
     rejected: Rejected | None = None
     detail: str = ""
+
+
+class KeyedMac:
+    """Keyed BLAKE2b of a key and a payload, in hex, with the fleet's secret. ``person``
+    names what it seals, so that a MAC made for one use never passes for another's."""
+
+    __slots__ = ("_keyed",)
+
+    def __init__(self, secret: bytes, person: bytes) -> None:
+        # BLAKE2b takes keys of up to 64 bytes; a longer secret is hashed down, as HMAC does.
+        key = secret if len(secret) <= _MAX_KEY else hashlib.blake2b(secret).digest()
+        # Keyed once: a keyed BLAKE2b starts by compressing a block of its key, and every
+        # entry read or written would pay that again; a copy of this state does not.
+        self._keyed = hashlib.blake2b(digest_size=32, key=key, person=person)
+
+    def of(self, key: str, payload: bytes) -> bytes:
+        mac = self._keyed.copy()
+        mac.update(key.encode("utf-8", "surrogatepass") + b"\n" + payload)
+        return mac.hexdigest().encode("ascii")
 
 
 class Sealer:
@@ -56,11 +75,7 @@ class Sealer:
     """
 
     def __init__(self, secret: bytes) -> None:
-        # BLAKE2b takes keys of up to 64 bytes; a longer secret is hashed down, as HMAC does.
-        key = secret if len(secret) <= _MAX_KEY else hashlib.blake2b(secret).digest()
-        # Keyed once: a keyed BLAKE2b starts by compressing a block of its key, and every
-        # entry read or written would pay that again; a copy of this state does not.
-        self._keyed = hashlib.blake2b(digest_size=32, key=key, person=_PERSON)
+        self._mac = KeyedMac(secret, _PERSON).of
 
     def seal(self, key: str, verdict: Verdict, policy: Policy) -> bytes:
         body = {
@@ -69,7 +84,7 @@ class Sealer:
             "stage": verdict.stage,
         }
         payload = orjson.dumps(body)
-        return self._mac(key, payload) + _SEPARATOR + payload
+        return self._mac(key, payload) + SEPARATOR + payload
 
     def open(self, key: str, raw: bytes | str, policy: Policy) -> Opened:
         read = self.read(key, raw, policy)
@@ -79,8 +94,8 @@ class Sealer:
         """:meth:`open` for the cache's read path: the verdict itself when the entry passes
         (every hit comes this way), an :class:`Opened` saying why when it does not."""
         data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
-        mac, sep, payload = data.partition(_SEPARATOR)
-        if not sep or len(mac) != _MAC_HEX:
+        mac, sep, payload = data.partition(SEPARATOR)
+        if not sep or len(mac) != MAC_HEX:
             return Opened(None, "unsealed", "no seal")
         if not hmac.compare_digest(mac, self._mac(key, payload)):
             return Opened(None, "bad_seal", "the seal does not match the entry and its key")
@@ -96,11 +111,6 @@ class Sealer:
         # and with shared empty mappings, as every cache hit builds one.
         checked = (policy.digest, scores)
         return Verdict(_NO_SCORES, rationale, _NO_SCORES, scores, stage, checked=checked)
-
-    def _mac(self, key: str, payload: bytes) -> bytes:
-        mac = self._keyed.copy()
-        mac.update(key.encode("utf-8", "surrogatepass") + b"\n" + payload)
-        return mac.hexdigest().encode("ascii")
 
 
 def _fit(

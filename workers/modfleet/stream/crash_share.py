@@ -16,7 +16,6 @@ from its own deaths.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
 
@@ -24,6 +23,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from modfleet.cache.seal import MAC_HEX, SEPARATOR, KeyedMac
 from modfleet.cache.verdicts import redis_client
 from modfleet.settings import Settings
 from modfleet.stream.journal import (
@@ -38,9 +38,7 @@ log = logging.getLogger(__name__)
 
 MAX_ENTRIES = 64  # deaths remembered a consumer group, newest first
 _TTL_S = 7 * 86_400  # a week past the last death: a replay of the topic meets the same posts
-_PERSON = b"modfleet.crashes"
-_MAC_HEX = 64
-_SEPARATOR = b"."
+_PERSON = b"modfleet.crashes"  # the MAC's personalisation: no cache entry passes for one
 
 
 class SharedCrashes:
@@ -51,8 +49,7 @@ class SharedCrashes:
     ) -> None:
         self._client = client
         self.key = f"modfleet:crashes:{group}"
-        key = secret if len(secret) <= 64 else hashlib.blake2b(secret).digest()
-        self._keyed = hashlib.blake2b(digest_size=32, key=key, person=_PERSON)
+        self._mac_of = KeyedMac(secret, _PERSON).of
         self._timeout_s = timeout_s
 
     @classmethod
@@ -75,7 +72,7 @@ class SharedCrashes:
                 "culprits": [culprit_row(c) for c in learned.culprits],
             }
         )
-        entry = self._mac(payload) + _SEPARATOR + payload
+        entry = self._mac(payload) + SEPARATOR + payload
         try:
             async with asyncio.timeout(self._timeout_s):
                 pipe = self._client.pipeline(transaction=True)
@@ -110,8 +107,8 @@ class SharedCrashes:
         suspects, culprits, refused = [], [], 0
         for entry in entries:
             raw = entry.encode("utf-8", "surrogatepass") if isinstance(entry, str) else entry
-            mac, sep, payload = raw.partition(_SEPARATOR)
-            if len(mac) != _MAC_HEX or not sep or not hmac.compare_digest(mac, self._mac(payload)):
+            mac, sep, payload = raw.partition(SEPARATOR)
+            if len(mac) != MAC_HEX or not sep or not hmac.compare_digest(mac, self._mac(payload)):
                 refused += 1
                 continue
             try:
@@ -134,6 +131,4 @@ class SharedCrashes:
             await self._client.aclose()
 
     def _mac(self, payload: bytes) -> bytes:
-        mac = self._keyed.copy()
-        mac.update(self.key.encode() + b"\n" + payload)
-        return mac.hexdigest().encode("ascii")
+        return self._mac_of(self.key, payload)  # bound to the group's key: no copy elsewhere
