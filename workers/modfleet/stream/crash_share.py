@@ -126,9 +126,5 @@ class SharedCrashes:
             )
         return Learned(tuple(dict.fromkeys(suspects)), tuple(dict.fromkeys(culprits)))
 
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-
     def _mac(self, payload: bytes) -> bytes:
         return self._mac_of(self.key, payload)  # bound to the group's key: no copy elsewhere
