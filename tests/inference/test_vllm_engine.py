@@ -42,7 +42,8 @@ def environ() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 async def classifier(environ: None) -> AsyncIterator[VLLMClassifier]:
-    """Built as a worker builds it: from Settings, on whatever device vLLM finds (the CPU)."""
+    """Built as a hot reload builds it: from Settings, on whatever device vLLM finds (the
+    CPU), in a thread while the worker's loop goes on; then used from that loop."""
     settings = Settings(
         classifier_backend="vllm",
         inference_model=str(vllm_model.model_dir()),
@@ -50,8 +51,22 @@ async def classifier(environ: None) -> AsyncIterator[VLLMClassifier]:
         vllm_max_model_len=4096,
         inference_max_in_flight=16,
     )
-    built = create_classifier(settings)
+    turns = 0
+
+    async def turn() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0.1)
+            turns += 1
+
+    turning = asyncio.create_task(turn())
+    started = time.monotonic()
+    built = await asyncio.to_thread(create_classifier, settings)
+    took = time.monotonic() - started
+    turning.cancel()
     assert isinstance(built, VLLMClassifier)
+    # The loop turned through the load (its heartbeats and /health with it), not after it.
+    assert turns >= took / 0.1 / 2, f"the loop turned {turns} times in {took:.1f} s"
     yield built
     await built.close()
 

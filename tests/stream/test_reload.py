@@ -3,7 +3,11 @@ the running one kept, and the worker goes on (a failure here once ended the work
 
 from __future__ import annotations
 
+import asyncio
+import shlex
 import shutil
+import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -22,6 +26,7 @@ from modfleet.settings import Settings
 from modfleet.stream import Pipeline, Retry
 from modfleet.stream import reload as reload_module
 from modfleet.stream.reload import PolicyReloader
+from modfleet.stream.render import Renderer
 
 pytestmark = pytest.mark.integration
 
@@ -112,3 +117,71 @@ async def test_a_pack_whose_model_the_server_does_not_serve_is_refused_at_reload
     assert await r.check() is False
     assert r.pipeline.policies is running
     assert refusals(r) == 1
+
+
+class LoopGaps:
+    """The longest the event loop went without turning while it was watched: a blocked loop
+    stops the consumer's heartbeat (a rebalance of the whole group, as every worker reloads the
+    same files at once), the /health page and the worker's own watchdog."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            await asyncio.sleep(0.02)
+            now = loop.time()
+            self.longest = max(self.longest, now - last)
+            last = now
+
+    async def __aenter__(self) -> LoopGaps:
+        self._task = asyncio.get_running_loop().create_task(self._tick())
+        await asyncio.sleep(0)  # it has begun to watch
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.sleep(0.05)  # it has seen the last stretch
+        assert self._task is not None
+        self._task.cancel()
+
+
+async def test_a_reload_that_builds_a_slow_model_keeps_the_loop_turning(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # A pack naming a model this worker has not built yet (an in-process engine takes seconds
+    # to minutes to load): built on the loop, the worker stopped for that long.
+    r = reloader(make_settings, tmp_path)
+    embedded = EmbeddedClassifier()
+
+    def build(backend: str, model: str) -> Classifier:
+        if model:
+            time.sleep(1.5)  # what loading a model's weights costs, holding the thread
+        return embedded
+
+    r.pipeline.backends = Backends(build)
+    r.pipeline.backends.check(r.pipeline.policies.all())
+    pack = tmp_path / "default.yaml"
+    pack.write_text(pack.read_text().replace("id: modfleet-embedded", "id: modfleet-embedded@1"))
+    async with LoopGaps() as gaps:
+        assert await r.check() is True
+    assert gaps.longest < 0.5, f"the loop stood still for {gaps.longest:.2f} s"
+    assert r.pipeline.policies.all()[0].model.id == "modfleet-embedded@1"
+
+
+async def test_a_reload_that_starts_the_html_renderer_keeps_the_loop_turning(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # The first pack that reads HTML has the renderer checked in a child; on a busy pod its
+    # start takes seconds (its deadline is 60 s, the watchdog's default).
+    r = reloader(make_settings, tmp_path)
+    slow = f"sleep 1.5; exec {shlex.quote(sys.executable)} -m modfleet.normalise.render_child"
+    r.pipeline.renderer = Renderer(command=["sh", "-c", slow])
+    pack = tmp_path / "default.yaml"
+    pack.write_text(pack.read_text().replace("format: plain", "format: html", 1))
+    async with LoopGaps() as gaps:
+        assert await r.check() is True
+    assert gaps.longest < 0.5, f"the loop stood still for {gaps.longest:.2f} s"
+    assert r.pipeline.policies.all()[0].text.format == "html"

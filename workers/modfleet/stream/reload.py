@@ -37,8 +37,11 @@ class PolicyReloader:
             return False
         try:
             fresh = await asyncio.to_thread(load_policy_set, self.path)
-            # A pack whose model this worker cannot run is refused like an invalid one.
-            self.pipeline.check(fresh.all())
+            # A pack whose model this worker cannot run is refused like an invalid one. Off
+            # the loop: a new pack's model may take minutes to load, and every worker reloads
+            # the same files at once, so a loop stood still that long would cost the group its
+            # heartbeats (and trip the worker's own watchdog).
+            await asyncio.to_thread(self.pipeline.check, fresh.all())
             # Every worker reads the same files: a pack whose model the server refuses would
             # end each of them on its first batch, and again after each restart.
             running = {p.digest for p in self.pipeline.policies.all()}
