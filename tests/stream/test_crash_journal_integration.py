@@ -19,10 +19,11 @@ import orjson
 import pytest
 import redis.asyncio as redis
 from fault_runs import batch, committed, faulty_worker
-from faults import CRASH_STEP, HANG_STEP
+from faults import CRASH_DELIVERING_STEP, CRASH_STEP, HANG_STEP
 
 from modfleet.contracts.admin import create_topics
 from modfleet.replay import collect_outcomes, produce_posts
+from modfleet.replay.io import Outcomes
 from modfleet.settings import Settings
 from modfleet.stack.dev import wait_healthy
 
@@ -44,14 +45,29 @@ def assert_poison_dead_lettered_unread(letters: list[dict[str, Any]], offset: in
         assert letter["post_id"] is None, "the poison was not read again"
 
 
+async def backlog(settings: Settings, count: int, prefix: str) -> set[str]:
+    """The post ids of ``count`` posts with a poison a third of the way in, all in the first
+    batch the worker takes."""
+    await create_topics(settings, replication_factor=1, partitions=1)
+    values, ids = batch(count, prefix)
+    await produce_posts(settings, values)
+    return ids
+
+
+async def outcomes_after_deaths(settings: Settings, step: str, log: Path, count: int) -> Outcomes:
+    """What a worker, run again after the deaths, makes of the backlog; it keeps running."""
+    with faulty_worker(settings, step, log) as proc:
+        outcomes = await collect_outcomes(settings, count, timeout_s=120)
+        assert proc.poll() is None, "the worker keeps running"
+    return outcomes
+
+
 async def test_a_post_that_kills_the_worker_costs_two_restarts_and_itself_only(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     journal = tmp_path / "journal.json"
     settings = make_settings(batch_max=500, crash_journal_path=journal)
-    await create_topics(settings, replication_factor=1, partitions=1)
-    values, ids = batch(60, "crash")
-    await produce_posts(settings, values)  # all in the first batch the worker takes
+    ids = await backlog(settings, 60, "crash")
 
     for run in ("whole", "alone"):  # the batch read whole, then a post at a time
         log = tmp_path / f"{run}.log"
@@ -64,9 +80,7 @@ async def test_a_post_that_kills_the_worker_costs_two_restarts_and_itself_only(
     assert (topic, partition) == (settings.posts_topic, 0)
     assert first <= POISON_AT <= last, "it died with the poison in hand"
 
-    with faulty_worker(settings, CRASH_STEP, tmp_path / "after.log") as proc:
-        outcomes = await collect_outcomes(settings, len(values), timeout_s=120)
-        assert proc.poll() is None, "the worker keeps running"
+    outcomes = await outcomes_after_deaths(settings, CRASH_STEP, tmp_path / "after.log", 60)
     decisions = collections.defaultdict(set)
     for d in outcomes.decisions:
         decisions[d["post_id"]].add(d["decision_id"])
@@ -75,7 +89,7 @@ async def test_a_post_that_kills_the_worker_costs_two_restarts_and_itself_only(
     # after it, as the same decision.
     assert all(len(once) == 1 for once in decisions.values())
     assert_poison_dead_lettered_unread(outcomes.dead_letters, POISON_AT)
-    assert await committed(settings) == len(values)
+    assert await committed(settings) == 60
     assert orjson.loads(journal.read_bytes())["suspects"] == [], "the offsets are settled"
 
 
@@ -84,9 +98,7 @@ async def test_what_one_pod_died_of_every_pod_knows(
 ) -> None:
     pod_a = make_settings(batch_max=500, crash_journal_path=tmp_path / "a.json")
     pod_b = pod_a.model_copy(update={"crash_journal_path": tmp_path / "b.json"})
-    await create_topics(pod_a, replication_factor=1, partitions=1)
-    values, ids = batch(40, "shared")
-    await produce_posts(pod_a, values)
+    ids = await backlog(pod_a, 40, "shared")
     for run in ("whole", "alone"):  # pod A dies twice, as in the test above
         log = tmp_path / f"a-{run}.log"
         with faulty_worker(pod_a, CRASH_STEP, log) as proc:
@@ -108,7 +120,7 @@ async def test_what_one_pod_died_of_every_pod_knows(
     await shared.aclose()
 
     with faulty_worker(pod_b, CRASH_STEP, tmp_path / "b.log") as proc:
-        outcomes = await collect_outcomes(pod_b, len(values), timeout_s=120)
+        outcomes = await collect_outcomes(pod_b, 40, timeout_s=120)
         assert proc.poll() is None, "pod B never read the poison"
     assert {d["post_id"] for d in outcomes.decisions} == ids - {"shared-poison"}
     assert_poison_dead_lettered_unread(outcomes.dead_letters, 40 // 3)
@@ -120,17 +132,32 @@ async def test_a_post_that_hangs_the_worker_holding_the_gil_costs_itself_only(
     settings = make_settings(
         batch_max=500, crash_journal_path=tmp_path / "journal.json", loop_stall_exit_s=5.0
     )
-    await create_topics(settings, replication_factor=1, partitions=1)
-    values, ids = batch(30, "hang")
-    await produce_posts(settings, values)
+    ids = await backlog(settings, 30, "hang")
     for run in ("whole", "alone"):
         log = tmp_path / f"{run}.log"
         with faulty_worker(settings, HANG_STEP, log) as proc:
             # Ended by its own watchdog: no orchestrator here to probe /health and kill it.
             assert proc.wait(timeout=120) == 1, log.read_text(errors="replace")[-3000:]
         assert "Timeout (0:00:05)!" in log.read_text(errors="replace"), "with every stack"
-    with faulty_worker(settings, HANG_STEP, tmp_path / "after.log") as proc:
-        outcomes = await collect_outcomes(settings, len(values), timeout_s=120)
-        assert proc.poll() is None, "the worker keeps running"
+    outcomes = await outcomes_after_deaths(settings, HANG_STEP, tmp_path / "after.log", 30)
     assert {d["post_id"] for d in outcomes.decisions} == ids - {"hang-poison"}
     assert_poison_dead_lettered_unread(outcomes.dead_letters, 30 // 3)
+
+
+async def test_a_post_whose_outcome_kills_the_worker_costs_two_restarts_and_itself_only(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # Every post is read; the worker dies delivering the poison's decision. Read alone, the
+    # batch was delivered whole after the last post was read, so no post was blamed and each
+    # restart read the batch alone again and died again: a crash loop on one partition.
+    settings = make_settings(batch_max=500, crash_journal_path=tmp_path / "journal.json")
+    ids = await backlog(settings, 30, "outcome")
+    for run in ("whole", "alone"):
+        log = tmp_path / f"{run}.log"
+        with faulty_worker(settings, CRASH_DELIVERING_STEP, log) as proc:
+            died_of_a_crash(proc.wait(timeout=120), log)
+    step, after = CRASH_DELIVERING_STEP, tmp_path / "after.log"
+    outcomes = await outcomes_after_deaths(settings, step, after, 30)
+    assert {d["post_id"] for d in outcomes.decisions} == ids - {"outcome-poison"}
+    assert_poison_dead_lettered_unread(outcomes.dead_letters, 30 // 3)
+    assert await committed(settings) == 30

@@ -5,8 +5,10 @@ nothing is dead-lettered for it. A real broker, Redis and model."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 from posts import encode, post
@@ -23,25 +25,45 @@ from modfleet.stream.render import Renderer
 pytestmark = pytest.mark.integration
 
 
-async def test_a_renderer_that_cannot_start_holds_the_batch_and_says_so(
-    make_settings: Callable[..., Settings],
-) -> None:
-    settings = make_settings()
-    await create_topics(settings, replication_factor=1, partitions=1)
+def renderless_worker(settings: Settings) -> StreamWorker:
+    """A worker whose tenant ``forum`` reads HTML, and whose renderer cannot start."""
     worker = StreamWorker(settings)
     plain = worker.pipeline.policies.default
     html = plain.model_copy(update={"text": TextIn(format="html")})
     worker.pipeline.policies = PolicySet(default=plain, by_tenant={"forum": html})
     worker.pipeline.renderer = Renderer((sys.executable, "-c", "raise SystemExit('no memory')"))
     worker.liveness.agent_running = worker.liveness.joined = True
-    values = [
-        encode(post("rude", "f<b></b>u<b></b>c<b></b>k you", tenant="forum")),
-        encode(post("kind", "have a nice day", tenant="acme")),
-    ]
-    records = [Record(settings.posts_topic, 0, i, 1.7e9, None, v) for i, v in enumerate(values)]
+    return worker
 
+
+@contextlib.asynccontextmanager
+async def producing(worker: StreamWorker) -> AsyncIterator[None]:
     await worker.app.producer.start()
     try:
+        yield
+    finally:
+        await worker.app.producer.stop()
+        await worker.pipeline.renderer.close()
+
+
+def records_of(settings: Settings, *posts: dict[str, object]) -> list[Record]:
+    values = [encode(p) for p in posts]
+    return [Record(settings.posts_topic, 0, i, 1.7e9, None, v) for i, v in enumerate(values)]
+
+
+async def test_a_renderer_that_cannot_start_holds_the_batch_and_says_so(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    await create_topics(settings, replication_factor=1, partitions=1)
+    worker = renderless_worker(settings)
+    records = records_of(
+        settings,
+        post("rude", "f<b></b>u<b></b>c<b></b>k you", tenant="forum"),
+        post("kind", "have a nice day", tenant="acme"),
+    )
+
+    async with producing(worker):
         held = asyncio.create_task(worker.handle_batch(records))
         await asyncio.sleep(1.0)
         assert not held.done()
@@ -50,12 +72,37 @@ async def test_a_renderer_that_cannot_start_holds_the_batch_and_says_so(
         worker.pipeline.renderer = Renderer()  # the pod has room again
         await asyncio.wait_for(held, 30)
         assert worker.liveness.not_ready() is None
-    finally:
-        await worker.app.producer.stop()
-        await worker.pipeline.renderer.close()
     outcomes = await collect_outcomes(settings, 2, timeout_s=30)
     assert {d["post_id"]: d["action"] for d in outcomes.decisions} == {
         "rude": "remove",
         "kind": "allow",
     }
+    assert outcomes.dead_letters == []
+
+
+async def test_an_outage_while_a_batch_is_read_alone_holds_the_post_in_hand_only(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # After a death, a batch is read a post at a time and each outcome delivered as it is
+    # made: an outage met halfway holds that post, and the posts before it are on the broker,
+    # once, rather than read and delivered again from the batch's first post.
+    settings = make_settings(crash_journal_path=tmp_path / "journal.json")
+    await create_topics(settings, replication_factor=1, partitions=1)
+    worker = renderless_worker(settings)
+    records = records_of(
+        settings,
+        post("before", "have a nice day", tenant="acme"),
+        post("rude", "f<b></b>u<b></b>c<b></b>k you", tenant="forum"),
+        post("after", "see you at nine", tenant="acme"),
+    )
+    async with producing(worker):
+        held = asyncio.create_task(worker.handle_batch(records, alone=True))
+        early = await collect_outcomes(settings, 1, timeout_s=30)
+        assert [d["post_id"] for d in early.decisions] == ["before"]
+        assert not held.done()
+        assert worker.liveness.not_ready() == "the HTML renderer is down: consumption paused"
+        worker.pipeline.renderer = Renderer()  # the pod has room again
+        await asyncio.wait_for(held, 30)
+    outcomes = await collect_outcomes(settings, 3, timeout_s=30)
+    assert sorted(d["post_id"] for d in outcomes.decisions) == ["after", "before", "rude"]
     assert outcomes.dead_letters == []

@@ -3,7 +3,8 @@ with one step of batch handling made to raise.
 
 Record steps raise for the post whose text contains ``POISON``; batch steps raise once, for the
 first batch that holds such a post; the crash step ends the process (SIGSEGV) whenever it reads
-that post, and the hang step stops it there, holding the GIL. The step names are the stages of
+that post, and the hang step stops it there, holding the GIL; the crash-delivering step ends
+it whenever it delivers that post's decision. The step names are the stages of
 ``StreamWorker``'s batch handling, in order.
 """
 
@@ -22,6 +23,9 @@ RECORD_STEPS = ("decode", "decide", "build")
 CRASH_STEP = "crash"
 # A post that hangs the interpreter whenever it is read, the GIL held.
 HANG_STEP = "hang"
+# A post whose outcome kills the interpreter whenever the worker delivers it (SIGSEGV), as a
+# native bug in the producer's path would: every post is read; the death comes after.
+CRASH_DELIVERING_STEP = "crash-delivering"
 # Steps around the batch: the worker exits without acking and the batch is redelivered.
 BATCH_STEPS = ("deliver", "count", "observe", "ack")
 
@@ -58,6 +62,17 @@ def install(step: str) -> None:
             return real_read(record, *args)
 
         pipeline.decode = read  # type: ignore[assignment]
+    elif step == CRASH_DELIVERING_STEP:
+        real_deliver = app.StreamWorker._deliver
+
+        async def deliver(self: Any, outbound: Any) -> Any:
+            # A dead letter is not that post's outcome: the worker may report it.
+            decided = [m.source for m in outbound if m.kind != "dead_letter" and m.source]
+            if _poisoned(decided):
+                ctypes.string_at(0)
+            return await real_deliver(self, outbound)
+
+        app.StreamWorker._deliver = deliver  # type: ignore[method-assign]
     elif step == "decode":
         real_decode = pipeline.decode
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import faust
@@ -46,8 +47,8 @@ log = logging.getLogger(__name__)
 
 _HOLD_CAP_S = 5.0  # longest pause between tries of a held batch while the model is down
 _DIED_ON = (
-    "a worker died while it read this post alone, after one had died with it in its batch (a "
-    "native crash, an out-of-memory kill or a hang): not read again"
+    "a worker died while it read this post alone (or delivered its outcome), after one had "
+    "died with it in its batch (a native crash, an out-of-memory kill or a hang): not read again"
 )
 
 
@@ -179,18 +180,18 @@ class StreamWorker:
     ) -> None:
         """Decide the batch and deliver every outcome (after the batches before it in ``turn``'s
         order); returns only when all are delivered. ``alone``: a post at a time, each noted in
-        the crash journal while it is read."""
+        the crash journal while it is read and its outcome delivered."""
         trace = self.tracing.batch()
         self.observer.batch_started(trace)
         writes: list[asyncio.Task[None]] = []
-        if alone:
-            self.metrics.read_alone.inc(len(records))
-        outbound = await self._outcomes(records, trace, writes, alone)
-        if turn is not None:
-            with trace.stage("delivery turn"):  # the batch taken before this one delivers first
-                await turn.wait()
-        with trace.stage("emit"):
-            delivered = await self._deliver(outbound)
+        if alone:  # nothing else is in flight: its posts deliver as they are read
+            await _turn(turn, trace)
+            delivered = await self._one_by_one(records, trace)
+        else:
+            outbound = await self._held(partial(self._attempts, records, trace, writes))
+            await _turn(turn, trace)
+            with trace.stage("emit"):
+                delivered = await self._deliver(outbound)
         if turn is not None:
             turn.delivered()
         with trace.stage("cache write"):
@@ -201,21 +202,12 @@ class StreamWorker:
         trace.finish()
         self.observer.batch_done(records)
 
-    async def _outcomes(
-        self,
-        records: Sequence[Record],
-        trace: BatchTrace,
-        writes: list[asyncio.Task[None]],
-        alone: bool,
-    ) -> list[Outbound]:
-        """The batch's outcomes; while the model is down, the same batch again and again."""
+    async def _held(self, attempt: Callable[[], Awaitable[list[Outbound]]]) -> list[Outbound]:
+        """``attempt``'s outcomes; while the model is down, the same attempt again and again."""
         outage = 0
         while True:
             try:
-                if alone:
-                    outbound = await self._one_by_one(records, trace, writes)
-                else:
-                    outbound = await self._attempts(records, trace, writes)
+                outbound = await attempt()
             except BackendDown as exc:
                 outage = await self._hold(outage, exc)
                 continue
@@ -262,20 +254,24 @@ class StreamWorker:
                 await asyncio.sleep(retry.delay(attempt))
         return await self.pipeline.process_isolated(records, trace, writes)
 
-    async def _one_by_one(
-        self, records: Sequence[Record], trace: BatchTrace, writes: list[asyncio.Task[None]]
-    ) -> list[Outbound]:
-        """Each record read by itself, noted in the journal while it is; one that a worker died
-        on alone is dead-lettered unread."""
-        out: list[Outbound] = []
+    async def _one_by_one(self, records: Sequence[Record], trace: BatchTrace) -> list[Outbound]:
+        """Each record read, delivered and cached by itself, noted in the journal all the
+        while: a worker that dies on one, reading it or delivering what it made, blames that
+        one, and the next run dead-letters it unread. A model outage holds the post in hand,
+        not the batch from its first post, so that no outcome is delivered twice."""
+        self.metrics.read_alone.inc(len(records))
+        delivered: list[Outbound] = []
         for record in records:
             if self.journal.culprit(record):
-                why = Rejection("internal_error", _DIED_ON)
-                out.append(self.pipeline.refuse(record, why))
+                refused = self.pipeline.refuse(record, Rejection("internal_error", _DIED_ON))
+                delivered.extend(await self._deliver([refused]))
                 continue
             with self.journal.alone(record):
-                out.extend(await self.pipeline.process_isolated([record], trace, writes))
-        return out
+                writes: list[asyncio.Task[None]] = []
+                read = partial(self.pipeline.process_isolated, [record], trace, writes)
+                delivered.extend(await self._deliver(await self._held(read)))
+                await asyncio.gather(*writes)
+        return delivered
 
     async def _deliver(self, outbound: Sequence[Outbound]) -> list[Outbound]:
         s = self.settings
@@ -296,6 +292,12 @@ class StreamWorker:
         self.tracing.shutdown()
         if self.meter_provider is not None:
             self.meter_provider.shutdown()
+
+
+async def _turn(turn: Turn | None, trace: BatchTrace) -> None:
+    if turn is not None:
+        with trace.stage("delivery turn"):  # the batch taken before this one delivers first
+            await turn.wait()
 
 
 async def _ack(stream: faust.StreamT[bytes], events: Sequence[EventT[bytes]]) -> None:
