@@ -41,6 +41,15 @@ def ready(settings: Settings) -> bool:
         return False
 
 
+def gauge(settings: Settings, name: str) -> float:
+    url = f"http://{settings.web_host}:{settings.web_port}/metrics"
+    with urllib.request.urlopen(url, timeout=2) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(f"{name} "):
+                return float(line.split()[1])
+    raise AssertionError(f"{name} is not on /metrics")
+
+
 def pack_with(tmp_path: Path, on_model_down: str) -> Path:
     pack = yaml.safe_load(Path(Settings().policy_path).read_text(encoding="utf-8"))
     pack["model"] = {
@@ -74,12 +83,16 @@ async def run_with_outage(
             while time.monotonic() < ends:
                 during.append(await asyncio.to_thread(ready, settings))
                 await asyncio.sleep(1)
+            # What an SRE's alert reads: the model, not the HTML renderer.
+            assert await asyncio.to_thread(gauge, settings, "modfleet_model_down") == 1
+            assert await asyncio.to_thread(gauge, settings, "modfleet_html_renderer_down") == 0
         finally:
             flag.unlink(missing_ok=True)
         outcomes = await collect_outcomes(settings, POSTS, timeout_s=180)
         for _ in range(3):
             after.append(await asyncio.to_thread(ready, settings))
             await asyncio.sleep(0.5)
+        assert await asyncio.to_thread(gauge, settings, "modfleet_model_down") == 0
     assert outcomes.dead_letters == [], outcomes.dead_letters[:3]
     decided = {d["post_id"] for d in outcomes.decisions}
     assert decided == {p["post_id"] for p in made}, "0 lost"

@@ -68,10 +68,13 @@ async def test_a_renderer_that_cannot_start_holds_the_batch_and_says_so(
         await asyncio.sleep(1.0)
         assert not held.done()
         assert worker.liveness.not_ready() == "the HTML renderer is down: consumption paused"
-        assert worker.metrics.registry.get_sample_value("modfleet_model_down") == 1
+        # An SRE's model alert stays quiet: it is the pod, not the model.
+        assert worker.metrics.registry.get_sample_value("modfleet_html_renderer_down") == 1
+        assert worker.metrics.registry.get_sample_value("modfleet_model_down") == 0
         worker.pipeline.renderer = Renderer()  # the pod has room again
         await asyncio.wait_for(held, 30)
         assert worker.liveness.not_ready() is None
+        assert worker.metrics.registry.get_sample_value("modfleet_html_renderer_down") == 0
     outcomes = await collect_outcomes(settings, 2, timeout_s=30)
     assert {d["post_id"]: d["action"] for d in outcomes.decisions} == {
         "rude": "remove",

@@ -40,9 +40,16 @@ class Metrics:
         self.cache_up = Gauge("modfleet_cache_up", "1 when Redis answered last time.", registry=r)
         self.model_down = Gauge(
             "modfleet_model_down",
-            "1 while the worker holds a batch: its model (or HTML renderer) is not answering.",
+            "1 while the worker holds a batch: its model is not answering.",
             registry=r,
         )
+        self.html_renderer_down = Gauge(
+            "modfleet_html_renderer_down",
+            "1 while the worker holds a batch: its HTML renderer does not start.",
+            registry=r,
+        )
+        # What a held batch waits for (BackendDown.waits_for) -> its gauge.
+        self.down = {"model": self.model_down, "html_renderer": self.html_renderer_down}
         self.cache_rejected = Counter(
             "modfleet_cache_rejected",
             "Cached verdicts not used (reclassified): unsealed, bad_seal, unreadable, shape.",

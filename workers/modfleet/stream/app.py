@@ -223,10 +223,10 @@ class StreamWorker:
         its flow control stops fetching, while heartbeats keep the group membership. (faust's
         ``pause_partitions`` is not used: records already fetched for a paused partition are
         dropped by its fetcher, and they would not come back until a rebalance.)"""
-        if not waited:
+        if self.liveness.down != exc.part:  # the first try, or another part down since
             log.error("%s: holding the batch and pausing consumption until it answers", exc)
             self.liveness.down = exc.part
-            self.metrics.model_down.set(1)
+            self.metrics.down[exc.waits_for].set(1)
         await asyncio.sleep(min(_HOLD_CAP_S, self.settings.retry_backoff_s * 2 ** min(waited, 10)))
         return waited + 1
 
@@ -235,7 +235,8 @@ class StreamWorker:
             "%s answers again after %d tries; resuming consumption", self.liveness.down, waited
         )
         self.liveness.down = None
-        self.metrics.model_down.set(0)
+        for gauge in self.metrics.down.values():
+            gauge.set(0)
 
     async def _attempts(
         self, records: Sequence[Record], trace: BatchTrace, writes: list[asyncio.Task[None]]

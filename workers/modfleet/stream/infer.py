@@ -56,6 +56,7 @@ class BackendDown(RecoverableError):
     worker holds the batch until it answers (``part`` names what it waits for)."""
 
     part = "the model"
+    waits_for = "model"  # which of Metrics.down says so
 
 
 @dataclass

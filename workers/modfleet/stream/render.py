@@ -64,6 +64,7 @@ class RendererDown(BackendDown):
     """A new child did not start: the worker holds the batch until one does."""
 
     part = "the HTML renderer"
+    waits_for = "html_renderer"
 
 
 class Renderer:
