@@ -15,13 +15,11 @@ from dataclasses import replace
 from modfleet.cache import VerdictCache
 from modfleet.carrier import carrier
 from modfleet.emit.budget import DEFAULT_BUDGET, Budget
-from modfleet.emit.dead_letter import dead_letter_message, stand_in
 from modfleet.emit.messages import (
     Decided,
     Outbound,
     PackFields,
     Topics,
-    carried_headers,
     decision_message,
     escalation_message,
     escalation_reason,
@@ -35,6 +33,7 @@ from modfleet.metrics import Metrics
 from modfleet.normalise import Normalised, TextFormat
 from modfleet.policy import Judgement, Policy
 from modfleet.policy.packs import PolicySet
+from modfleet.stream.dead_letters import DeadLetters
 from modfleet.stream.degrade import BackendFactory, Degrade
 from modfleet.stream.infer import BackendDown, Inference, Retry
 from modfleet.stream.render import Place, Renderer, read_post, render_posts
@@ -103,6 +102,7 @@ class Pipeline:
         self.topics = topics
         self.retry = retry
         self.budget = budget
+        self.dead_letters = DeadLetters(topics.dead_letter, budget)
         self.max_post_bytes = max_post_bytes
         self._inference: dict[int, Inference] = {}
         self._parts: dict[int, _PackParts] = {}
@@ -166,11 +166,11 @@ class Pipeline:
                 try:
                     decoded = decode(record, self.max_post_bytes)
                     if isinstance(decoded, Rejection):
-                        out.append(self._dead_letter(record, decoded, *_traced(trace, record)))
+                        out.append(self.dead_letters.of(record, decoded, *_traced(trace, record)))
                     else:
                         posts.append((record, decoded))
                 except Exception as exc:  # noqa: BLE001 - one record costs one record
-                    out.append(self._internal_error(record, "reading the post", exc))
+                    out.append(self.dead_letters.internal_error(record, "reading the post", exc))
                 await _let_others_run(record)
         renderings = await render_posts(self.renderer, [p for _, p in posts], policies, trace)
         with trace.stage("validate"):
@@ -178,7 +178,9 @@ class Pipeline:
                 try:
                     items.extend(self._prepare(record, post, trace, policies, (renderings, place)))
                 except Exception as exc:  # noqa: BLE001 - one record costs one record
-                    out.append(self._internal_error(record, "reading the post", exc, post))
+                    out.append(
+                        self.dead_letters.internal_error(record, "reading the post", exc, post)
+                    )
                 await _let_others_run(record)
         verdicts = await self._verdicts(items, trace, writes)
         with trace.stage("policy"):
@@ -188,9 +190,11 @@ class Pipeline:
                 except Exception as exc:  # noqa: BLE001 - one record costs one record
                     if not item.shadow:
                         out.append(
-                            self._internal_error(item.record, "deciding the post", exc, item.post)
+                            self.dead_letters.internal_error(
+                                item.record, "deciding the post", exc, item.post
+                            )
                         )
-        return [self._fitted(m) for m in out]
+        return [self.dead_letters.fitted(m) for m in out]
 
     async def process_isolated(
         self,
@@ -208,43 +212,16 @@ class Pipeline:
             except BackendDown:
                 raise
             except Exception as exc:  # noqa: BLE001 - that record alone is dead-lettered
-                out.append(self._internal_error(record, "processing the post", exc))
+                out.append(self.dead_letters.internal_error(record, "processing the post", exc))
         return out
 
     def refuse(self, record: Record, why: Rejection) -> Outbound:
         """The dead-letter of ``record``, unread, for ``why``."""
-        return self._fitted(self._dead_letter(record, why))
+        return self.dead_letters.fitted(self.dead_letters.of(record, why))
 
     def undeliverable(self, message: Outbound) -> Outbound | None:
         """The minimal dead-letter that stands for a message the broker refused for good."""
-        return stand_in(message, self.topics.dead_letter, self.budget)
-
-    def _fitted(self, message: Outbound) -> Outbound:
-        # Every builder sizes its message to the budget; this is the guarantee behind them.
-        if self.budget.fits(message.key, message.value, message.headers):
-            return message
-        log.error("a %s message did not fit the byte budget; dead-lettering", message.kind)
-        replacement = self.undeliverable(message)
-        if replacement is None:  # pragma: no cover - every builder passes its source
-            raise AssertionError("an oversized message without a source record")
-        return replacement
-
-    def _internal_error(
-        self, record: Record, step: str, exc: Exception, post: Post | None = None
-    ) -> Outbound:
-        # The exception's text may quote the post: the log gets its type, the dead-letter both.
-        log.error(
-            "%s failed for %s[%d]@%d (%s)",
-            step,
-            record.topic,
-            record.partition,
-            record.offset,
-            type(exc).__name__,
-        )
-        message = f"{step} failed: {type(exc).__name__}: {exc}"[:1000]
-        post_id, tenant = (post.post_id, post.tenant) if post is not None else (None, None)
-        why = Rejection("internal_error", message, post_id=post_id, tenant=tenant)
-        return self._dead_letter(record, why)
+        return self.dead_letters.stand_in(message)
 
     def _prepare(
         self, record: Record, post: Post, trace: BatchTrace, policies: PolicySet, at: Place
@@ -342,7 +319,7 @@ class Pipeline:
                 post_id=item.post.post_id,
                 tenant=item.post.tenant,
             )
-            return [self._dead_letter(item.record, why, item.trace_id, item.headers)]
+            return [self.dead_letters.of(item.record, why, item.trace_id, item.headers)]
         decided = self._decide(item, verdicts.found[item.key], item.key in verdicts.cached)
         fields = item.fields
         out = [decision_message(decided, fields, self.topics.decisions)]
@@ -384,26 +361,6 @@ class Pipeline:
             item.headers,
             record,
         )
-
-    def _dead_letter(
-        self, record: Record, why: Rejection, trace_id: str | None = None, headers: Headers = ()
-    ) -> Outbound:
-        # The reason's message can quote the offending value, which may be post text: it goes to
-        # the dead-letter record, not to the logs.
-        # The field's pointer names the poster's own keys: ascii() keeps a newline in one from
-        # starting a log line of their choosing.
-        log.info(
-            "dead-lettered %s[%d]@%d: %s at %a",
-            record.topic,
-            record.partition,
-            record.offset,
-            why.code,
-            why.field[:256] if why.field is not None else "record",
-            extra={"trace_id": trace_id, "post_id": why.post_id, "reason": why.code},
-        )
-        headers = headers or carried_headers(record)
-        topic = self.topics.dead_letter
-        return dead_letter_message(record, why, topic, self.budget, trace_id, headers)
 
 
 def _cacheable(verdict: Verdict) -> bool:
