@@ -46,6 +46,14 @@ async def producing(worker: StreamWorker) -> AsyncIterator[None]:
         await worker.pipeline.renderer.close()
 
 
+async def held_for_the_renderer(worker: StreamWorker) -> None:
+    for _ in range(300):  # the renderer's failed starts take a while on a loaded machine
+        if worker.liveness.not_ready() is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert worker.liveness.not_ready() == "the HTML renderer is down: consumption paused"
+
+
 def records_of(settings: Settings, *posts: dict[str, object]) -> list[Record]:
     values = [encode(p) for p in posts]
     return [Record(settings.posts_topic, 0, i, 1.7e9, None, v) for i, v in enumerate(values)]
@@ -65,9 +73,8 @@ async def test_a_renderer_that_cannot_start_holds_the_batch_and_says_so(
 
     async with producing(worker):
         held = asyncio.create_task(worker.handle_batch(records))
-        await asyncio.sleep(1.0)
+        await held_for_the_renderer(worker)
         assert not held.done()
-        assert worker.liveness.not_ready() == "the HTML renderer is down: consumption paused"
         # An SRE's model alert stays quiet: it is the pod, not the model.
         assert worker.metrics.registry.get_sample_value("modfleet_html_renderer_down") == 1
         assert worker.metrics.registry.get_sample_value("modfleet_model_down") == 0
@@ -102,8 +109,8 @@ async def test_an_outage_while_a_batch_is_read_alone_holds_the_post_in_hand_only
         held = asyncio.create_task(worker.handle_batch(records, alone=True))
         early = await collect_outcomes(settings, 1, timeout_s=30)
         assert [d["post_id"] for d in early.decisions] == ["before"]
+        await held_for_the_renderer(worker)
         assert not held.done()
-        assert worker.liveness.not_ready() == "the HTML renderer is down: consumption paused"
         worker.pipeline.renderer = Renderer()  # the pod has room again
         await asyncio.wait_for(held, 30)
     outcomes = await collect_outcomes(settings, 3, timeout_s=30)
