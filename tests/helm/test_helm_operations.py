@@ -574,6 +574,8 @@ def test_alerts_are_optional_and_cover_the_fleet(
         "ModfleetWorkerRestarts",
         "ModfleetCacheDown",
         "ModfleetWorkersDown",
+        "ModfleetModelDown",
+        "ModfleetHtmlRendererDown",
         "ModfleetGpuTierDown",
         "ModfleetVllmQueueBacklog",
         "ModfleetVllmKvCachePressure",
@@ -582,6 +584,14 @@ def test_alerts_are_optional_and_cover_the_fleet(
     assert 'reason="inference_failed"' in rules["ModfleetInferenceFailing"]["expr"]
     assert f'job="{WORKER}"' in rules["ModfleetCacheDown"]["expr"]
     assert f'job="{INFERENCE}"' in rules["ModfleetGpuTierDown"]["expr"]
+    # A worker holding its batch names what it waits for, whichever backend a pack runs on
+    # (the embedded model, an endpoint, vLLM): the lag alerts say only that posts wait.
+    for name, gauge in (
+        ("ModfleetModelDown", "modfleet_model_down"),
+        ("ModfleetHtmlRendererDown", "modfleet_html_renderer_down"),
+    ):
+        assert f'max({gauge}{{namespace="moderation",job="{WORKER}"}}) == 1' in rules[name]["expr"]
+        assert rules[name]["labels"]["severity"] == "critical"
     for name, rule in rules.items():
         assert rule["annotations"]["runbook_url"].startswith("docs/runbook.md#"), name
     (rule,) = renders["gpu"].of_kind("PrometheusRule")
