@@ -10,7 +10,7 @@ import pytest
 from modfleet.errors import FatalError
 from modfleet.inference.embedded import LABEL, EmbeddedClassifier
 from modfleet.inference.routing import Backends
-from modfleet.model.features import FOLD_ID
+from modfleet.model.features import READING_ID
 from modfleet.normalise import normalise
 from modfleet.policy import Policy
 
@@ -72,6 +72,26 @@ async def test_look_alikes_from_any_script_cannot_disguise_an_insult(
 
 
 @pytest.mark.parametrize(
+    ("plain", "disguised"),
+    [
+        ("kill yourself", "k*ill* yourse*lf*"),
+        ("kill yourself", "k**ill** your**self**"),
+        ("you are a worthless idiot", "you are a w~~orth~~less id*io*t"),
+    ],
+)
+async def test_markdown_emphasis_inside_words_cannot_disguise_abuse(
+    embedded: EmbeddedClassifier, policy: Policy, plain: str, disguised: str
+) -> None:
+    # Italics a markdown platform renders away, or that a reader of plain text reads through:
+    # "k*ill*" split the word, and the post was allowed where the plain text is escalated.
+    texts = [normalise(t, 1000).text for t in (plain, disguised)]
+    verdicts = await embedded.classify(texts, policy)
+    actions = [policy.decide(v.policy_scores(policy)).action for v in verdicts]
+    assert actions[0] != "allow"
+    assert actions[1] == actions[0]
+
+
+@pytest.mark.parametrize(
     "greeting",
     [
         "Привет, как дела? Сегодня хорошая погода, пойдём гулять в парк.",
@@ -92,11 +112,12 @@ async def test_posts_written_in_those_scripts_are_not_read_as_abuse(
 
 
 def test_the_model_id_names_both_models_and_the_reading(embedded: EmbeddedClassifier) -> None:
-    # Cache keys carry it: a new version of either model, or of the look-alike letters it
-    # folds (Unicode's confusables, from a library), must not reuse old verdicts.
+    # Cache keys carry it: a new version of either model, or of how a text is read (the
+    # look-alike letters it folds, Unicode's confusables from a library; the word view's
+    # rules), must not reuse old verdicts.
     assert embedded.model_id.startswith("modfleet-embedded-")
     assert "+alt-profanity-check-" in embedded.model_id
-    assert f"+fold-{FOLD_ID}+" in embedded.model_id
+    assert f"+read-{READING_ID}+" in embedded.model_id
 
 
 async def test_hostile_records_cost_only_themselves_and_never_change_a_neighbour(

@@ -20,7 +20,7 @@ from modfleet.errors import FatalError
 from modfleet.inference.adapters.labels import check_labels
 from modfleet.inference.base import Classifier, Verdict
 from modfleet.model.artifact import LABEL_PREFIX, EmbeddedModel, load
-from modfleet.model.features import FOLD_ID
+from modfleet.model.features import READING_ID
 
 if TYPE_CHECKING:
     from modfleet.policy import Policy
@@ -63,9 +63,9 @@ class EmbeddedClassifier(Classifier):
         self.model: EmbeddedModel = load(model_dir or DEFAULT_MODEL)
         self._profanity: Scorer | None = None
         version = metadata.version("alt-profanity-check")
-        # Both models' versions and the look-alike letters ours folds: a cached verdict is
-        # invalid when any of them changes.
-        self.model_id = f"{self.model.model_id}+fold-{FOLD_ID}+alt-profanity-check-{version}"
+        # Both models' versions and how ours reads a text (its fold table, its word view's
+        # rules): a cached verdict is invalid when any of them changes.
+        self.model_id = f"{self.model.model_id}+read-{READING_ID}+alt-profanity-check-{version}"
 
     def check_pack(self, policy: Policy) -> None:
         # A label neither model emits leaves its category unscored: every post allowed on it.

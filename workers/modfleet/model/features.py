@@ -32,7 +32,7 @@ from confusable_homoglyphs.utils import load as load_confusables
 
 from modfleet.model.murmur import murmur3_columns
 from modfleet.model.tokens import IN_ARRAYS, code_points, text_of, word_grams
-from modfleet.model.wordview import LEET_TO, words
+from modfleet.model.wordview import LEET_TO, RULES, words
 
 # Letters from other scripts that render like Latin ones; the usual homoglyph substitutions.
 # Unicode's confusables (``_look_alikes``) take precedence where they differ (U+028B only).
@@ -100,9 +100,10 @@ def _fold_to(pairs: Mapping[str, str]) -> np.ndarray[Any, np.dtype[np.uint32]]:
 _FOLD_PAIRS = _accent_table() | _CONFUSABLE | _look_alikes()
 _FOLD = str.maketrans(_FOLD_PAIRS)  # for short texts
 _FOLD_TO = _fold_to(_FOLD_PAIRS)  # for long ones
-# Names the fold in the embedded model's id, and so in its cache keys: a verdict read through
-# another table (another version of the confusables library, say) is not reused.
-FOLD_ID = hashlib.sha256(repr(sorted(_FOLD_PAIRS.items())).encode()).hexdigest()[:8]
+# Names the reading in the embedded model's id, and so in its cache keys: a verdict read
+# through another fold table (another version of the confusables library, say) or other word
+# view rules is not reused.
+READING_ID = hashlib.sha256(repr((sorted(_FOLD_PAIRS.items()), RULES)).encode()).hexdigest()[:8]
 
 
 def _letter_table(newline: bool) -> np.ndarray[Any, np.dtype[np.bool_]]:
