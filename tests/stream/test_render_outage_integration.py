@@ -20,7 +20,8 @@ from modfleet.policy.packs import PolicySet
 from modfleet.replay import collect_outcomes
 from modfleet.settings import Settings
 from modfleet.stream.app import StreamWorker
-from modfleet.stream.render import Renderer
+from modfleet.stream.infer import BackendDown
+from modfleet.stream.render import Renderer, RendererDown
 
 pytestmark = pytest.mark.integration
 
@@ -116,3 +117,23 @@ async def test_an_outage_while_a_batch_is_read_alone_holds_the_post_in_hand_only
     outcomes = await collect_outcomes(settings, 3, timeout_s=30)
     assert sorted(d["post_id"] for d in outcomes.decisions) == ["after", "before", "rude"]
     assert outcomes.dead_letters == []
+
+
+async def test_the_gauges_name_what_a_held_batch_waits_for_now(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # A model outage, then the renderer's while the model is back: each gauge says 1 only
+    # while its part is what the batch waits for, so an SRE's model alert clears.
+    worker = renderless_worker(make_settings(retry_backoff_s=0.01))
+
+    def down() -> dict[str, float | None]:
+        sample = worker.metrics.registry.get_sample_value
+        return {name: sample(f"modfleet_{name}_down") for name in ("model", "html_renderer")}
+
+    waited = await worker._hold(0, BackendDown("the model answers nothing"))
+    assert down() == {"model": 1, "html_renderer": 0}
+    await worker._hold(waited, RendererDown("no child starts"))
+    assert down() == {"model": 0, "html_renderer": 1}
+    assert worker.liveness.not_ready() == "the HTML renderer is down: consumption paused"
+    worker._model_back(waited + 1)
+    assert down() == {"model": 0, "html_renderer": 0}

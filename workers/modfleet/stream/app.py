@@ -226,7 +226,7 @@ class StreamWorker:
         if self.liveness.down != exc.part:  # the first try, or another part down since
             log.error("%s: holding the batch and pausing consumption until it answers", exc)
             self.liveness.down = exc.part
-            self.metrics.down[exc.waits_for].set(1)
+            self._show_down(exc.waits_for)
         await asyncio.sleep(min(_HOLD_CAP_S, self.settings.retry_backoff_s * 2 ** min(waited, 10)))
         return waited + 1
 
@@ -235,8 +235,11 @@ class StreamWorker:
             "%s answers again after %d tries; resuming consumption", self.liveness.down, waited
         )
         self.liveness.down = None
-        for gauge in self.metrics.down.values():
-            gauge.set(0)
+        self._show_down(None)
+
+    def _show_down(self, waits_for: str | None) -> None:
+        for part, gauge in self.metrics.down.items():
+            gauge.set(1 if part == waits_for else 0)
 
     async def _attempts(
         self, records: Sequence[Record], trace: BatchTrace, writes: list[asyncio.Task[None]]
