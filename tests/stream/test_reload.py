@@ -167,7 +167,7 @@ async def test_a_reload_that_builds_a_slow_model_keeps_the_loop_turning(
     pack.write_text(pack.read_text().replace("id: modfleet-embedded", "id: modfleet-embedded@1"))
     async with LoopGaps() as gaps:
         assert await r.check() is True
-    assert gaps.longest < 0.5, f"the loop stood still for {gaps.longest:.2f} s"
+    assert gaps.longest < 1.0, f"the loop stood still for {gaps.longest:.2f} s"
     assert r.pipeline.policies.all()[0].model.id == "modfleet-embedded@1"
 
 
@@ -183,5 +183,5 @@ async def test_a_reload_that_starts_the_html_renderer_keeps_the_loop_turning(
     pack.write_text(pack.read_text().replace("format: plain", "format: html", 1))
     async with LoopGaps() as gaps:
         assert await r.check() is True
-    assert gaps.longest < 0.5, f"the loop stood still for {gaps.longest:.2f} s"
+    assert gaps.longest < 1.0, f"the loop stood still for {gaps.longest:.2f} s"
     assert r.pipeline.policies.all()[0].text.format == "html"

@@ -4,10 +4,10 @@ letters, spaced-out letters joined.
 Three patterns define it. Emphasis is read through first, in one scan of the text that stops
 only at ``*`` and ``~`` (none in most posts). For the other two, on a batch's texts joined
 (``IN_ARRAYS`` characters and more), the same string is made with arrays over the code points,
-since the patterns' scans were the
-featuriser's largest remaining part (about 90k instructions a post): a word holding a l33t
-character is found among the whitespace-separated runs at once, and the spaced-out pattern is
-tried only where five code points already have its shape, which every match starts with.
+since the patterns' scans were the featuriser's largest remaining part (about 90k instructions
+a post): a word holding a l33t character is found among the whitespace-separated runs at once,
+and the spaced-out pattern is tried only where five code points already have its shape, which
+every match starts with.
 """
 
 from __future__ import annotations
