@@ -12,11 +12,9 @@ from hypothesis import strategies as st
 from modfleet.model.tokens import IN_ARRAYS
 from modfleet.model.wordview import _LEET_WORD, LEET_TABLE, words
 
-# The patterns that define the view, written out here as the reference: markdown emphasis
-# (a pair of *, ** or ~~ around letters) that opens or closes inside a word is read through; a
-# word (a run between whitespace) holding a l33t character and a letter is read as letters;
-# three or more single word characters one separator apart are joined.
-_EMPHASIS_PATTERN = re.compile(r"(\*\*|\*|~~)([^\W_]+)\1")
+# The patterns that define the view, written out here as the reference: a word (a run between
+# whitespace) holding a l33t character and a letter is read as letters; three or more single
+# word characters one separator apart are joined.
 _LEET_WORD_PATTERN = re.compile(r"[^\s]*[013457@$!|][^\s]*")
 _SPACED_PATTERN = re.compile(r"(?<!\w)(?:\w[ .*_-]){2,}\w(?!\w)")
 
@@ -26,12 +24,6 @@ def _defined(text: str) -> str:
         word = match.group(0)
         return word.translate(LEET_TABLE) if re.search("[a-z]", word) else word
 
-    def emphasis(match: re.Match[str]) -> str:
-        start, end = match.span()
-        inside = text[start - 1 : start].isalpha() or text[end : end + 1].isalpha()
-        return match.group(2) if inside else match.group(0)
-
-    text = _EMPHASIS_PATTERN.sub(emphasis, text)
     # The pattern in use, tried at word starts only: the same words as the plain one (tested
     # below), which is quadratic in a long word's length.
     read = _LEET_WORD.sub(leet, text)
@@ -43,7 +35,7 @@ def _defined(text: str) -> str:
 # non-word characters outside the basic plane, a lone surrogate, newlines between texts.
 _CHARS = st.sampled_from(
     [
-        *"abz9_ .*-\n\t01345@$!|2(+~",
+        *"abz9_ .*-\n\t01345@$!|2(+",
         *("\u20ac", "\u00a3", "\u00e9", "\u00a0", "\u3000", "\x1c", "\u2028"),
         *("\U0001d41a", "\U0001f600", "\ud800", "\u0661"),
     ]
@@ -74,13 +66,6 @@ def test_a_short_text_reads_as_the_patterns_define(text: str) -> None:
         ("$5 for 1d10t$", "$5 for idiots"),
         ("since 2024, 3 pm", "since 2024, 3 pm"),
         ("\U0001d41a b c", "\U0001d41abc"),
-        # Emphasis a platform renders away, or a reader reads through, inside a word.
-        ("k*ill* yourse*lf*", "kill yourself"),
-        ("f**u**cking w~~orth~~less", "fucking worthless"),
-        ("k**1ll** your*s*elf", "kill yourself"),
-        ("f***ing sh*t", "f***ing sh*t"),  # censored, not emphasis: as written
-        ("**bold** and *this*", "**bold** and *this*"),  # whole words: their words are read
-        ("snake_case_name", "snake_case_name"),
     ],
 )
 def test_examples_read_the_same_alone_and_in_a_long_text(text: str, read: str) -> None:
@@ -100,17 +85,8 @@ def test_leet_words_are_the_words_the_reference_pattern_finds(text: str) -> None
 
 @pytest.mark.parametrize(
     "unit",
-    ["a ", "a b cd ", "a.", "1a ", "a_", "*a", "**aa*", "a~~"],
-    ids=[
-        "one-chain",
-        "chains-that-fail",
-        "dotted",
-        "leet-words",
-        "underscored",
-        "emphasis",
-        "emphasis-unclosed",
-        "strike-unclosed",
-    ],
+    ["a ", "a b cd ", "a.", "1a ", "a_"],
+    ids=["one-chain", "chains-that-fail", "dotted", "leet-words", "underscored"],
 )
 def test_a_post_of_candidate_shapes_costs_its_length(unit: str) -> None:
     # 200,000 characters (ten times the default pack's limit) where nearly every position has

@@ -20,6 +20,7 @@ from modfleet.errors import FatalError
 from modfleet.inference.adapters.labels import check_labels
 from modfleet.inference.base import Classifier, Verdict
 from modfleet.model.artifact import LABEL_PREFIX, EmbeddedModel, load
+from modfleet.model.emphasis import read_through
 from modfleet.model.features import READING_ID
 
 if TYPE_CHECKING:
@@ -63,8 +64,8 @@ class EmbeddedClassifier(Classifier):
         self.model: EmbeddedModel = load(model_dir or DEFAULT_MODEL)
         self._profanity: Scorer | None = None
         version = metadata.version("alt-profanity-check")
-        # Both models' versions and how ours reads a text (its fold table, its word view's
-        # rules): a cached verdict is invalid when any of them changes.
+        # Both models' versions and how a text is read (the fold table, the word view's rules,
+        # the emphasis rule): a cached verdict is invalid when any of them changes.
         self.model_id = f"{self.model.model_id}+read-{READING_ID}+alt-profanity-check-{version}"
 
     def check_pack(self, policy: Policy) -> None:
@@ -86,6 +87,16 @@ class EmbeddedClassifier(Classifier):
         return [Verdict(scores=s) for s in scores]
 
     def _score(self, texts: list[str], wanted: tuple[bool, bool]) -> list[dict[str, float]]:
+        rows = self._rows(texts, wanted)
+        # Emphasis inside a word: the worse of the text as written and read through. Every
+        # label is a probability of harm, so the worse is the higher, label by label.
+        through = {at: read for at, text in enumerate(texts) if (read := read_through(text))}
+        if through:
+            for at, other in zip(through, self._rows(list(through.values()), wanted), strict=True):
+                rows[at] = {label: max(p, other.get(label, p)) for label, p in rows[at].items()}
+        return rows
+
+    def _rows(self, texts: list[str], wanted: tuple[bool, bool]) -> list[dict[str, float]]:
         ours, profanity = wanted
         rows: list[dict[str, float]] = [{} for _ in texts]
         if ours:

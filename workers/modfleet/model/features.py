@@ -30,6 +30,7 @@ import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped]
 from confusable_homoglyphs.utils import load as load_confusables
 
+from modfleet.model import emphasis
 from modfleet.model.murmur import murmur3_columns
 from modfleet.model.tokens import IN_ARRAYS, code_points, text_of, word_grams
 from modfleet.model.wordview import LEET_TO, RULES, words
@@ -101,9 +102,10 @@ _FOLD_PAIRS = _accent_table() | _CONFUSABLE | _look_alikes()
 _FOLD = str.maketrans(_FOLD_PAIRS)  # for short texts
 _FOLD_TO = _fold_to(_FOLD_PAIRS)  # for long ones
 # Names the reading in the embedded model's id, and so in its cache keys: a verdict read
-# through another fold table (another version of the confusables library, say) or other word
-# view rules is not reused.
-READING_ID = hashlib.sha256(repr((sorted(_FOLD_PAIRS.items()), RULES)).encode()).hexdigest()[:8]
+# through another fold table (another version of the confusables library, say), other word
+# view rules or another emphasis rule is not reused.
+_READING = (sorted(_FOLD_PAIRS.items()), RULES, emphasis.RULE)
+READING_ID = hashlib.sha256(repr(_READING).encode()).hexdigest()[:8]
 
 
 def _letter_table(newline: bool) -> np.ndarray[Any, np.dtype[np.bool_]]:

@@ -1,13 +1,10 @@
-"""The word view of a folded text: emphasis inside words read through, l33t words read as
-letters, spaced-out letters joined.
+"""The word view of a folded text: l33t words read as letters, spaced-out letters joined.
 
-Three patterns define it. Emphasis is read through first, in one scan of the text that stops
-only at ``*`` and ``~`` (none in most posts). For the other two, on a batch's texts joined
-(``IN_ARRAYS`` characters and more), the same string is made with arrays over the code points,
-since the patterns' scans were the featuriser's largest remaining part (about 90k instructions
-a post): a word holding a l33t character is found among the whitespace-separated runs at once,
-and the spaced-out pattern is tried only where five code points already have its shape, which
-every match starts with.
+Two patterns define it. For a batch's texts joined (``IN_ARRAYS`` characters and more) the
+same string is made with arrays over the code points, since the patterns' scans were the
+featuriser's largest remaining part (about 90k instructions a post): a word holding a l33t
+character is found among the whitespace-separated runs at once, and the spaced-out pattern is
+tried only where five code points already have its shape, which every match starts with.
 """
 
 from __future__ import annotations
@@ -34,18 +31,13 @@ _TRIGGERS = "013457@$!|"  # a word holding one of these is read as l33t (if it h
 # letters took two seconds, holding the event loop.
 _LEET_WORD = re.compile(r"(?<!\S)[^\s013457@$!|]*[013457@$!|]\S*")
 _LETTER = re.compile(r"[a-z]")
-# Markdown emphasis around letters: "k*ill*", "f**u**ck", "w~~orth~~less". Read through where
-# it opens or closes inside a word, as a platform renders it away and a reader of plain text
-# reads past it; whole words in emphasis are read as words already, and a run with no closing
-# pair ("f***ing", "sh*t") is censoring, kept as written.
-_EMPHASIS = re.compile(r"(\*\*|\*|~~)([^\W_]+)\1")
 # Three or more single letters apart: "i d i o t", "s.t.u.p.i.d".
 _SPACED = re.compile(r"(?<!\w)(?:\w[ .*_-]){2,}\w(?!\w)")
 _SEPARATOR = re.compile(r"[ .*_-]")
 
 # What the view's reading depends on: named in the embedded model's id (``READING_ID``), so
 # that a verdict cached under other rules is not reused for a text they read otherwise.
-RULES = (_EMPHASIS.pattern, _LEET_WORD.pattern, _SPACED.pattern, sorted(_LEET.items()))
+RULES = (_LEET_WORD.pattern, _SPACED.pattern, sorted(_LEET.items()))
 
 Points = np.ndarray[Any, np.dtype[np.uint32]]
 Flags = np.ndarray[Any, np.dtype[np.bool_]]
@@ -74,10 +66,7 @@ _IS_SEPARATOR = _table(" .*_-")
 
 
 def words(folded: str) -> str:
-    """The word view: emphasis inside words read through, l33t words read as letters,
-    spaced-out letters joined."""
-    if "*" in folded or "~" in folded:
-        folded = _EMPHASIS.sub(_unwrapped, folded)
+    """The word view: l33t words read as letters, spaced-out letters joined."""
     if len(folded) < IN_ARRAYS:
         text = _LEET_WORD.sub(_read_leet, folded)
         return _SPACED.sub(_joined, text)
@@ -86,13 +75,6 @@ def words(folded: str) -> str:
     if read is None:
         return _join_spaced(folded, points)
     return _join_spaced(text_of(read), read)
-
-
-def _unwrapped(match: re.Match[str]) -> str:
-    text, (start, end) = match.string, match.span()
-    if text[start - 1 : start].isalpha() or text[end : end + 1].isalpha():
-        return match.group(2)
-    return match.group(0)
 
 
 def _read_leet(match: re.Match[str]) -> str:
