@@ -20,8 +20,8 @@ from modfleet.errors import FatalError
 from modfleet.inference.adapters.labels import check_labels
 from modfleet.inference.base import Classifier, Verdict
 from modfleet.model.artifact import LABEL_PREFIX, EmbeddedModel, load
-from modfleet.model.emphasis import read_through
 from modfleet.model.features import READING_ID
+from modfleet.model.marks import read_through
 
 if TYPE_CHECKING:
     from modfleet.policy import Policy
@@ -65,7 +65,7 @@ class EmbeddedClassifier(Classifier):
         self._profanity: Scorer | None = None
         version = metadata.version("alt-profanity-check")
         # Both models' versions and how a text is read (the fold table, the word view's rules,
-        # the emphasis rule): a cached verdict is invalid when any of them changes.
+        # the rules for marks inside words): a cached verdict is invalid when any changes.
         self.model_id = f"{self.model.model_id}+read-{READING_ID}+alt-profanity-check-{version}"
 
     def check_pack(self, policy: Policy) -> None:
@@ -88,8 +88,9 @@ class EmbeddedClassifier(Classifier):
 
     def _score(self, texts: list[str], wanted: tuple[bool, bool]) -> list[dict[str, float]]:
         rows = self._rows(texts, wanted)
-        # Emphasis inside a word: the worse of the text as written and read through. Every
-        # label is a probability of harm, so the worse is the higher, label by label.
+        # Marks inside a word (emphasis, emoji): the worse of the text as written and read
+        # through. Every label is a probability of harm, so the worse is the higher, label by
+        # label.
         through = {at: read for at, text in enumerate(texts) if (read := read_through(text))}
         if through:
             for at, other in zip(through, self._rows(list(through.values()), wanted), strict=True):
