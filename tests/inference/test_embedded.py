@@ -80,14 +80,15 @@ async def test_look_alikes_from_any_script_cannot_disguise_an_insult(
         # Glued by emphasis: read through alone, "killayourself" would hide both words.
         ("kill yourself", "kill*a*yourself"),
         ("kill yourself", "k\U0001f52aill yours\u2764\ufe0felf"),  # emoji inside the words
+        ("kill yourself", "ki11 yourse1f"),  # 1 for l, where l33t reads 1 as i
     ],
 )
-async def test_marks_inside_words_cannot_disguise_abuse(
+async def test_what_a_reader_reads_through_cannot_disguise_abuse(
     embedded: EmbeddedClassifier, policy: Policy, plain: str, disguised: str
 ) -> None:
-    # Italics a markdown platform renders away, or emoji, that a reader reads through: "k*ill*"
-    # split the word, and the post was allowed where the plain text is escalated. The worse of
-    # the text as written and read through counts, so joining hides nothing either.
+    # Italics a markdown platform renders away, emoji, a 1 for an l: a reader reads through
+    # them; "k*ill*" split the word, and the post was allowed where the plain text is escalated.
+    # The worse of the text as written and read again counts, so joining hides nothing either.
     texts = [normalise(t, 1000).text for t in (plain, disguised)]
     verdicts = await embedded.classify(texts, policy)
     actions = [policy.decide(v.policy_scores(policy)).action for v in verdicts]

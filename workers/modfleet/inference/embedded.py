@@ -21,7 +21,7 @@ from modfleet.inference.adapters.labels import check_labels
 from modfleet.inference.base import Classifier, Verdict
 from modfleet.model.artifact import LABEL_PREFIX, EmbeddedModel, load
 from modfleet.model.features import READING_ID
-from modfleet.model.marks import read_through
+from modfleet.model.readings import second_reading
 
 if TYPE_CHECKING:
     from modfleet.policy import Policy
@@ -65,7 +65,7 @@ class EmbeddedClassifier(Classifier):
         self._profanity: Scorer | None = None
         version = metadata.version("alt-profanity-check")
         # Both models' versions and how a text is read (the fold table, the word view's rules,
-        # the rules for marks inside words): a cached verdict is invalid when any changes.
+        # the second reading's): a cached verdict is invalid when any of them changes.
         self.model_id = f"{self.model.model_id}+read-{READING_ID}+alt-profanity-check-{version}"
 
     def check_pack(self, policy: Policy) -> None:
@@ -88,12 +88,12 @@ class EmbeddedClassifier(Classifier):
 
     def _score(self, texts: list[str], wanted: tuple[bool, bool]) -> list[dict[str, float]]:
         rows = self._rows(texts, wanted)
-        # Marks inside a word (emphasis, emoji): the worse of the text as written and read
-        # through. Every label is a probability of harm, so the worse is the higher, label by
-        # label.
-        through = {at: read for at, text in enumerate(texts) if (read := read_through(text))}
-        if through:
-            for at, other in zip(through, self._rows(list(through.values()), wanted), strict=True):
+        # A second reading (model/readings.py: marks inside a word read through, the other
+        # letter of an ambiguous l33t character): the worse of the two counts. Every label is a
+        # probability of harm, so the worse is the higher, label by label.
+        again = {at: read for at, text in enumerate(texts) if (read := second_reading(text))}
+        if again:
+            for at, other in zip(again, self._rows(list(again.values()), wanted), strict=True):
                 rows[at] = {label: max(p, other.get(label, p)) for label, p in rows[at].items()}
         return rows
 

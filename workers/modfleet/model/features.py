@@ -30,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped]
 from confusable_homoglyphs.utils import load as load_confusables
 
-from modfleet.model import marks
+from modfleet.model import readings
 from modfleet.model.murmur import murmur3_columns
 from modfleet.model.tokens import IN_ARRAYS, code_points, text_of, word_grams
 from modfleet.model.wordview import LEET_TO, RULES, words
@@ -103,8 +103,8 @@ _FOLD = str.maketrans(_FOLD_PAIRS)  # for short texts
 _FOLD_TO = _fold_to(_FOLD_PAIRS)  # for long ones
 # Names the reading in the embedded model's id, and so in its cache keys: a verdict read
 # through another fold table (another version of the confusables library, say), other word
-# view rules or other rules for marks inside words is not reused.
-_READING = (sorted(_FOLD_PAIRS.items()), RULES, marks.RULES)
+# view rules or other rules for its second reading is not reused.
+_READING = (sorted(_FOLD_PAIRS.items()), RULES, readings.RULES)
 READING_ID = hashlib.sha256(repr(_READING).encode()).hexdigest()[:8]
 
 

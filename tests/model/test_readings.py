@@ -1,0 +1,80 @@
+"""A text's second reading (``model/readings.py``): what it reads, what it leaves as written,
+and that a hostile post costs its length."""
+
+from __future__ import annotations
+
+import pytest
+from hostile import within_seconds
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modfleet.model.readings import _AMBIGUOUS_WORD, _other_letters, _translated, second_reading
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ("k*ill* yourse*lf*", "kill yourself"),
+        ("f**u**cking w~~orth~~less", "fucking worthless"),
+        ("kill*a*yourself", "killayourself"),  # glued: why the text as written is scored too
+        ("\u043a*\u0456ll*", "\u043a\u0456ll"),  # look-alike letters are letters too
+        ("f***ing sh*t", None),  # censoring: no closing pair
+        ("**bold** and *this*", None),  # whole words: nothing hidden
+        ("2*3*4 and a * b", None),
+        ("snake_case_name ~~", None),
+        ("k\U0001f52aill yours\u2764\ufe0felf", "kill yourself"),  # emoji between letters
+        ("id\U0001f921\U0001f921iot", "idiot"),
+        ("I \u2764\ufe0f you \U0001f52a", None),  # between words: punctuation
+        ("\u2764love love\u2764 2\U0001f525x", None),
+        ("ki11 yourse1f", "kill yourself"),  # 1 for l: the word view reads i
+        ("k|ll y0urself", "kill y0urself"),  # | for i: the word view reads l
+        ("b1tch", "bltch"),  # read as i already: the first reading keeps that
+        # Numbers, ordinals, tags and names: not read again.
+        ("call 911 at 10:15, 1 by 1, the 1st and 21st", None),
+        ("user123 covid19 #z1 a11 ||||", None),
+    ],
+)
+def test_what_a_reader_sees_is_read_again_and_nothing_else(text: str, read: str | None) -> None:
+    assert second_reading(text) == read
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.sampled_from([*"ab *~_\n1|\u2764\ufe0f", "\U0001f52a"]), max_size=80))
+def test_a_second_reading_only_drops_marks_and_swaps_ambiguous_letters(text: str) -> None:
+    read = second_reading(text)
+    if read is None:
+        return
+    assert read != text
+    marks = "*~\u2764\ufe0f\U0001f52a"
+    kept = [c.translate(str.maketrans("li", "1|")) for c in read if c not in marks]
+    assert kept == [c for c in text if c not in marks]
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        "*a",
+        "**aa*",
+        "a~~",
+        "~~a~",
+        "a*b*",
+        "a\U0001f52a",
+        "\u2764\ufe0f\u200d",
+        "a\u2764 ",
+        "|",
+        "1",
+        "1a|",
+    ],
+)
+def test_a_hostile_post_costs_its_length(unit: str) -> None:
+    text = unit * (200_000 // len(unit))
+    with within_seconds(5):
+        second_reading(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.sampled_from([*"abstndrh1|2_ #.\u00e9\n"]), max_size=60))
+def test_the_loop_reads_ambiguous_letters_as_the_pattern_defines(text: str) -> None:
+    # A post with a few 1s and |s is read by a loop from each of them outwards, one with many
+    # by the pattern: the same words, to the character.
+    assert _other_letters(text) == _AMBIGUOUS_WORD.sub(_translated, text)
