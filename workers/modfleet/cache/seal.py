@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 Rejected = Literal["unsealed", "bad_seal", "unreadable", "shape"]
 REJECTED_REASONS: tuple[Rejected, ...] = ("unsealed", "bad_seal", "unreadable", "shape")
 
-MAC_HEX = 64  # a sealed entry: its MAC in hex, SEPARATOR, its payload
-SEPARATOR = b"."
+_MAC_HEX = 64  # a sealed entry: its MAC in hex, _SEPARATOR, its payload
+_SEPARATOR = b"."
 _MAX_KEY = 64  # bytes of a BLAKE2b key
 _PERSON = b"modfleet.verdict"  # BLAKE2b's personalisation: this MAC is for cache entries only
 _NO_SCORES: MappingProxyType[str, float] = MappingProxyType({})  # shared: verdicts are read-only
@@ -63,6 +63,20 @@ class KeyedMac:
         mac.update(key.encode("utf-8", "surrogatepass") + b"\n" + payload)
         return mac.hexdigest().encode("ascii")
 
+    def seal(self, key: str, payload: bytes) -> bytes:
+        """``payload`` as an entry stored under ``key``: its MAC, a separator, the payload."""
+        return self.of(key, payload) + _SEPARATOR + payload
+
+    def open(self, key: str, raw: bytes | str) -> bytes | Literal["unsealed", "bad_seal"]:
+        """The payload of an entry :meth:`seal` made for ``key``, or why ``raw`` is not one."""
+        data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+        mac, sep, payload = data.partition(_SEPARATOR)
+        if not sep or len(mac) != _MAC_HEX:
+            return "unsealed"
+        if not hmac.compare_digest(mac, self.of(key, payload)):
+            return "bad_seal"
+        return payload
+
 
 class Sealer:
     """Seals and opens cache entries with one fleet-wide secret.
@@ -75,7 +89,7 @@ class Sealer:
     """
 
     def __init__(self, secret: bytes) -> None:
-        self._mac = KeyedMac(secret, _PERSON).of
+        self._keyed = KeyedMac(secret, _PERSON)
 
     def seal(self, key: str, verdict: Verdict, policy: Policy) -> bytes:
         body = {
@@ -83,8 +97,7 @@ class Sealer:
             "rationale": verdict.rationale,
             "stage": verdict.stage,
         }
-        payload = orjson.dumps(body)
-        return self._mac(key, payload) + SEPARATOR + payload
+        return self._keyed.seal(key, orjson.dumps(body))
 
     def open(self, key: str, raw: bytes | str, policy: Policy) -> Opened:
         read = self.read(key, raw, policy)
@@ -93,11 +106,10 @@ class Sealer:
     def read(self, key: str, raw: bytes | str, policy: Policy) -> Verdict | Opened:
         """:meth:`open` for the cache's read path: the verdict itself when the entry passes
         (every hit comes this way), an :class:`Opened` saying why when it does not."""
-        data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
-        mac, sep, payload = data.partition(SEPARATOR)
-        if not sep or len(mac) != MAC_HEX:
+        payload = self._keyed.open(key, raw)
+        if payload == "unsealed":
             return Opened(None, "unsealed", "no seal")
-        if not hmac.compare_digest(mac, self._mac(key, payload)):
+        if payload == "bad_seal":
             return Opened(None, "bad_seal", "the seal does not match the entry and its key")
         try:
             body = orjson.loads(payload)

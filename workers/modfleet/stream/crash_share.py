@@ -16,14 +16,13 @@ from its own deaths.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from modfleet.cache.seal import MAC_HEX, SEPARATOR, KeyedMac
+from modfleet.cache.seal import KeyedMac
 from modfleet.cache.verdicts import redis_client
 from modfleet.settings import Settings
 from modfleet.stream.journal import (
@@ -49,7 +48,7 @@ class SharedCrashes:
     ) -> None:
         self._client = client
         self.key = f"modfleet:crashes:{group}"
-        self._mac_of = KeyedMac(secret, _PERSON).of
+        self._keyed = KeyedMac(secret, _PERSON)
         self._timeout_s = timeout_s
 
     @classmethod
@@ -72,7 +71,7 @@ class SharedCrashes:
                 "culprits": [culprit_row(c) for c in learned.culprits],
             }
         )
-        entry = self._mac(payload) + SEPARATOR + payload
+        entry = self._keyed.seal(self.key, payload)  # bound to the group's key
         try:
             async with asyncio.timeout(self._timeout_s):
                 pipe = self._client.pipeline(transaction=True)
@@ -106,9 +105,8 @@ class SharedCrashes:
     def _opened(self, entries: list[bytes | str]) -> Learned:
         suspects, culprits, refused = [], [], 0
         for entry in entries:
-            raw = entry.encode("utf-8", "surrogatepass") if isinstance(entry, str) else entry
-            mac, sep, payload = raw.partition(SEPARATOR)
-            if len(mac) != MAC_HEX or not sep or not hmac.compare_digest(mac, self._mac(payload)):
+            payload = self._keyed.open(self.key, entry)
+            if not isinstance(payload, bytes):
                 refused += 1
                 continue
             try:
@@ -125,6 +123,3 @@ class SharedCrashes:
                 self.key,
             )
         return Learned(tuple(dict.fromkeys(suspects)), tuple(dict.fromkeys(culprits)))
-
-    def _mac(self, payload: bytes) -> bytes:
-        return self._mac_of(self.key, payload)  # bound to the group's key: no copy elsewhere
