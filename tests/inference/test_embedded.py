@@ -81,6 +81,13 @@ async def test_look_alikes_from_any_script_cannot_disguise_an_insult(
         ("kill yourself", "kill*a*yourself"),
         ("kill yourself", "k\U0001f52aill yours\u2764\ufe0felf"),  # emoji inside the words
         ("kill yourself", "ki11 yourse1f"),  # 1 for l, where l33t reads 1 as i
+        # Punctuation inside a word: the word view splits it in two.
+        ("kill yourself", "k,ill yours,elf"),
+        ("kill yourself", "k'ill your'self"),
+        ("kill yourself", "k\u2019ill your\u2019self"),
+        ("kill yourself", "k.ill yours.elf"),
+        ("kill yourself", "k;ill yourself"),
+        ("go die in a fire", "go d'ie in a f,ire"),
     ],
 )
 async def test_what_a_reader_reads_through_cannot_disguise_abuse(

@@ -29,6 +29,15 @@ from modfleet.model.readings import _AMBIGUOUS_WORD, _other_letters, _translated
         ("ki11 yourse1f", "kill yourself"),  # 1 for l: the word view reads i
         ("k|ll y0urself", "kill y0urself"),  # | for i: the word view reads l
         ("b1tch", "bltch"),  # read as i already: the first reading keeps that
+        # Punctuation between two letters of a word: read through.
+        ("k,ill yours,elf", "kill yourself"),
+        ("k'ill your\u2019self", "kill yourself"),
+        ("k.ill k;ill k:ill k-ill", "kill kill kill kill"),
+        ("e.g. i.e. U.S.A. f.u.c.k off", None),  # single letters: the word view joins 3+
+        # Contractions, sentences and numbers: not read again.
+        ("don't, it's, we'll, they're, I'm, you've, he'd, can\u2019t", None),
+        ("Hello, world. Fine; ok: 3,000 km in 2.5 days - well done", None),
+        ("'quoted' and \u2018this\u2019", None),
         # Numbers, ordinals, tags and names: not read again.
         ("call 911 at 10:15, 1 by 1, the 1st and 21st", None),
         ("user123 covid19 #z1 a11 ||||", None),
@@ -39,13 +48,13 @@ def test_what_a_reader_sees_is_read_again_and_nothing_else(text: str, read: str 
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(st.sampled_from([*"ab *~_\n1|\u2764\ufe0f", "\U0001f52a"]), max_size=80))
+@given(st.text(st.sampled_from([*"ab *~_\n1|\u2764\ufe0f,.'-", "\U0001f52a"]), max_size=80))
 def test_a_second_reading_only_drops_marks_and_swaps_ambiguous_letters(text: str) -> None:
     read = second_reading(text)
     if read is None:
         return
     assert read != text
-    marks = "*~\u2764\ufe0f\U0001f52a"
+    marks = "*~\u2764\ufe0f\U0001f52a,.'-"
     kept = [c.translate(str.maketrans("li", "1|")) for c in read if c not in marks]
     assert kept == [c for c in text if c not in marks]
 
@@ -64,6 +73,10 @@ def test_a_second_reading_only_drops_marks_and_swaps_ambiguous_letters(text: str
         "|",
         "1",
         "1a|",
+        "a'",
+        "a.",
+        "a,-.'",
+        "ab's ",
     ],
 )
 def test_a_hostile_post_costs_its_length(unit: str) -> None:
