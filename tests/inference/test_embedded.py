@@ -88,6 +88,9 @@ async def test_look_alikes_from_any_script_cannot_disguise_an_insult(
         ("kill yourself", "k.ill yours.elf"),
         ("kill yourself", "k;ill yourself"),
         ("go die in a fire", "go d'ie in a f,ire"),
+        # A hashtag's words, told apart by their capitals only.
+        ("go die in a fire", "#GoDieInAFire"),
+        ("kill yourself", "#KillYourself"),
     ],
 )
 async def test_what_a_reader_reads_through_cannot_disguise_abuse(

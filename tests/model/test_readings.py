@@ -38,6 +38,12 @@ from modfleet.model.readings import _AMBIGUOUS_WORD, _other_letters, _translated
         ("don't, it's, we'll, they're, I'm, you've, he'd, can\u2019t", None),
         ("Hello, world. Fine; ok: 3,000 km in 2.5 days - well done", None),
         ("'quoted' and \u2018this\u2019", None),
+        # Words run together with a capital each: a hashtag's, or three words or more.
+        ("#GoDieInAFire", "#Go Die In A Fire"),
+        ("#KillYourself KillYourSelf", "#Kill Yourself Kill Your Self"),
+        ("iPhone YouTube JavaScript McDonald HTMLParser #HTML #iPad", None),
+        # Addresses and handles hold no reader's words: not read again.
+        ("@GoDieInAFire t.co/AbCdEfGh a.b-c@d.org", None),
         # Numbers, ordinals, tags and names: not read again.
         ("call 911 at 10:15, 1 by 1, the 1st and 21st", None),
         ("user123 covid19 #z1 a11 ||||", None),
@@ -48,13 +54,15 @@ def test_what_a_reader_sees_is_read_again_and_nothing_else(text: str, read: str 
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(st.sampled_from([*"ab *~_\n1|\u2764\ufe0f,.'-", "\U0001f52a"]), max_size=80))
-def test_a_second_reading_only_drops_marks_and_swaps_ambiguous_letters(text: str) -> None:
+@given(st.text(st.sampled_from([*"abB# *~_\n1|\u2764\ufe0f,.'-", "\U0001f52a"]), max_size=80))
+def test_a_second_reading_only_drops_marks_splits_words_and_swaps_ambiguous_letters(
+    text: str,
+) -> None:
     read = second_reading(text)
     if read is None:
         return
     assert read != text
-    marks = "*~\u2764\ufe0f\U0001f52a,.'-"
+    marks = "*~\u2764\ufe0f\U0001f52a,.'- "  # and a space between words run together
     kept = [c.translate(str.maketrans("li", "1|")) for c in read if c not in marks]
     assert kept == [c for c in text if c not in marks]
 
@@ -77,6 +85,9 @@ def test_a_second_reading_only_drops_marks_and_swaps_ambiguous_letters(text: str
         "a.",
         "a,-.'",
         "ab's ",
+        "aB",
+        "#Ab",
+        "aBc ",
     ],
 )
 def test_a_hostile_post_costs_its_length(unit: str) -> None:

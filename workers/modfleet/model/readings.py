@@ -7,6 +7,8 @@
   ``k.ill``, as a reader skips a stray mark. Not an apostrophe before a contraction's ending
   (``don't``), a full stop between single letters (``e.g.``), nor anything in a word that
   holds ``/`` or ``@`` (addresses and handles).
+- Words run together, told apart by their capitals: a hashtag that starts with one
+  (``#GoDieInAFire``), or three words or more elsewhere (``KillYourSelf``).
 - The other letter of an ambiguous l33t character: ``1`` and ``|`` stand for ``l`` or ``i``,
   and the word view reads ``1`` as ``i`` and ``|`` as ``l``, so ``ki11`` was ``kiii``. Taken
   only in a word of two letters or more and no other digit, not an ordinal (``1st``), so that
@@ -24,6 +26,7 @@ whole words hides nothing, and an emoji between words is punctuation: none is re
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 _PAIR = re.compile(r"(\*\*|\*|~~)([^\W_]+)\1")
 # Emoji and other pictographs (with their variation selector and joiner) between two letters.
@@ -56,6 +59,15 @@ _SINGLE = re.compile(r"[^\W\d_](?![^\W\d_])")
 # A web address, an e-mail address or a handle (``t.co/x``, ``a.b@c.org``, ``@jo.doe``) is
 # not read again: it holds no reader's words. Tried at word starts only, so a word is read once.
 _ADDRESS = re.compile(r"(?<!\S)[^\s/@]*[/@]\S*")
+# Words run together, each with a capital: a hashtag that starts with one (``#GoDieInAFire``),
+# or three words or more (``KillYourSelf``). Not two words elsewhere, nor a hashtag that starts
+# small: names (``YouTube``, ``McDonald``, ``#iPad``) would be scored twice for nothing.
+# A capital after a small letter. The capital comes first in the pattern, so that the scan is for
+# capitals, which are few, not small letters, which are most of a post.
+_LOWER_UPPER = re.compile(r"[A-Z](?<=[a-z][A-Z])")
+_LATIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_LATIN_RIGHT = re.compile(r"[A-Za-z]*")
+_CAMEL_CUT = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _FEW = 8  # 1s and |s in a text, up to which the loop reads it
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ1|")
 _WORD_RIGHT = re.compile(r"[A-Za-z1|]*")
@@ -69,6 +81,8 @@ RULES = (
     _INSIDE.pattern,
     _SINGLE.pattern,
     _ADDRESS.pattern,
+    _LOWER_UPPER.pattern,
+    _CAMEL_CUT.pattern,
 )
 
 
@@ -80,7 +94,7 @@ def second_reading(text: str) -> str | None:
         read = _PAIR.sub(_unwrapped, read)
     if not read.isascii() and _HAS_PICTURE.search(read):
         read = _PICTURED.sub("", read)
-    read = _read_through(read)
+    read = _outside_addresses(read, _read_words)
     if "1" in read or "|" in read:
         if read.count("1") + read.count("|") <= _FEW:
             read = _other_letters(read)
@@ -103,16 +117,42 @@ def _joined(match: re.Match[str]) -> str:
     return ""
 
 
-def _read_through(text: str) -> str:
-    """``text`` with the punctuation inside its words read through, its addresses as written."""
+def _outside_addresses(text: str, read: Callable[[str], str]) -> str:
+    """``read`` of the text between the web addresses, e-mail addresses and handles."""
     if "/" not in text and "@" not in text:
-        return _INSIDE.sub(_joined, text)
+        return read(text)
     parts: list[str] = []
     copied = 0
     for address in _ADDRESS.finditer(text):
-        parts += (_INSIDE.sub(_joined, text[copied : address.start()]), address.group(0))
+        parts += (read(text[copied : address.start()]), address.group(0))
         copied = address.end()
-    return "".join(parts) + _INSIDE.sub(_joined, text[copied:])
+    return "".join(parts) + read(text[copied:])
+
+
+def _read_words(text: str) -> str:
+    """Punctuation inside words read through, words run together cut apart."""
+    return _cut_apart(_INSIDE.sub(_joined, text))
+
+
+def _cut_apart(text: str) -> str:
+    """Words run together with a capital each, cut apart; each word found from its first
+    small letter before a capital, outwards."""
+    found = _LOWER_UPPER.search(text)
+    parts: list[str] = []
+    copied = 0
+    while found is not None:
+        start = found.start() - 1
+        while start > copied and text[start - 1] in _LATIN:
+            start -= 1
+        right = _LATIN_RIGHT.match(text, found.end())
+        end = right.end() if right is not None else found.end()
+        word = text[start:end]
+        hashtag = text[start - 1 : start] == "#" and word[0].isupper()
+        if hashtag or len(_LOWER_UPPER.findall(word)) >= 2:
+            parts += (text[copied:start], _CAMEL_CUT.sub(" ", word))
+            copied = end
+        found = _LOWER_UPPER.search(text, end)
+    return "".join(parts) + text[copied:] if parts else text
 
 
 def _translated(match: re.Match[str]) -> str:
