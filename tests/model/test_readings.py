@@ -8,7 +8,15 @@ from hostile import within_seconds
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modfleet.model.readings import _AMBIGUOUS_WORD, _other_letters, _translated, second_reading
+from modfleet.model.readings import (
+    _AMBIGUOUS_WORD,
+    _INSIDE,
+    _INSIDE_ASCII,
+    _joined,
+    _other_letters,
+    _translated,
+    second_reading,
+)
 
 
 @pytest.mark.parametrize(
@@ -38,9 +46,9 @@ from modfleet.model.readings import _AMBIGUOUS_WORD, _other_letters, _translated
         ("don't, it's, we'll, they're, I'm, you've, he'd, can\u2019t", None),
         ("Hello, world. Fine; ok: 3,000 km in 2.5 days - well done", None),
         ("'quoted' and \u2018this\u2019", None),
-        # Words run together with a capital each: a hashtag's, or three words or more.
+        # A hashtag's words run together with a capital each.
         ("#GoDieInAFire", "#Go Die In A Fire"),
-        ("#KillYourself KillYourSelf", "#Kill Yourself Kill Your Self"),
+        ("#KillYourself KillYourSelf", "#Kill Yourself KillYourSelf"),
         ("iPhone YouTube JavaScript McDonald HTMLParser #HTML #iPad", None),
         # Addresses and handles hold no reader's words: not read again.
         ("@GoDieInAFire t.co/AbCdEfGh a.b-c@d.org", None),
@@ -87,6 +95,7 @@ def test_a_second_reading_only_drops_marks_splits_words_and_swaps_ambiguous_lett
         "ab's ",
         "aB",
         "#Ab",
+        "#AaA",
         "aBc ",
     ],
 )
@@ -102,3 +111,10 @@ def test_the_loop_reads_ambiguous_letters_as_the_pattern_defines(text: str) -> N
     # A post with a few 1s and |s is read by a loop from each of them outwards, one with many
     # by the pattern: the same words, to the character.
     assert _other_letters(text) == _AMBIGUOUS_WORD.sub(_translated, text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.sampled_from([*"abstdrmlvAB,;:.'-_1 #\n"]), max_size=60))
+def test_an_ascii_text_is_read_through_as_the_unicode_pattern_reads_it(text: str) -> None:
+    # An ASCII text is read with [A-Za-z] for a letter, twice as fast: the same marks joined.
+    assert _INSIDE_ASCII.sub(_joined, text) == _INSIDE.sub(_joined, text)
