@@ -96,7 +96,10 @@ def test_a_second_reading_only_drops_marks_splits_words_and_swaps_ambiguous_lett
         "aB",
         "#Ab",
         "#AaA",
+        "#Aa",
         "aBc ",
+        "a/",
+        "a.b @",
     ],
 )
 def test_a_hostile_post_costs_its_length(unit: str) -> None:
