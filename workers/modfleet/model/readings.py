@@ -25,7 +25,6 @@ whole words hides nothing, and an emoji between words is punctuation: none is re
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 _PAIR = re.compile(r"(\*\*|\*|~~)([^\W_]+)\1")
 # Emoji and other pictographs (with their variation selector and joiner) between two letters.
@@ -42,23 +41,27 @@ _AMBIGUOUS_WORD = re.compile(
     r"[a-z1|]+(?![\w|])",
     re.IGNORECASE,
 )
+
+
+def _inside(marks: str, letter: str, apostrophe: str) -> re.Pattern[str]:
+    """A run of ``marks`` between two ``letter``s, not an ``apostrophe`` before a
+    contraction's ending."""
+    return re.compile(
+        f"[{marks}](?<={letter}.)[{marks}]*(?={letter})"
+        f"(?<!{apostrophe}(?=(?:s|t|re|ve|ll|d|m)(?!{letter})))",
+        re.IGNORECASE,
+    )
+
+
 # Punctuation between two letters of a word (``k,ill``, ``your'self``), read through. Not an
 # apostrophe before a contraction's ending (``don't``, ``we'll``), nor a full stop between
 # single letters (``e.g.``, ``U.S.``; three or more the word view joins already): most posts
 # would be scored twice for nothing. The pattern starts with the run's first mark, so that it is
 # scanned for in C; the letter before it is looked back to from there (a lookbehind first is
 # tried at every character: twice the time).
-_MARKS = ",;:.'\u2018\u2019-"
-_INSIDE = re.compile(
-    f"[{_MARKS}](?<=[^\\W\\d_].)[{_MARKS}]*(?=[^\\W\\d_])"
-    r"(?<!['\u2019](?=(?:s|t|re|ve|ll|d|m)(?![^\W\d_])))",
-    re.IGNORECASE,
-)
+_INSIDE = _inside(",;:.'\u2018\u2019-", r"[^\W\d_]", r"['\u2019]")
 # The same on an ASCII text, where a letter is [A-Za-z]: twice as fast as the Unicode classes.
-_INSIDE_ASCII = re.compile(
-    r"[,;:.'-](?<=[A-Za-z].)[,;:.'-]*(?=[A-Za-z])(?<!'(?=(?:s|t|re|ve|ll|d|m)(?![A-Za-z])))",
-    re.IGNORECASE,
-)
+_INSIDE_ASCII = _inside(",;:.'-", "[A-Za-z]", "'")
 _SINGLE = re.compile(r"[^\W\d_](?![^\W\d_])")
 # A web address, an e-mail address or a handle (``t.co/x``, ``a.b@c.org``, ``@jo.doe``) is
 # not read again: it holds no reader's words. Found from its / or @ outwards, to the spaces.
@@ -96,7 +99,7 @@ def second_reading(text: str) -> str | None:
         read = _PAIR.sub(_unwrapped, read)
     if not read.isascii() and _HAS_PICTURE.search(read):
         read = _PICTURED.sub("", read)
-    read = _outside_addresses(read, _read_words)
+    read = _outside_addresses(read)
     if "1" in read or "|" in read:
         if read.count("1") + read.count("|") <= _FEW:
             read = _other_letters(read)
@@ -119,11 +122,12 @@ def _joined(match: re.Match[str]) -> str:
     return ""
 
 
-def _outside_addresses(text: str, read: Callable[[str], str]) -> str:
-    """``read`` of the text between the web addresses, e-mail addresses and handles."""
+def _outside_addresses(text: str) -> str:
+    """:func:`_read_words` of the text between the web addresses, e-mail addresses and
+    handles."""
     found = _ADDRESS_MARK.search(text)
     if found is None:
-        return read(text)
+        return _read_words(text)
     parts: list[str] = []
     copied = 0
     while found is not None:
@@ -132,10 +136,10 @@ def _outside_addresses(text: str, read: Callable[[str], str]) -> str:
             start -= 1
         word = _NOT_SPACE.match(text, found.end())
         end = word.end() if word is not None else found.end()
-        parts += (read(text[copied:start]), text[start:end])
+        parts += (_read_words(text[copied:start]), text[start:end])
         copied = end
         found = _ADDRESS_MARK.search(text, end)
-    return "".join(parts) + read(text[copied:])
+    return "".join(parts) + _read_words(text[copied:])
 
 
 def _read_words(text: str) -> str:
