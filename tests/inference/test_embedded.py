@@ -91,6 +91,12 @@ async def test_look_alikes_from_any_script_cannot_disguise_an_insult(
         # A hashtag's words, told apart by their capitals only.
         ("go die in a fire", "#GoDieInAFire"),
         ("kill yourself", "#KillYourself"),
+        # Words run together in small letters: no capital to cut them at.
+        ("kill yourself", "killyourself"),
+        ("kill yourself", "#killyourself"),
+        ("go kill yourself", "gokillyourself"),
+        ("go die in a fire", "#godieinafire"),
+        ("you are a worthless idiot", "youareaworthlessidiot"),
     ],
 )
 async def test_what_a_reader_reads_through_cannot_disguise_abuse(

@@ -22,6 +22,7 @@ from modfleet.inference.base import Classifier, Verdict
 from modfleet.model.artifact import LABEL_PREFIX, EmbeddedModel, load
 from modfleet.model.features import READING_ID
 from modfleet.model.readings import second_reading
+from modfleet.model.runs import runs_for
 
 if TYPE_CHECKING:
     from modfleet.policy import Policy
@@ -67,6 +68,8 @@ class EmbeddedClassifier(Classifier):
         # Both models' versions and how a text is read (the fold table, the word view's rules,
         # the second reading's): a cached verdict is invalid when any of them changes.
         self.model_id = f"{self.model.model_id}+read-{READING_ID}+alt-profanity-check-{version}"
+        model = self.model
+        self._runs = runs_for(model.featuriser, model.weights, model.categories)
 
     def check_pack(self, policy: Policy) -> None:
         # A label neither model emits leaves its category unscored: every post allowed on it.
@@ -87,11 +90,12 @@ class EmbeddedClassifier(Classifier):
         return [Verdict(scores=s) for s in scores]
 
     def _score(self, texts: list[str], wanted: tuple[bool, bool]) -> list[dict[str, float]]:
-        rows = self._rows(texts, wanted)
+        rows, runs = self._rows(texts, wanted), self._runs
         # A second reading (model/readings.py: marks inside a word read through, the other
-        # letter of an ambiguous l33t character): the worse of the two counts. Every label is a
+        # letter of an ambiguous l33t character, words run together cut apart by model/runs.py):
+        # the worse of the two counts. Every label is a
         # probability of harm, so the worse is the higher, label by label.
-        again = {at: read for at, text in enumerate(texts) if (read := second_reading(text))}
+        again = {at: read for at, text in enumerate(texts) if (read := second_reading(text, runs))}
         if again:
             for at, other in zip(again, self._rows(list(again.values()), wanted), strict=True):
                 rows[at] = {label: max(p, other.get(label, p)) for label, p in rows[at].items()}

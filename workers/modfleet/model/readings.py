@@ -8,6 +8,8 @@
   (``don't``), a full stop between single letters (``e.g.``), nor anything in a word that
   holds ``/`` or ``@`` (addresses and handles).
 - A hashtag's words run together, told apart by their capitals: ``#GoDieInAFire``.
+- Words run together in small letters, found by a word segmenter where the run holds a word
+  the model weighs toward a harm: ``killyourself`` (``model/runs.py``).
 - The other letter of an ambiguous l33t character: ``1`` and ``|`` stand for ``l`` or ``i``,
   and the word view reads ``1`` as ``i`` and ``|`` as ``l``, so ``ki11`` was ``kiii``. Taken
   only in a word of two letters or more and no other digit, not an ordinal (``1st``), so that
@@ -25,6 +27,9 @@ whole words hides nothing, and an emoji between words is punctuation: none is re
 from __future__ import annotations
 
 import re
+
+from modfleet.model import runs as run_words
+from modfleet.model.runs import Runs
 
 _PAIR = re.compile(r"(\*\*|\*|~~)([^\W_]+)\1")
 # Emoji and other pictographs (with their variation selector and joiner) between two letters.
@@ -88,18 +93,19 @@ RULES = (
     _ADDRESS_MARK.pattern,
     _HASHTAG_WORDS.pattern,
     _CAMEL_CUT.pattern,
+    run_words.RULES,
 )
 
 
-def second_reading(text: str) -> str | None:
+def second_reading(text: str, runs: Runs | None = None) -> str | None:
     """``text`` as a reader may see it where the word view does not, or None where the two
-    are the same."""
+    are the same; ``runs`` cuts words run together in small letters."""
     read = text
     if "*" in read or "~" in read:
         read = _PAIR.sub(_unwrapped, read)
     if not read.isascii() and _HAS_PICTURE.search(read):
         read = _PICTURED.sub("", read)
-    read = _outside_addresses(read)
+    read = _outside_addresses(read, runs)
     if "1" in read or "|" in read:
         if read.count("1") + read.count("|") <= _FEW:
             read = _other_letters(read)
@@ -122,12 +128,12 @@ def _joined(match: re.Match[str]) -> str:
     return ""
 
 
-def _outside_addresses(text: str) -> str:
+def _outside_addresses(text: str, runs: Runs | None) -> str:
     """:func:`_read_words` of the text between the web addresses, e-mail addresses and
     handles."""
     found = _ADDRESS_MARK.search(text)
     if found is None:
-        return _read_words(text)
+        return _read_words(text, runs)
     parts: list[str] = []
     copied = 0
     while found is not None:
@@ -136,16 +142,20 @@ def _outside_addresses(text: str) -> str:
             start -= 1
         word = _NOT_SPACE.match(text, found.end())
         end = word.end() if word is not None else found.end()
-        parts += (_read_words(text[copied:start]), text[start:end])
+        parts += (_read_words(text[copied:start], runs), text[start:end])
         copied = end
         found = _ADDRESS_MARK.search(text, end)
-    return "".join(parts) + _read_words(text[copied:])
+    return "".join(parts) + _read_words(text[copied:], runs)
 
 
-def _read_words(text: str) -> str:
-    """Punctuation inside words read through, a hashtag's words cut apart."""
+def _read_words(text: str, runs: Runs | None) -> str:
+    """Punctuation inside words read through, a hashtag's words cut apart, words run
+    together cut apart."""
     read = (_INSIDE_ASCII if text.isascii() else _INSIDE).sub(_joined, text)
-    return _HASHTAG_WORDS.sub(_cut, read) if "#" in read else read
+    if "#" in read:
+        read = _HASHTAG_WORDS.sub(_cut, read)
+    # After the punctuation: ``kill,yourself`` read through is a run.
+    return runs.cut(read) if runs is not None else read
 
 
 def _cut(match: re.Match[str]) -> str:

@@ -1,0 +1,110 @@
+"""Words run together in small letters (``model/runs.py``): which runs are cut, which are left
+as written, and that a hostile post costs its length."""
+
+from __future__ import annotations
+
+import pytest
+import wordninja  # type: ignore[import-untyped]
+from hostile import within_seconds
+from hypothesis import given
+from hypothesis import strategies as st
+
+from modfleet.inference.embedded import EmbeddedClassifier
+from modfleet.model.readings import second_reading
+from modfleet.model.runs import LONGEST_RUN, MOST_SPLITS, Runs, _one_of, runs_for
+
+_LANGUAGE = wordninja.DEFAULT_LANGUAGE_MODEL
+_KNOWN = _LANGUAGE._wordcost
+_HARM = frozenset({"kill", "die", "idiot", "fire", "dick", "dead"})
+
+
+@pytest.fixture(scope="module")
+def runs() -> Runs:
+    # The real segmenter and word list; harm words chosen here, so that what is tested is the
+    # rules, whatever a retrained model weighs.
+    return Runs(_KNOWN, _HARM, _LANGUAGE.split)
+
+
+@pytest.mark.parametrize(
+    ("text", "cut"),
+    [
+        ("killyourself", "kill yourself"),
+        ("#godieinafire now", "#go die in a fire now"),
+        ("KILLYOURSELF, Youareanidiot.", "kill yourself, you are an idiot."),
+        ("killyourself and killyourself", "kill yourself and kill yourself"),
+        # Words, even those holding a harm word, and names that hold none: as written.
+        ("skilled understanding firefighters diesel", None),
+        ("youngkin murkowski rediculous", None),
+        # Compounds, not phrases: no word that glues a phrase ("dick head" is not an insult).
+        ("dickhead braindead diebitch", None),
+        # Runs beside a digit, an underscore or a letter of another script are tags and names.
+        ("user_killyourself killyourself99 кkillyourself", None),
+        ("killit", "kill it"),
+        ("a" * (LONGEST_RUN - 3) + "kill", None),  # past the longest run cut
+    ],
+)
+def test_a_run_is_cut_where_it_holds_a_harm_word(runs: Runs, text: str, cut: str | None) -> None:
+    assert runs.cut(text) == (text if cut is None else cut)
+
+
+def test_addresses_and_handles_are_not_cut(runs: Runs) -> None:
+    text = "@killyourself https://example.org/killyourself a.b@killyourself.org"
+    assert second_reading(text, runs) is None
+    assert second_reading(f"{text} killyourself", runs) == f"{text} kill yourself"
+
+
+def test_punctuation_read_through_then_cut(runs: Runs) -> None:
+    # "kill,yourself" is read through to one run, which the cutter cuts again.
+    assert second_reading("k,illyourself", runs) == "kill yourself"
+
+
+def test_a_text_is_split_a_bounded_number_of_times_in_its_order(runs: Runs) -> None:
+    calls: list[str] = []
+
+    def split(run: str) -> list[str]:
+        calls.append(run)
+        return list(_LANGUAGE.split(run))
+
+    counted = Runs(_KNOWN, _HARM, split)
+    decoys = [f"kill{chr(97 + a)}{chr(97 + b)}qz" for a in range(5) for b in range(5)]
+    text = " ".join([*decoys[:MOST_SPLITS], "killyourself", *decoys[MOST_SPLITS:]])
+    # The decoys took the splits (and are cut: each holds "kill"); the run after them is not.
+    assert " killyourself " in counted.cut(text)
+    assert calls == decoys[:MOST_SPLITS]
+    assert counted.cut("killyourself " + " ".join(decoys)).startswith("kill yourself ")
+
+
+def _distinct_runs(count: int) -> str:
+    # "killaaa killaab ...": every run unknown, holding a harm word, and no two alike.
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return " ".join(
+        f"kill{letters[i // 676 % 26]}{letters[i // 26 % 26]}{letters[i % 26]}"
+        for i in range(count)
+    )
+
+
+@pytest.mark.parametrize(
+    "unit", ["killqzxv ", "killyourself ", "k", "kill", "akillb1 ", "dief ", "distinct"]
+)
+def test_a_hostile_post_costs_its_length(runs: Runs, unit: str) -> None:
+    text = _distinct_runs(25_000) if unit == "distinct" else unit * (200_000 // len(unit))
+    with within_seconds(5):
+        runs.cut(text)
+        second_reading(text, runs)
+
+
+@given(
+    st.lists(st.text("abcdk", min_size=1, max_size=5), max_size=8), st.text("abcdk", max_size=30)
+)
+def test_the_tree_pattern_finds_what_plain_search_finds(words: list[str], text: str) -> None:
+    import re
+
+    assert bool(re.search(_one_of(words), text)) == any(word in text for word in words)
+
+
+def test_the_shipped_model_weighs_harm_words_not_the_commonest() -> None:
+    model = EmbeddedClassifier().model
+    harm = runs_for(model.featuriser, model.weights, model.categories)._harm
+    assert {"kill", "die", "idiot", "stupid", "suicide"} <= harm
+    assert not {"would", "your", "here", "the"} & harm  # among the 500 commonest
+    assert not {"free", "subscribe"} & harm  # spam's words

@@ -1,0 +1,166 @@
+"""Words run together in small letters (``killyourself``, ``#godieinafire``), cut apart for the
+second reading, as a reader finds the words in them.
+
+A hashtag's words with a capital each are cut at their capitals (``model/readings.py``); these
+have none to cut at. wordninja finds the likeliest words in a run from English word
+frequencies. A run is cut only where it can matter and where it is cheap to:
+
+- it is not itself a word wordninja knows (``understanding``, ``youtube``): most posts have
+  none such, and their cost is one scan of the text in C;
+- it holds one of the words the model weighs toward a harm (:func:`harm_words`: ``kill``,
+  ``die``, ``idiot``), so that names and typos (``youngkin``, ``rediculous``) are not read
+  twice for nothing;
+- and it is cut into words of which one is such a word and another a word that joins a
+  phrase (scikit-learn's English stop words: ``you``, ``in``, ``yourself``): a phrase run
+  together, not a compound (``dickhead`` read as ``dick head`` is a sexual word in an insult).
+
+A text's runs are split at most :data:`MOST_SPLITS` times, each of at most :data:`LONGEST_RUN`
+letters, so a hostile post of many runs costs its length, as every other reading does.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Container, Iterable, Sequence
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS  # type: ignore[import-untyped]
+
+if TYPE_CHECKING:  # features imports the readings, which import this
+    from modfleet.model.features import Featuriser
+
+SHORTEST_RUN = 6  # letters; shorter runs are words or two short ones (``ofit``)
+LONGEST_RUN = 40  # letters; wordninja's cost grows with a run's length times its longest word
+MOST_SPLITS = 16  # runs split in one text: wordninja's part of a text's cost is bounded
+SHORTEST_WORD = 3  # letters of a harm word looked for inside a run
+LONGEST_WORD = 12
+COMMON_WORDS = 30_000  # harm words are looked for among wordninja's most frequent words
+# but not the most frequent of all: they weigh for the company they keep (``would``, ``your``,
+# ``here``), and every other run holds one.
+MOST_COMMON = 500
+HARM_WEIGHT = 2.0  # a word's weight in the model's word view, toward a category
+NOT_HARM = frozenset({"spam"})  # categories whose words (``com``, ``free``) are no harm
+GLUE: frozenset[str] = frozenset(ENGLISH_STOP_WORDS)  # a phrase's words, not a compound's
+
+_LOWER_RUN = re.compile(f"[a-z]{{{SHORTEST_RUN}}}[a-z]*")  # twice as fast as [a-z]{6,}
+# Runs to cut, with no letter, digit or _ either side (those are tags and names).
+_BOUNDED = r"(?<!\w)(?:{})(?!\w)"
+
+# In the reading's id (``features.READING_ID``): a verdict cached under other rules or another
+# word list is not reused.
+RULES = (
+    _LOWER_RUN.pattern,
+    _BOUNDED,
+    LONGEST_RUN,
+    SHORTEST_WORD,
+    LONGEST_WORD,
+    MOST_SPLITS,
+    COMMON_WORDS,
+    MOST_COMMON,
+    HARM_WEIGHT,
+    sorted(NOT_HARM),
+    sorted(GLUE),
+    f"wordninja-{metadata.version('wordninja')}",
+)
+
+
+class Runs:
+    """Cuts a text's runs of words into words, where a run holds a harm word."""
+
+    def __init__(
+        self, known: Container[str], harm: frozenset[str], split: Callable[[str], list[str]]
+    ) -> None:
+        self._known = known
+        self._harm = harm
+        # "Holds a harm word" in C, one branch a letter: 1.4 us a run against 3.2 for the
+        # words as plain alternatives and 8.6 for slicing the run every way.
+        self._holds_harm = re.compile(_one_of(harm)).search
+        # A word run together is often posted many times over (a hashtag).
+        self._split = functools.lru_cache(maxsize=4096)(split)
+
+    def cut(self, text: str) -> str:
+        """``text`` with each run that holds a harm word written as its words."""
+        runs = _LOWER_RUN.findall(text.lower())
+        if all(map(self._known.__contains__, runs)):
+            return text  # most texts: one scan in C
+        cuts: dict[str, str] = {}
+        splits = 0
+        for run in dict.fromkeys(runs):  # in the text's order: the same cuts in every process
+            if len(run) > LONGEST_RUN or run in self._known or not self._holds_harm(run):
+                continue
+            words = self._split(run)
+            if self._phrase(words):
+                cuts[run] = " ".join(words)
+            splits += 1
+            if splits == MOST_SPLITS:
+                break
+        if not cuts:
+            return text
+        found = re.compile(_BOUNDED.format("|".join(map(re.escape, cuts))), re.IGNORECASE)
+        return found.sub(lambda match: cuts.get(match.group(0).lower(), match.group(0)), text)
+
+    def _phrase(self, words: Sequence[str]) -> bool:
+        """A harm word and another that glues a phrase: ``kill`` + ``yourself``."""
+        return any(
+            word in self._harm and any(other in GLUE for other in words if other != word)
+            for word in words
+        )
+
+
+def runs_for(
+    featuriser: Featuriser, weights: np.ndarray[Any, Any], categories: Sequence[str]
+) -> Runs:
+    """The cutter for a model: wordninja's words, and those of them the model weighs toward
+    a harm."""
+    import wordninja  # type: ignore[import-untyped]
+
+    language = wordninja.DEFAULT_LANGUAGE_MODEL
+    # Its only view of its words: a word's cost is the log of its rank by frequency.
+    costs: dict[str, float] = language._wordcost
+    common = sorted(costs, key=costs.__getitem__)[MOST_COMMON:COMMON_WORDS]
+    harm = harm_words(featuriser, weights, categories, common)
+    return Runs(costs, harm, language.split)  # its own dict: a set of the words is 8 MiB more
+
+
+def harm_words(
+    featuriser: Featuriser,
+    weights: np.ndarray[Any, Any],
+    categories: Sequence[str],
+    words: Iterable[str],
+) -> frozenset[str]:
+    """Those of ``words`` whose own column in the model's word view weighs at least
+    :data:`HARM_WEIGHT` toward a category not in :data:`NOT_HARM`."""
+    looked = [w for w in words if SHORTEST_WORD <= len(w) <= LONGEST_WORD and w.isalpha()]
+    by_word, _ = featuriser.blocks(looked)
+    columns = [at for at, name in enumerate(categories) if name not in NOT_HARM]
+    weighed = np.asarray(by_word @ weights[: by_word.shape[1]])[:, columns]
+    best = weighed.max(axis=1)
+    return frozenset(word for word, most in zip(looked, best, strict=True) if most >= HARM_WEIGHT)
+
+
+def _one_of(words: Iterable[str]) -> str:
+    """A pattern for any of ``words``, as a tree of their letters: the regular expression
+    engine tries each alternative in turn, and here a letter's subtree once."""
+    tree: dict[str, Any] = {}
+    for word in words:
+        node = tree
+        for letter in word:
+            node = node.setdefault(letter, {})
+        node[""] = {}  # a word ends here
+    return _branches(tree) if tree else "(?!)"  # no words: nothing matches
+
+
+def _branches(node: dict[str, Any]) -> str:
+    ends = "" in node
+    alternatives = [
+        re.escape(letter) + _branches(rest) for letter, rest in sorted(node.items()) if letter
+    ]
+    if not alternatives:
+        return ""
+    pattern = alternatives[0] if len(alternatives) == 1 else f"(?:{'|'.join(alternatives)})"
+    if ends:
+        return f"(?:{pattern})?" if len(alternatives) == 1 else f"{pattern}?"
+    return pattern
