@@ -225,3 +225,36 @@ def test_the_labels_it_emits_and_other_models_labels_are_accepted(
     # In a cascade, or as a fallback, the LLM's own labels sit beside the embedded model's.
     mixed = with_labels(policy, "violence", ["modfleet:violence", "qwen3guard:Violent"])
     embedded.check_pack(with_labels(mixed, "hate", ["llama-guard:S10", "modfleet:hate"]))
+
+
+def _with_glossary(policy: Policy, glossary: dict[str, str]) -> Policy:
+    data = policy.model_dump(mode="json")
+    return Policy.model_validate(data | {"text": data["text"] | {"glossary": glossary}})
+
+
+async def test_slang_a_pack_writes_down_is_read_as_what_it_means(
+    embedded: EmbeddedClassifier, policy: Policy
+) -> None:
+    # "kys" is slang the model never saw: allowed without a glossary, where "kill yourself" is
+    # escalated.
+    bare = _with_glossary(policy, {})
+    slang = _with_glossary(policy, {"kys": "kill yourself"})
+    texts = [normalise(t, 1000).text for t in ("kill yourself", "KYS", "#kys", "skys")]
+    plain, *disguised = [
+        slang.decide(v.policy_scores(slang)).action for v in await embedded.classify(texts, slang)
+    ]
+    assert plain != "allow"
+    assert disguised == [plain, plain, "allow"]
+    # Another pack (another tenant's) on the same worker does not read it.
+    without = await embedded.classify(texts, bare)
+    assert [bare.decide(v.policy_scores(bare)).action for v in without[1:]] == ["allow"] * 3
+
+
+async def test_the_default_pack_reads_the_commonest_self_harm_slang(
+    embedded: EmbeddedClassifier, policy: Policy
+) -> None:
+    texts = ["kill yourself", "kys", "i want to kill myself", "i want to unalive myself"]
+    verdicts = await embedded.classify([normalise(t, 1000).text for t in texts], policy)
+    kill, kys, myself, unalive = [policy.decide(v.policy_scores(policy)).action for v in verdicts]
+    assert kill != "allow"
+    assert (kys, unalive) == (kill, myself)

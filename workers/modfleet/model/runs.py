@@ -14,8 +14,10 @@ frequencies. A run is cut only where it can matter and where it is cheap to:
   phrase (scikit-learn's English stop words: ``you``, ``in``, ``yourself``): a phrase run
   together, not a compound (``dickhead`` read as ``dick head`` is a sexual word in an insult).
 
-A text's runs are split at most :data:`MOST_SPLITS` times, each of at most :data:`LONGEST_RUN`
-letters, so a hostile post of many runs costs its length, as every other reading does.
+wordninja's cost grows with the square of a run's length (a run of 40 random letters took 0.7
+ms): only runs of at most :data:`LONGEST_RUN` letters are split, :data:`MOST_LETTERS` letters
+in all in one text, so that a hostile post costs at most about a millisecond more than its
+model reading.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS  # type: ignore[import-untyped]
 
+from modfleet.patterns import one_of
+
 if TYPE_CHECKING:  # features imports the readings, which import this
     from modfleet.model.features import Featuriser
 
 SHORTEST_RUN = 6  # letters; shorter runs are words or two short ones (``ofit``)
-LONGEST_RUN = 40  # letters; wordninja's cost grows with a run's length times its longest word
-MOST_SPLITS = 16  # runs split in one text: wordninja's part of a text's cost is bounded
+LONGEST_RUN = 24  # letters ("kissmyassyoucluelessjerk")
+MOST_LETTERS = 64  # split in one text
 SHORTEST_WORD = 3  # letters of a harm word looked for inside a run
 LONGEST_WORD = 12
 COMMON_WORDS = 30_000  # harm words are looked for among wordninja's most frequent words
@@ -57,7 +61,7 @@ RULES = (
     LONGEST_RUN,
     SHORTEST_WORD,
     LONGEST_WORD,
-    MOST_SPLITS,
+    MOST_LETTERS,
     COMMON_WORDS,
     MOST_COMMON,
     HARM_WEIGHT,
@@ -75,9 +79,8 @@ class Runs:
     ) -> None:
         self._known = known
         self._harm = harm
-        # "Holds a harm word" in C, one branch a letter: 1.4 us a run against 3.2 for the
-        # words as plain alternatives and 8.6 for slicing the run every way.
-        self._holds_harm = re.compile(_one_of(harm)).search
+        # "Holds a harm word" in C: 1.4 us a run, against 8.6 for slicing the run every way.
+        self._holds_harm = re.compile(one_of(harm)).search
         # A word run together is often posted many times over (a hashtag).
         self._split = functools.lru_cache(maxsize=4096)(split)
 
@@ -87,16 +90,16 @@ class Runs:
         if all(map(self._known.__contains__, runs)):
             return text  # most texts: one scan in C
         cuts: dict[str, str] = {}
-        splits = 0
+        letters = 0
         for run in dict.fromkeys(runs):  # in the text's order: the same cuts in every process
             if len(run) > LONGEST_RUN or run in self._known or not self._holds_harm(run):
                 continue
+            letters += len(run)
+            if letters > MOST_LETTERS:
+                break
             words = self._split(run)
             if self._phrase(words):
                 cuts[run] = " ".join(words)
-            splits += 1
-            if splits == MOST_SPLITS:
-                break
         if not cuts:
             return text
         found = re.compile(_BOUNDED.format("|".join(map(re.escape, cuts))), re.IGNORECASE)
@@ -139,28 +142,3 @@ def harm_words(
     weighed = np.asarray(by_word @ weights[: by_word.shape[1]])[:, columns]
     best = weighed.max(axis=1)
     return frozenset(word for word, most in zip(looked, best, strict=True) if most >= HARM_WEIGHT)
-
-
-def _one_of(words: Iterable[str]) -> str:
-    """A pattern for any of ``words``, as a tree of their letters: the regular expression
-    engine tries each alternative in turn, and here a letter's subtree once."""
-    tree: dict[str, Any] = {}
-    for word in words:
-        node = tree
-        for letter in word:
-            node = node.setdefault(letter, {})
-        node[""] = {}  # a word ends here
-    return _branches(tree) if tree else "(?!)"  # no words: nothing matches
-
-
-def _branches(node: dict[str, Any]) -> str:
-    ends = "" in node
-    alternatives = [
-        re.escape(letter) + _branches(rest) for letter, rest in sorted(node.items()) if letter
-    ]
-    if not alternatives:
-        return ""
-    pattern = alternatives[0] if len(alternatives) == 1 else f"(?:{'|'.join(alternatives)})"
-    if ends:
-        return f"(?:{pattern})?" if len(alternatives) == 1 else f"{pattern}?"
-    return pattern

@@ -163,6 +163,8 @@ def _validation_problem(file: str, root: yaml.Node, err: ErrorDetails) -> Proble
         # pydantic reports a bad dict key as (..., key, "[key]"): point at the key itself.
         loc = loc[:-1]
         node = _find(root, loc, want_key=True)
+        if kind != "string_pattern_mismatch":  # a glossary's term: too long, say
+            return _at(file, node, _path(loc), _message(err, node))
         return _at(file, node, _path(loc), f"invalid name {loc[-1]!r}: {_key_rule()}")
     if kind == "missing":
         # The field is absent, so the best place to show is the mapping that should hold it.

@@ -30,8 +30,8 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from modfleet.contracts.fields import problem
 from modfleet.errors import FatalError
-from modfleet.normalise import TextFormat
 from modfleet.policy.prompt import policy_prompt
+from modfleet.policy.text import Glossary, TextIn, glossary_errors
 from modfleet.settings import TENANT_NAME
 
 Action = Literal["allow", "label", "restrict", "escalate", "remove"]
@@ -143,14 +143,6 @@ class Limits(_Frozen):
     max_windows: int = Field(8, ge=1, le=64)
 
 
-class TextIn(_Frozen):
-    """How the pack's platform writes a post's text: ``plain``, or ``html`` that its readers see
-    rendered (the model then reads the rendered text: tags, comments and character references
-    cannot split or disguise a word)."""
-
-    format: TextFormat = "plain"
-
-
 # The overall row of an evaluation: a post is flagged when the pack's action is not "allow".
 FLAGGED = "flagged"
 
@@ -208,6 +200,7 @@ class Policy(_Frozen):
     _judgements: dict[tuple[tuple[str, ...], tuple[Action, ...]], Judgement] = PrivateAttr(
         default_factory=dict
     )
+    _glossary: Glossary | None = PrivateAttr(default=None)
 
     @field_validator("id", "version")
     @classmethod
@@ -230,6 +223,7 @@ class Policy(_Frozen):
             for name, c in self.categories.items()
         }
         self._judgements = {}
+        self._glossary = Glossary(self.text.glossary) if self.text.glossary else None
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         # pydantic copies private attributes as they are: an edited copy needs its own digest.
@@ -243,6 +237,11 @@ class Policy(_Frozen):
         # Straight from pydantic's private-attribute dict: every post's cache key and decision
         # id read this, and ``self._digest`` goes through BaseModel.__getattr__ each time.
         return self.__pydantic_private__["_digest"]  # type: ignore[index,no-any-return]
+
+    @property
+    def glossary(self) -> Glossary | None:
+        """The pack's slang, compiled at load (``text.glossary``); None where it has none."""
+        return self._glossary
 
     @property
     def label(self) -> str:
@@ -294,6 +293,13 @@ class Policy(_Frozen):
         unknown = [name for name in names if name not in known]
         if unknown:
             raise _unknown_baselines(type(self).__name__, unknown, sorted(known))
+        return self
+
+    @model_validator(mode="after")
+    def _glossary_readable(self) -> Policy:
+        errors = glossary_errors(self.text.glossary)
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
 
     def category_scores(self, model_scores: Mapping[str, float]) -> dict[str, float]:

@@ -16,6 +16,9 @@ def policy_prompt(policy: Policy) -> str:
     lines += [policy.description, ""]
     for name, category in policy.categories.items():
         lines += _category(name, category)
+    if policy.text.glossary:  # absent when empty: packs without one keep their prompt and digest
+        lines += ["## Glossary", "", "Slang and algospeak posts use, and what each means:", ""]
+        lines += [f"- **{term}**: {meaning}" for term, meaning in policy.text.glossary.items()]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
