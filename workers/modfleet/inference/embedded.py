@@ -99,16 +99,9 @@ class EmbeddedClassifier(Classifier):
         # letter of an ambiguous l33t character, words run together cut apart by model/runs.py;
         # the pack's slang read as it means): the worse of the two counts. Every label is a
         # probability of harm, so the worse is the higher, label by label.
-        if glossary is None:
-            again = {
-                at: read for at, text in enumerate(texts) if (read := second_reading(text, runs))
-            }
-        else:
-            again = {
-                at: read
-                for at, text in enumerate(texts)
-                if (read := _glossed(text, runs, glossary))
-            }
+        again = {
+            at: read for at, text in enumerate(texts) if (read := _again(text, runs, glossary))
+        }
         if again:
             for at, other in zip(again, self._rows(list(again.values()), wanted), strict=True):
                 rows[at] = {label: max(p, other.get(label, p)) for label, p in rows[at].items()}
@@ -134,8 +127,10 @@ class EmbeddedClassifier(Classifier):
         return self._profanity
 
 
-def _glossed(text: str, runs: Runs, glossary: Glossary) -> str | None:
-    """The second reading with the pack's slang read as it means."""
+def _again(text: str, runs: Runs, glossary: Glossary | None) -> str | None:
+    """The second reading, with the pack's slang read as it means; None where it is the text."""
+    if glossary is None:
+        return second_reading(text, runs)
     read = glossary.read(second_reading(text, runs) or text)
     return read if read != text else None
 

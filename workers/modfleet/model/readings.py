@@ -9,7 +9,8 @@
   holds ``/`` or ``@`` (addresses and handles).
 - A hashtag's words run together, told apart by their capitals: ``#GoDieInAFire``.
 - Words run together in small letters, found by a word segmenter where the run holds a word
-  the model weighs toward a harm: ``killyourself`` (``model/runs.py``).
+  the model weighs toward a harm and a word that glues a phrase: ``killyourself``
+  (``model/runs.py``).
 - The other letter of an ambiguous l33t character: ``1`` and ``|`` stand for ``l`` or ``i``,
   and the word view reads ``1`` as ``i`` and ``|`` as ``l``, so ``ki11`` was ``kiii``. Taken
   only in a word of two letters or more and no other digit, not an ordinal (``1st``), so that
