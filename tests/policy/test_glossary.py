@@ -38,6 +38,14 @@ def test_a_glossary_is_read_case_and_width_free(pack_data: Data) -> None:
     assert reading.read("skys kyss kys_ 2kys unalived") == "skys kyss kys_ 2kys unalived"
 
 
+def test_a_term_may_hold_spaces_and_symbols_read_as_themselves(pack_data: Data) -> None:
+    glossary = {"sewer slide": "suicide", "le$bean": "lesbian", "k.y.s": "kill yourself"}
+    reading = Policy.model_validate(_with(pack_data, glossary)).glossary
+    assert reading is not None
+    assert reading.read("Sewer Slide, le$bean k.y.s") == "suicide, lesbian kill yourself"
+    assert reading.read("sewerXslide lesbean kxyxs") == "sewerXslide lesbean kxyxs"
+
+
 def test_a_pack_without_a_glossary_reads_nothing_again(pack: Policy) -> None:
     assert pack.glossary is None
 

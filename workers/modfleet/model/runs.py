@@ -49,7 +49,7 @@ HARM_WEIGHT = 2.0  # a word's weight in the model's word view, toward a category
 NOT_HARM = frozenset({"spam"})  # categories whose words (``com``, ``free``) are no harm
 GLUE: frozenset[str] = frozenset(ENGLISH_STOP_WORDS)  # a phrase's words, not a compound's
 
-_LOWER_RUN = re.compile(f"[a-z]{{{SHORTEST_RUN}}}[a-z]*")  # twice as fast as [a-z]{6,}
+_LOWER_RUN = re.compile(f"[a-z]{{{SHORTEST_RUN}}}[a-z]*")
 # Runs to cut, with no letter, digit or _ either side (those are tags and names).
 _BOUNDED = r"(?<!\w)(?:{})(?!\w)"
 
