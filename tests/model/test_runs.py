@@ -94,7 +94,7 @@ def test_a_hostile_post_costs_its_length(runs: Runs, unit: str) -> None:
 
 def test_the_shipped_model_weighs_harm_words_not_the_commonest() -> None:
     model = EmbeddedClassifier().model
-    harm = runs_for(model.featuriser, model.weights, model.categories)._harm
+    harm = runs_for(model)._harm
     assert {"kill", "die", "idiot", "stupid", "suicide"} <= harm
     assert not {"would", "your", "here", "the"} & harm  # among the 500 commonest
     assert not {"free", "subscribe"} & harm  # spam's words

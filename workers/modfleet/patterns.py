@@ -20,6 +20,16 @@ def one_of(words: Iterable[str]) -> str:
     return _branches(tree) if tree else "(?!)"  # no words: nothing matches
 
 
+# A word of the list where it stands as a word of its own: no letter, digit or _ either side.
+WHOLE = r"(?<!\w)(?:{})(?!\w)"
+
+
+def whole_words(words: Iterable[str]) -> re.Pattern[str]:
+    """Any of ``words``, in any case, where it stands as a word of its own (a match's
+    ``lower()`` is the word as listed, where the words are listed in small letters)."""
+    return re.compile(WHOLE.format(one_of(words)), re.IGNORECASE)
+
+
 def _branches(node: dict[str, Any]) -> str:
     ends = "" in node
     alternatives = [

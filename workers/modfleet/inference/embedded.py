@@ -69,8 +69,7 @@ class EmbeddedClassifier(Classifier):
         # Both models' versions and how a text is read (the fold table, the word view's rules,
         # the second reading's): a cached verdict is invalid when any of them changes.
         self.model_id = f"{self.model.model_id}+read-{READING_ID}+alt-profanity-check-{version}"
-        model = self.model
-        self._runs = runs_for(model.featuriser, model.weights, model.categories)
+        self._runs = runs_for(self.model)
 
     def check_pack(self, policy: Policy) -> None:
         # A label neither model emits leaves its category unscored: every post allowed on it.

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 
-from modfleet.model import runs as run_words
+from modfleet.model.runs import RULES as RUN_RULES
 from modfleet.model.runs import Runs
 
 _PAIR = re.compile(r"(\*\*|\*|~~)([^\W_]+)\1")
@@ -94,7 +94,7 @@ RULES = (
     _ADDRESS_MARK.pattern,
     _HASHTAG_WORDS.pattern,
     _CAMEL_CUT.pattern,
-    run_words.RULES,
+    RUN_RULES,
 )
 
 

@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS  # type: ignore[import-untyped]
 
-from modfleet.patterns import one_of
+from modfleet.patterns import WHOLE, one_of, whole_words
 
 if TYPE_CHECKING:  # features imports the readings, which import this
+    from modfleet.model.artifact import EmbeddedModel
     from modfleet.model.features import Featuriser
 
 SHORTEST_RUN = 6  # letters; shorter runs are words or two short ones (``ofit``)
@@ -50,14 +51,12 @@ NOT_HARM = frozenset({"spam"})  # categories whose words (``com``, ``free``) are
 GLUE: frozenset[str] = frozenset(ENGLISH_STOP_WORDS)  # a phrase's words, not a compound's
 
 _LOWER_RUN = re.compile(f"[a-z]{{{SHORTEST_RUN}}}[a-z]*")
-# Runs to cut, with no letter, digit or _ either side (those are tags and names).
-_BOUNDED = r"(?<!\w)(?:{})(?!\w)"
 
 # In the reading's id (``features.READING_ID``): a verdict cached under other rules or another
 # word list is not reused.
 RULES = (
     _LOWER_RUN.pattern,
-    _BOUNDED,
+    WHOLE,  # a run is cut with no letter, digit or _ either side (those are tags and names)
     LONGEST_RUN,
     SHORTEST_WORD,
     LONGEST_WORD,
@@ -102,7 +101,7 @@ class Runs:
                 cuts[run] = " ".join(words)
         if not cuts:
             return text
-        found = re.compile(_BOUNDED.format("|".join(map(re.escape, cuts))), re.IGNORECASE)
+        found = whole_words(cuts)
         return found.sub(lambda match: cuts.get(match.group(0).lower(), match.group(0)), text)
 
     def _phrase(self, words: Sequence[str]) -> bool:
@@ -113,9 +112,7 @@ class Runs:
         )
 
 
-def runs_for(
-    featuriser: Featuriser, weights: np.ndarray[Any, Any], categories: Sequence[str]
-) -> Runs:
+def runs_for(model: EmbeddedModel) -> Runs:
     """The cutter for a model: wordninja's words, and those of them the model weighs toward
     a harm."""
     import wordninja  # type: ignore[import-untyped]
@@ -124,7 +121,7 @@ def runs_for(
     # Its only view of its words: a word's cost is the log of its rank by frequency.
     costs: dict[str, float] = language._wordcost
     common = sorted(costs, key=costs.__getitem__)[MOST_COMMON:COMMON_WORDS]
-    harm = harm_words(featuriser, weights, categories, common)
+    harm = harm_words(model.featuriser, model.weights, model.categories, common)
     return Runs(costs, harm, language.split)  # its own dict: a set of the words is 8 MiB more
 
 
