@@ -198,6 +198,15 @@ class Settings(BaseSettings):
     batch_within_s: float = Field(
         0.05, gt=0.0, le=10.0, description="Longest wait to fill a micro-batch, in seconds."
     )
+    batch_backlog_within_s: float = Field(
+        0.25,
+        ge=0.0,
+        le=10.0,
+        description="Under a backlog (when batch_within_s runs out and the posts faust has "
+        "already fetched would fill the batch), how much longer a batch waits for them, in "
+        "seconds: full batches spread a batch's fixed costs over batch_max posts while a lag "
+        "drains. Posts that trickle in never wait for it. 0: batches leave at batch_within_s.",
+    )
     classify_attempts: int = Field(
         3, ge=1, le=10, description="Tries of one batch's inference before posts are isolated."
     )

@@ -1,7 +1,7 @@
 """The faust app: one agent that turns micro-batches of posts into decisions.
 
-At-least-once, with acks in our hands: the agent reads through faust's non-acking
-``noack_take()`` and acks a batch's events only after every record in it has a delivered
+At-least-once, with acks in our hands: the agent reads batches that are not acked as they are
+taken (``stream/take.py``) and acks a batch's events only after every record in it has a delivered
 outcome (a decision, maybe with an escalation, or a dead-letter). faust commits only offsets
 that were acked, in offset order. Anything unexpected ends in an exit without acking: the
 batch is redelivered to whichever worker takes the partitions over, never acked in silence.
@@ -40,6 +40,7 @@ from modfleet.stream.observe import BatchObserver
 from modfleet.stream.pages import Liveness, add_pages
 from modfleet.stream.pipeline import Pipeline
 from modfleet.stream.reload import PolicyReloader
+from modfleet.stream.take import batches, behind
 from modfleet.telemetry.otlp_metrics import start_otlp_metrics
 from modfleet.telemetry.tracing import BatchTrace, Tracing, setup_tracing
 
@@ -119,16 +120,21 @@ class StreamWorker:
         s = self.settings
         flight = InFlight(s.batches_in_flight)
         gate = HeldGate(HeldPosts(s.held_post_bytes), stream)
-        # Before the processor noack_take adds: a post waits here, outside the batch in hand.
+        # Before the processor batches() adds: a post waits here, outside the batch in hand.
         stream.add_processor(gate)
         self.liveness.agent_running = True
         try:
             await self.shared_crashes.publish(self.journal.learned)
-            # noack_take() is faust's; its type stubs lag behind and only know take().
-            batches = stream.noack_take(  # type: ignore[attr-defined]
-                s.batch_max, within=s.batch_within_s
+            lag = behind(self.app.consumer)
+            # Posts held at the gate cannot join the batch, however many are behind them.
+            taken = batches(
+                stream,
+                s.batch_max,
+                s.batch_within_s,
+                s.batch_backlog_within_s,
+                lambda events: 0 if gate.shut else lag(events),
             )
-            async for events in batches:
+            async for events in taken:
                 if self._assigned_anew:
                     self._assigned_anew = False
                     self.journal.merge(await self.shared_crashes.fetch())

@@ -8,9 +8,10 @@ make memory follow settings instead, while small posts see faust's own counts:
 
 - ``BufferQueue``, faust's stream buffer, also counts its posts' bytes: past
   ``stream_buffer_bytes`` it is full (faust stops fetching) as it would be at its event count;
-- ``HeldGate``, a stream processor placed before faust's take buffer, admits a post only while
+- ``HeldGate``, a stream processor placed before the batch's buffer, admits a post only while
   the posts taken and not yet acked, its own included, fit ``held_post_bytes``; past it the
-  stream waits for a batch to be acked, and faust's ``within`` cuts the batch in hand short.
+  stream waits for a batch to be acked, and the batch window cuts the batch in hand short
+  (``stream/take.py``: a batch never waits for a backlog behind a shut gate).
 
 A post larger than a whole bound still goes through alone, when nothing else is held, so that it
 is decided (or dead-lettered) rather than stalling its partitions.
@@ -86,6 +87,7 @@ class HeldPosts:
         self.limit = limit
         self.held = 0
         self._room = asyncio.Event()
+        self.waiting = False  # a post waits at the door for a batch to be acked
 
     def admit(self, size: int) -> Awaitable[None] | None:
         """Count a post in, or return what to await until it fits (then it is counted in).
@@ -97,9 +99,13 @@ class HeldPosts:
         return self._wait_for_room(size)
 
     async def _wait_for_room(self, size: int) -> None:
-        while self.held and self.held + size > self.limit:
-            self._room.clear()
-            await self._room.wait()
+        self.waiting = True
+        try:
+            while self.held and self.held + size > self.limit:
+                self._room.clear()
+                await self._room.wait()
+        finally:
+            self.waiting = False
         self.held += size
 
     def release(self, size: int) -> None:
@@ -120,6 +126,11 @@ class HeldGate:
         if waiting is None:
             return value
         return _after(waiting, value)
+
+    @property
+    def shut(self) -> bool:
+        """A post waits here: the batch being taken cannot grow until one is acked."""
+        return self._held.waiting
 
     def release(self, events: Iterable[EventT[bytes]]) -> int:
         """The events' posts are acked: their bytes no longer count. Returns how many."""
