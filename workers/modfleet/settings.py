@@ -159,8 +159,9 @@ class Settings(BaseSettings):
         512,
         ge=1,
         le=10_000,
-        description="Most posts in one micro-batch. A batch fills to this only when posts "
-        "arrive faster than batch_max per batch_within_s; then a larger one spreads each batch's "
+        description="Most posts in one micro-batch. A batch fills to this when posts arrive "
+        "faster than batch_max per batch_within_s, or while a lag drains (see "
+        "batch_backlog_within_s); then a larger one spreads each batch's "
         "fixed costs (a Redis round trip, a record batch per partition, the model's call) over "
         "more posts: 512 against 256 cost about 20 us of CPU a post less with the embedded model "
         "(docs/benchmarks.md).",

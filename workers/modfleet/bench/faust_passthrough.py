@@ -1,9 +1,10 @@
 """Stage (b): a faust app that forwards posts with no work, run as its own process.
 
 It is configured like the stream worker: built by the same ``faust_app`` (faust's options,
-fetch wait, compression), with the same ``take_events`` batching and the same wait for the
-broker's acks before a batch is done, minus everything modfleet does to a post, so that the
-worker's rate over this one's is the cost of our own code.
+fetch wait, compression), with faust's own ``take_events`` batching (the worker's fills its
+batches while a lag drains: ``stream/take.py``) and the same wait for the broker's acks before
+a batch is done, minus everything modfleet does to a post, so that the worker's rate over this
+one's is the cost of our own code.
 
 Run as ``python -m modfleet.bench.faust_passthrough SOURCES WEB_PORT`` (SOURCES: topics,
 comma-separated) with the worker's MODFLEET_* environment: its broker, consumer group and
