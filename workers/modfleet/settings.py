@@ -203,8 +203,8 @@ class Settings(BaseSettings):
         0.25,
         ge=0.0,
         le=10.0,
-        description="Under a backlog (when batch_within_s runs out and the posts faust has "
-        "already fetched would fill the batch), how much longer a batch waits for them, in "
+        description="Under a backlog (when batch_within_s runs out and the records on the "
+        "broker behind the batch would fill it), how much longer a batch waits for them, in "
         "seconds: full batches spread a batch's fixed costs over batch_max posts while a lag "
         "drains. Posts that trickle in never wait for it. 0: batches leave at batch_within_s.",
     )

@@ -1,10 +1,10 @@
 """The faust app: one agent that turns micro-batches of posts into decisions.
 
-At-least-once, with acks in our hands: the agent reads batches that are not acked as they are
-taken (``stream/take.py``) and acks a batch's events only after every record in it has a delivered
-outcome (a decision, maybe with an escalation, or a dead-letter). faust commits only offsets
-that were acked, in offset order. Anything unexpected ends in an exit without acking: the
-batch is redelivered to whichever worker takes the partitions over, never acked in silence.
+At-least-once, with acks in our hands: the agent takes batches that are not acked as they are
+taken (``stream/take.py``) and acks a batch's events only after every record in it has a
+delivered outcome (a decision, maybe with an escalation, or a dead-letter). faust commits only
+offsets that were acked, in offset order. Anything unexpected ends in an exit without acking:
+the batch is redelivered to whichever worker takes the partitions over, never acked in silence.
 """
 
 from __future__ import annotations

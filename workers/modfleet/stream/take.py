@@ -1,5 +1,5 @@
 """Micro-batches from the agent's stream: short waits when posts trickle in, full batches
-when faust has a backlog in hand.
+while a lag drains.
 
 faust's ``noack_take(max, within)`` yields whatever its buffer holds when ``within`` runs out.
 Under a backlog that is not a full batch: the buffer fills only while the event loop is free,
