@@ -97,6 +97,11 @@ async def test_look_alikes_from_any_script_cannot_disguise_an_insult(
         ("go kill yourself", "gokillyourself"),
         ("go die in a fire", "#godieinafire"),
         ("you are a worthless idiot", "youareaworthlessidiot"),
+        # Letter pairs that read as one letter: rn as m, vv as w, cl as d.
+        ("you are a worthless idiot", "you are a vvorthless icliot"),
+        ("go die in a fire", "go clie in a fire"),
+        ("you are a stupid moron", "you are a stupicl rnoron"),
+        ("kill yourself you dumb whore", "kill yourself you clurnb vvhore"),
     ],
 )
 async def test_what_a_reader_reads_through_cannot_disguise_abuse(

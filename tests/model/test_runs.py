@@ -9,7 +9,7 @@ from hostile import within_seconds
 
 from modfleet.inference.embedded import EmbeddedClassifier
 from modfleet.model.readings import second_reading
-from modfleet.model.runs import LONGEST_RUN, MOST_LETTERS, Runs, runs_for
+from modfleet.model.runs import LONGEST_RUN, MOST_ALIKE, MOST_LETTERS, Runs, runs_for
 
 _LANGUAGE = wordninja.DEFAULT_LANGUAGE_MODEL
 _KNOWN = _LANGUAGE._wordcost
@@ -98,3 +98,46 @@ def test_the_shipped_model_weighs_harm_words_not_the_commonest() -> None:
     assert {"kill", "die", "idiot", "stupid", "suicide"} <= harm
     assert not {"would", "your", "here", "the"} & harm  # among the 500 commonest
     assert not {"free", "subscribe"} & harm  # spam's words
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ("you are a rnoron", "you are a moron"),
+        ("vvorthless icliot, go clie", "worthless idiot, go die"),
+        ("RNORON!", "moron!"),
+        ("clurnb vvhore", "dumb whore"),  # two pairs in one word
+        # Words as written, and names that read as no word: as written.
+        ("turn modern clown claim uncle www", None),
+        ("Arnold Bjarne Vernon Cornwall", None),
+        # Beside a digit, an underscore or a letter of another script: tags and names.
+        ("rnoron1 x_rnoron кrnoron", None),
+    ],
+)
+def test_look_alike_letter_pairs_are_read_as_their_letter(
+    runs: Runs, text: str, read: str | None
+) -> None:
+    assert runs.alike(text) == (text if read is None else read)
+
+
+def test_look_alikes_in_addresses_are_left_and_the_rest_read(runs: Runs) -> None:
+    text = "@rnoron https://example.org/vvhore"
+    assert second_reading(text, runs) is None
+    assert second_reading(f"{text} you rnoron", runs) == f"{text} you moron"
+
+
+def test_a_text_reads_a_bounded_number_of_look_alike_words(runs: Runs) -> None:
+    # Every word of wordninja's list written with "rn" for its "m": far more than the bound.
+    words = [w for w in _KNOWN if w.isalpha() and "m" in w and not {"r", "v", "c"} & set(w)]
+    kept = [(w.replace("m", "rn"), w) for w in words[:5_000] if w.replace("m", "rn") not in _KNOWN]
+    read = runs.alike(" ".join(a for a, _ in kept)).split()
+    assert sum(r != a for r, (a, _) in zip(read, kept, strict=True)) == MOST_ALIKE
+    assert read[:MOST_ALIKE] == [w for _, w in kept[:MOST_ALIKE]]
+
+
+@pytest.mark.parametrize("unit", ["rn", "rnoron ", "vvv", "clrnvv ", "ab rn cl vv "])
+def test_a_hostile_post_of_look_alikes_costs_its_length(runs: Runs, unit: str) -> None:
+    text = unit * (200_000 // len(unit))
+    with within_seconds(5):
+        runs.alike(text)
+        second_reading(text, runs)

@@ -10,7 +10,8 @@
 - A hashtag's words run together, told apart by their capitals: ``#GoDieInAFire``.
 - Words run together in small letters, found by a word segmenter where the run holds a word
   the model weighs toward a harm and a word that glues a phrase: ``killyourself``
-  (``model/runs.py``).
+  (``model/runs.py``), and words written with letter pairs that look like one letter
+  (``rnoron``, ``vvorthless``, ``clie``), by the segmenter's word list.
 - The other letter of an ambiguous l33t character: ``1`` and ``|`` stand for ``l`` or ``i``,
   and the word view reads ``1`` as ``i`` and ``|`` as ``l``, so ``ki11`` was ``kiii``. Taken
   only in a word of two letters or more and no other digit, not an ordinal (``1st``), so that
@@ -150,13 +151,13 @@ def _outside_addresses(text: str, runs: Runs | None) -> str:
 
 
 def _read_words(text: str, runs: Runs | None) -> str:
-    """Punctuation inside words read through, a hashtag's words cut apart, words run
-    together cut apart."""
+    """Punctuation inside words read through, a hashtag's words cut apart, look-alike letter
+    pairs read as their letter, words run together cut apart."""
     read = (_INSIDE_ASCII if text.isascii() else _INSIDE).sub(_joined, text)
     if "#" in read:
         read = _HASHTAG_WORDS.sub(_cut, read)
     # After the punctuation: ``kill,yourself`` read through is a run.
-    return runs.cut(read) if runs is not None else read
+    return runs.cut(runs.alike(read)) if runs is not None else read
 
 
 def _cut(match: re.Match[str]) -> str:

@@ -14,6 +14,11 @@ frequencies. A run is cut only where it can matter and where it is cheap to:
   phrase (scikit-learn's English stop words: ``you``, ``in``, ``yourself``): a phrase run
   together, not a compound (``dickhead`` read as ``dick head`` is a sexual word in an insult).
 
+The same word list reads words written with letter pairs that look like one letter (Unicode's
+confusables: ``rn`` for ``m``, ``vv`` for ``w``, ``cl`` for ``d``): ``rnoron``, ``vvorthless``,
+``clie``. A word is so read where it is no word wordninja knows and, so read, is one
+(``turn``, ``clown`` and names such as ``Arnold`` stay as written).
+
 wordninja's cost grows with the square of a run's length (a run of 40 random letters took 0.7
 ms): only runs of at most :data:`LONGEST_RUN` letters are split, :data:`MOST_LETTERS` letters
 in all in one text, so that a hostile post costs at most about a millisecond more than its
@@ -51,6 +56,9 @@ NOT_HARM = frozenset({"spam"})  # categories whose words (``com``, ``free``) are
 GLUE: frozenset[str] = frozenset(ENGLISH_STOP_WORDS)  # a phrase's words, not a compound's
 
 _LOWER_RUN = re.compile(f"[a-z]{{{SHORTEST_RUN}}}[a-z]*")
+ALIKE = (("rn", "m"), ("vv", "w"), ("cl", "d"))  # letter pairs and the letter they look like
+MOST_ALIKE = 64  # distinct words read as their look-alikes in one text
+_ALIKE_WORD = re.compile("[a-z]*(?:" + "|".join(pair for pair, _ in ALIKE) + ")[a-z]*")
 
 # In the reading's id (``features.READING_ID``): a verdict cached under other rules or another
 # word list is not reused.
@@ -67,6 +75,9 @@ RULES = (
     sorted(NOT_HARM),
     sorted(GLUE),
     f"wordninja-{metadata.version('wordninja')}",
+    ALIKE,
+    MOST_ALIKE,
+    _ALIKE_WORD.pattern,
 )
 
 
@@ -103,6 +114,28 @@ class Runs:
             return text
         found = whole_words(cuts)
         return found.sub(lambda match: cuts.get(match.group(0).lower(), match.group(0)), text)
+
+    def alike(self, text: str) -> str:
+        """``text`` with each word written with look-alike letter pairs (``rnoron``) written as
+        the word it reads as, where the word as written is not one and so read is."""
+        lower = text.lower()
+        if not any(pair in lower for pair, _ in ALIKE):
+            return text  # most texts: three scans in C
+        reads: dict[str, str] = {}
+        for word in dict.fromkeys(_ALIKE_WORD.findall(lower)):
+            if word in self._known:
+                continue
+            read = word
+            for pair, letter in ALIKE:
+                read = read.replace(pair, letter)
+            if read in self._known:
+                reads[word] = read
+                if len(reads) >= MOST_ALIKE:
+                    break
+        if not reads:
+            return text
+        found = whole_words(reads)
+        return found.sub(lambda match: reads.get(match.group(0).lower(), match.group(0)), text)
 
     def _phrase(self, words: Sequence[str]) -> bool:
         """A harm word and another that glues a phrase: ``kill`` + ``yourself``."""
