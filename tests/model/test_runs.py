@@ -141,3 +141,12 @@ def test_a_hostile_post_of_look_alikes_costs_its_length(runs: Runs, unit: str) -
     with within_seconds(5):
         runs.alike(text)
         second_reading(text, runs)
+
+
+def test_a_hostile_post_of_distinct_look_alike_words_costs_its_length(runs: Runs) -> None:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    # "rnaaa rnaab ...": 17,576 words that hold a pair and are no word, no two alike.
+    text = " ".join(f"rn{a}{b}{c}" for a in letters for b in letters for c in letters)
+    with within_seconds(5):
+        runs.alike(text)
+        second_reading(text, runs)

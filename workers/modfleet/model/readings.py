@@ -157,7 +157,7 @@ def _read_words(text: str, runs: Runs | None) -> str:
     if "#" in read:
         read = _HASHTAG_WORDS.sub(_cut, read)
     # After the punctuation: ``kill,yourself`` read through is a run.
-    return runs.cut(runs.alike(read)) if runs is not None else read
+    return runs.read(read) if runs is not None else read
 
 
 def _cut(match: re.Match[str]) -> str:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Container, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +58,7 @@ GLUE: frozenset[str] = frozenset(ENGLISH_STOP_WORDS)  # a phrase's words, not a 
 _LOWER_RUN = re.compile(f"[a-z]{{{SHORTEST_RUN}}}[a-z]*")
 ALIKE = (("rn", "m"), ("vv", "w"), ("cl", "d"))  # letter pairs and the letter they look like
 MOST_ALIKE = 64  # distinct words read as their look-alikes in one text
-_ALIKE_WORD = re.compile("[a-z]*(?:" + "|".join(pair for pair, _ in ALIKE) + ")[a-z]*")
+_WORD = re.compile("[a-z]+")
 
 # In the reading's id (``features.READING_ID``): a verdict cached under other rules or another
 # word list is not reused.
@@ -77,7 +77,7 @@ RULES = (
     f"wordninja-{metadata.version('wordninja')}",
     ALIKE,
     MOST_ALIKE,
-    _ALIKE_WORD.pattern,
+    _WORD.pattern,
 )
 
 
@@ -85,7 +85,7 @@ class Runs:
     """Cuts a text's runs of words into words, where a run holds a harm word."""
 
     def __init__(
-        self, known: Container[str], harm: frozenset[str], split: Callable[[str], list[str]]
+        self, known: Mapping[str, float], harm: frozenset[str], split: Callable[[str], list[str]]
     ) -> None:
         self._known = known
         self._harm = harm
@@ -94,9 +94,23 @@ class Runs:
         # A word run together is often posted many times over (a hashtag).
         self._split = functools.lru_cache(maxsize=4096)(split)
 
+    def read(self, text: str) -> str:
+        """:meth:`alike`, then :meth:`cut`."""
+        lower = text.lower()
+        read = self._alike(text, lower)
+        return self._cut(read, lower if read is text else read.lower())
+
     def cut(self, text: str) -> str:
         """``text`` with each run that holds a harm word written as its words."""
-        runs = _LOWER_RUN.findall(text.lower())
+        return self._cut(text, text.lower())
+
+    def alike(self, text: str) -> str:
+        """``text`` with each word written with look-alike letter pairs (``rnoron``) written as
+        the word it reads as, where the word as written is not one and so read is."""
+        return self._alike(text, text.lower())
+
+    def _cut(self, text: str, lower: str) -> str:
+        runs = _LOWER_RUN.findall(lower)
         if all(map(self._known.__contains__, runs)):
             return text  # most texts: one scan in C
         cuts: dict[str, str] = {}
@@ -110,21 +124,20 @@ class Runs:
             words = self._split(run)
             if self._phrase(words):
                 cuts[run] = " ".join(words)
-        if not cuts:
-            return text
-        found = whole_words(cuts)
-        return found.sub(lambda match: cuts.get(match.group(0).lower(), match.group(0)), text)
+        return _replaced(text, cuts)
 
-    def alike(self, text: str) -> str:
-        """``text`` with each word written with look-alike letter pairs (``rnoron``) written as
-        the word it reads as, where the word as written is not one and so read is."""
-        lower = text.lower()
-        if not any(pair in lower for pair, _ in ALIKE):
+    def _alike(self, text: str, lower: str) -> str:
+        if "rn" not in lower and "vv" not in lower and "cl" not in lower:
             return text  # most texts: three scans in C
+        # Most words that hold a pair are words (morning, club): those are set aside in C.
+        words = _WORD.findall(lower)
+        unknown = set(words).difference(self._known)
+        held = [w for w in unknown if "rn" in w or "vv" in w or "cl" in w]
+        if len(held) > MOST_ALIKE:  # in the text's order, so that the bound cuts the same words
+            kept = set(held)
+            held = [w for w in dict.fromkeys(words) if w in kept]
         reads: dict[str, str] = {}
-        for word in dict.fromkeys(_ALIKE_WORD.findall(lower)):
-            if word in self._known:
-                continue
+        for word in held:
             read = word
             for pair, letter in ALIKE:
                 read = read.replace(pair, letter)
@@ -132,10 +145,7 @@ class Runs:
                 reads[word] = read
                 if len(reads) >= MOST_ALIKE:
                     break
-        if not reads:
-            return text
-        found = whole_words(reads)
-        return found.sub(lambda match: reads.get(match.group(0).lower(), match.group(0)), text)
+        return _replaced(text, reads)
 
     def _phrase(self, words: Sequence[str]) -> bool:
         """A harm word and another that glues a phrase: ``kill`` + ``yourself``."""
@@ -143,6 +153,14 @@ class Runs:
             word in self._harm and any(other in GLUE for other in words if other != word)
             for word in words
         )
+
+
+def _replaced(text: str, words: dict[str, str]) -> str:
+    """``text`` with each of ``words`` (in any case, standing as a word of its own) replaced."""
+    if not words:
+        return text
+    found = whole_words(words)
+    return found.sub(lambda match: words.get(match.group(0).lower(), match.group(0)), text)
 
 
 def runs_for(model: EmbeddedModel) -> Runs:
