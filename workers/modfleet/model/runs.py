@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +58,11 @@ GLUE: frozenset[str] = frozenset(ENGLISH_STOP_WORDS)  # a phrase's words, not a 
 _LOWER_RUN = re.compile(f"[a-z]{{{SHORTEST_RUN}}}[a-z]*")
 ALIKE = (("rn", "m"), ("vv", "w"), ("cl", "d"))  # letter pairs and the letter they look like
 MOST_ALIKE = 64  # distinct words read as their look-alikes in one text
-_WORD = re.compile("[a-z]+")
+# A pair is found first, then its word around it: cheaper than a pattern of such words, which
+# is tried at every letter, or than setting every word of the text against the word list.
+_ALIKE_PAIR = re.compile("|".join(pair for pair, _ in ALIKE))
+_LETTERS = re.compile("[a-z]*")
+_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
 
 # In the reading's id (``features.READING_ID``): a verdict cached under other rules or another
 # word list is not reused.
@@ -77,7 +81,8 @@ RULES = (
     f"wordninja-{metadata.version('wordninja')}",
     ALIKE,
     MOST_ALIKE,
-    _WORD.pattern,
+    _ALIKE_PAIR.pattern,
+    _LETTERS.pattern,
 )
 
 
@@ -129,15 +134,10 @@ class Runs:
     def _alike(self, text: str, lower: str) -> str:
         if "rn" not in lower and "vv" not in lower and "cl" not in lower:
             return text  # most texts: three scans in C
-        # Most words that hold a pair are words (morning, club): those are set aside in C.
-        words = _WORD.findall(lower)
-        unknown = set(words).difference(self._known)
-        held = [w for w in unknown if "rn" in w or "vv" in w or "cl" in w]
-        if len(held) > MOST_ALIKE:  # in the text's order, so that the bound cuts the same words
-            kept = set(held)
-            held = [w for w in dict.fromkeys(words) if w in kept]
         reads: dict[str, str] = {}
-        for word in held:
+        for word in _alike_words(lower):  # in the text's order: the same words in every process
+            if word in reads or word in self._known:  # most: morning, club, include
+                continue
             read = word
             for pair, letter in ALIKE:
                 read = read.replace(pair, letter)
@@ -153,6 +153,19 @@ class Runs:
             word in self._harm and any(other in GLUE for other in words if other != word)
             for word in words
         )
+
+
+def _alike_words(lower: str) -> Iterator[str]:
+    """Each word of small letters in ``lower`` that holds a look-alike pair, in order."""
+    end = 0
+    found = _ALIKE_PAIR.search(lower)
+    while found is not None:
+        start = found.start()
+        while start > end and lower[start - 1] in _LOWER:
+            start -= 1
+        end = _LETTERS.match(lower, found.end()).end()  # type: ignore[union-attr]
+        yield lower[start:end]
+        found = _ALIKE_PAIR.search(lower, end)
 
 
 def _replaced(text: str, words: dict[str, str]) -> str:
