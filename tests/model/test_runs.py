@@ -9,7 +9,7 @@ from hostile import within_seconds
 
 from modfleet.inference.embedded import EmbeddedClassifier
 from modfleet.model.readings import second_reading
-from modfleet.model.runs import LONGEST_RUN, MOST_ALIKE, MOST_LETTERS, Runs, runs_for
+from modfleet.model.runs import ALIKE, LONGEST_RUN, MOST_ALIKE, MOST_LETTERS, Runs, runs_for
 
 _LANGUAGE = wordninja.DEFAULT_LANGUAGE_MODEL
 _KNOWN = _LANGUAGE._wordcost
@@ -150,3 +150,17 @@ def test_a_hostile_post_of_distinct_look_alike_words_costs_its_length(runs: Runs
     with within_seconds(5):
         runs.alike(text)
         second_reading(text, runs)
+
+
+@pytest.mark.parametrize(("pair", "letter"), ALIKE)
+def test_every_look_alike_pair_is_read(runs: Runs, pair: str, letter: str) -> None:
+    # The reader's quick look for pairs is written out: a pair added to ALIKE must be read too.
+    word = next(
+        w
+        for w in _KNOWN
+        if len(w) > 4
+        and w.isalpha()
+        and w.count(letter) == 1
+        and w.replace(letter, pair) not in _KNOWN
+    )
+    assert runs.alike(f"you {word.replace(letter, pair)}") == f"you {word}"
