@@ -20,7 +20,7 @@ from modfleet.bench.cores import Cores, affinity, pin
 from modfleet.bench.redis_proxy import read_counters
 from modfleet.errors import FatalError
 from modfleet.settings import Settings
-from modfleet.stack.dev import settings_env
+from modfleet.stack.dev import START_TIMEOUT_S, settings_env
 from modfleet.stack.services import free_port, stop_process, wait_for_port
 
 
@@ -86,7 +86,7 @@ def wait_until(
     raise FatalError(f"{what} did not reach {target:.0f} within {timeout_s:.0f} s:\n{child.tail()}")
 
 
-def wait_healthy(child: Child, what: str, timeout_s: float = 60) -> None:
+def wait_healthy(child: Child, what: str, timeout_s: float = START_TIMEOUT_S) -> None:
     def up() -> float:
         return 1.0 if get_json(f"{child.base_url}/health").get("status") == "ok" else 0.0
 

@@ -35,6 +35,11 @@ SAMPLE_POSTS = Path(__file__).with_name("sample_posts.jsonl")
 # Tansu answers a multi-partition fetch late (see stack_settings): at 1,500 ms, faust's own
 # wait, p50 latency was 300 ms; at 100 ms, 60 (docs/benchmarks.md).
 _TANSU_FETCH_WAIT_MS = 100
+# /health answers once the agent runs: after the model, word lists, packs and the producer's
+# first connection. 2-3 s on an idle two-core VM, but once past 60 s in a CI run with two test
+# workers beside it. The wait only bounds a child that hangs, so it is generous; a child that
+# exits is reported at once.
+START_TIMEOUT_S = 180.0
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,10 @@ def worker_process(settings: Settings, log_path: Path) -> Iterator[subprocess.Po
 
 
 def wait_healthy(
-    settings: Settings, proc: subprocess.Popen[bytes], log_path: Path, timeout_s: float = 60
+    settings: Settings,
+    proc: subprocess.Popen[bytes],
+    log_path: Path,
+    timeout_s: float = START_TIMEOUT_S,
 ) -> None:
     url = f"http://{settings.web_host}:{settings.web_port}/health"
     deadline = time.monotonic() + timeout_s
