@@ -41,9 +41,11 @@ from modfleet.model.readings import (
         ("k,ill yours,elf", "kill yourself"),
         ("k'ill your\u2019self", "kill yourself"),
         ("k.ill k;ill k:ill k-ill", "kill kill kill kill"),
+        ("you idio't, a bigo\u2019t", "you idiot, a bigot"),  # 't after n only is n't
         ("e.g. i.e. U.S.A. f.u.c.k off", None),  # single letters: the word view joins 3+
         # Contractions, sentences and numbers: not read again.
         ("don't, it's, we'll, they're, I'm, you've, he'd, can\u2019t", None),
+        ("DON'T, won't, ain't, mustn't, shan\u2019t, 'tis, 'twas", None),
         ("Hello, world. Fine; ok: 3,000 km in 2.5 days - well done", None),
         ("'quoted' and \u2018this\u2019", None),
         # A hashtag's words run together with a capital each.

@@ -4,9 +4,10 @@
   ``w~~orth~~less``) and pictographs between letters (``k🔪ill``). A platform that renders
   markdown shows the word whole, and a reader reads past the marks and the emoji.
 - Punctuation between two letters of a word, read through: ``k,ill``, ``your'self``,
-  ``k.ill``, as a reader skips a stray mark. Not an apostrophe before a contraction's ending
-  (``don't``), a full stop between single letters (``e.g.``), nor anything in a word that
-  holds ``/`` or ``@`` (addresses and handles).
+  ``k.ill``, ``idio't``, as a reader skips a stray mark. Not an apostrophe before a
+  contraction's ending (``we'll``; ``'t`` after ``n`` only: ``don't``), a full stop between
+  single letters (``e.g.``), nor anything in a word that holds ``/`` or ``@`` (addresses and
+  handles).
 - A hashtag's words run together, told apart by their capitals: ``#GoDieInAFire``.
 - Words run together in small letters, found by a word segmenter where the run holds a word
   the model weighs toward a harm and a word that glues a phrase: ``killyourself``
@@ -55,7 +56,9 @@ def _inside(marks: str, letter: str, apostrophe: str) -> re.Pattern[str]:
     contraction's ending."""
     return re.compile(
         f"[{marks}](?<={letter}.)[{marks}]*(?={letter})"
-        f"(?<!{apostrophe}(?=(?:s|t|re|ve|ll|d|m)(?!{letter})))",
+        f"(?<!{apostrophe}(?=(?:s|re|ve|ll|d|m)(?!{letter})))"
+        # 't ends a contraction only after n (don't, can't, ain't): idio't is a word split.
+        f"(?<!n{apostrophe}(?=t(?!{letter})))",
         re.IGNORECASE,
     )
 
