@@ -41,7 +41,7 @@ from modfleet.model.readings import (
         ("k,ill yours,elf", "kill yourself"),
         ("k'ill your\u2019self", "kill yourself"),
         ("k.ill k;ill k:ill k-ill", "kill kill kill kill"),
-        ("you idio't, a bigo\u2019t", "you idiot, a bigot"),  # 't after n only is n't
+        ("you idio't, a bigo\u2019t", "you idiot, a bigot"),  # 't is a contraction after n only
         ("e.g. i.e. U.S.A. f.u.c.k off", None),  # single letters: the word view joins 3+
         # Contractions, sentences and numbers: not read again.
         ("don't, it's, we'll, they're, I'm, you've, he'd, can\u2019t", None),
@@ -95,6 +95,8 @@ def test_a_second_reading_only_drops_marks_splits_words_and_swaps_ambiguous_lett
         "a.",
         "a,-.'",
         "ab's ",
+        "n't",  # the two contraction lookbehinds, 't after n and after another letter
+        "a\u2019t ",
         "aB",
         "#Ab",
         "#AaA",
